@@ -1,0 +1,89 @@
+/* Implementation of the helpers declared in common.h: status names, the
+ * never-failing allocators, and small string and time utilities. */
+#define _POSIX_C_SOURCE 200809L
+#include "core/common.h"
+
+#include <ctype.h>
+#include <time.h>
+
+const char *mg_strstatus(int status)
+{
+    switch (status) {
+    case MG_OK: return "ok";
+    case MG_ENOMEM: return "out of memory";
+    case MG_ELIMIT: return "limit exceeded";
+    case MG_EPROTO: return "protocol error";
+    case MG_EINVAL: return "invalid input";
+    case MG_EAGAIN: return "incomplete input";
+    case MG_EIO: return "I/O error";
+    case MG_ENOTFOUND: return "not found";
+    case MG_EDENIED: return "denied";
+    case MG_ETIMEDOUT: return "timed out";
+    case MG_ECLOSED: return "connection closed";
+    case MG_ETLS: return "TLS error";
+    default: return "unknown error";
+    }
+}
+
+void mg_assert_fail(const char *expr, const char *file, int line)
+{
+    fprintf(stderr, "mcpgate: assertion failed: %s (%s:%d)\n", expr, file, line);
+    abort();
+}
+
+static void *check(void *p)
+{
+    if (p == NULL) {
+        fputs("mcpgate: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+void *mg_xmalloc(size_t n) { return check(malloc(n ? n : 1)); }
+void *mg_xcalloc(size_t n, size_t size) { return check(calloc(n ? n : 1, size ? size : 1)); }
+void *mg_xrealloc(void *p, size_t n) { return check(realloc(p, n ? n : 1)); }
+char *mg_xstrdup(const char *s) { return check(strdup(s)); }
+char *mg_xstrndup(const char *s, size_t n) { return check(strndup(s, n)); }
+
+bool mg_str_ieq(const char *a, size_t a_len, const char *b)
+{
+    size_t b_len = strlen(b);
+    if (a_len != b_len)
+        return false;
+    for (size_t i = 0; i < a_len; i++)
+        if (tolower((unsigned char)a[i]) != tolower((unsigned char)b[i]))
+            return false;
+    return true;
+}
+
+bool mg_str_eq(const char *a, size_t a_len, const char *b)
+{
+    return strlen(b) == a_len && memcmp(a, b, a_len) == 0;
+}
+
+int mg_parse_u64(const char *s, size_t len, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (len == 0)
+        return MG_EINVAL;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return MG_EINVAL;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return MG_ELIMIT;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return MG_OK;
+}
+
+uint64_t mg_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t mg_now_ms(void) { return mg_now_ns() / 1000000u; }

@@ -1,0 +1,70 @@
+/* Common definitions every mcpgate module includes: the one status enum, the
+ * release-mode assert, small helpers, and the poisoning of unsafe libc calls. */
+#ifndef MG_CORE_COMMON_H
+#define MG_CORE_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One status space for the whole code base: 0 is success, every failure is a
+ * negative MG_E* value. Protocol errors (HTTP status, JSON-RPC codes) are data
+ * and are mapped once at the edge. */
+enum mg_status {
+    MG_OK = 0,
+    MG_ENOMEM = -1,   /* allocation failed */
+    MG_ELIMIT = -2,   /* a configured bound was hit */
+    MG_EPROTO = -3,   /* the peer violated its protocol */
+    MG_EINVAL = -4,   /* bad argument or bad input */
+    MG_EAGAIN = -5,   /* need more input */
+    MG_EIO = -6,      /* operating-system I/O error */
+    MG_ENOTFOUND = -7,
+    MG_EDENIED = -8,
+    MG_ETIMEDOUT = -9,
+    MG_ECLOSED = -10, /* the peer went away */
+    MG_ETLS = -11,
+};
+
+const char *mg_strstatus(int status);
+
+/* An assert that stays in release builds: a security gateway stops rather than
+ * run on corrupted state. */
+#define MG_ASSERT(cond)                                                                            \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            mg_assert_fail(#cond, __FILE__, __LINE__);                                             \
+    } while (0)
+
+_Noreturn void mg_assert_fail(const char *expr, const char *file, int line);
+
+#define MG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define MG_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MG_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define MG_UNUSED(x) (void)(x)
+
+/* Allocation that cannot return NULL: out of memory aborts. A gateway that
+ * cannot allocate a few bytes cannot answer anyone correctly either. */
+void *mg_xmalloc(size_t n);
+void *mg_xcalloc(size_t n, size_t size);
+void *mg_xrealloc(void *p, size_t n);
+char *mg_xstrdup(const char *s);
+char *mg_xstrndup(const char *s, size_t n);
+
+/* Case-insensitive comparison of a length-delimited string with a C string. */
+bool mg_str_ieq(const char *a, size_t a_len, const char *b);
+bool mg_str_eq(const char *a, size_t a_len, const char *b);
+/* Parses a decimal unsigned integer that must fill the whole slice. */
+int mg_parse_u64(const char *s, size_t len, uint64_t *out);
+
+/* Monotonic time in milliseconds / nanoseconds. */
+uint64_t mg_now_ms(void);
+uint64_t mg_now_ns(void);
+
+#if defined(__GNUC__) && !defined(MG_NO_POISON)
+#pragma GCC poison strcpy strcat sprintf gets strtok atoi
+#endif
+
+#endif
