@@ -1,0 +1,30 @@
+/* Process-wide counters for the Prometheus endpoint. Workers update them with
+ * relaxed atomics; the metrics listener renders them in text format 0.0.4. */
+#ifndef MG_GW_METRICS_H
+#define MG_GW_METRICS_H
+
+#include "core/buf.h"
+
+#include <stdatomic.h>
+
+#define MG_METRICS_N_BUCKETS 12
+
+struct mg_metrics {
+    atomic_uint_fast64_t requests[6];   /* by status class: 0 = other, 1xx..5xx */
+    atomic_uint_fast64_t latency_bucket[MG_METRICS_N_BUCKETS + 1];
+    atomic_uint_fast64_t latency_sum_us;
+    _Atomic(long long) open_connections;
+    atomic_int_fast64_t open_streams;
+    atomic_int_fast64_t stdio_children;
+    atomic_int_fast64_t sessions;
+    atomic_uint_fast64_t upstream_errors;
+    atomic_uint_fast64_t bytes_out;
+    atomic_uint_fast64_t reloads, reload_failures;
+};
+
+extern struct mg_metrics mg_metrics;
+
+void mg_metrics_observe(int status, uint64_t duration_us, uint64_t bytes);
+void mg_metrics_render(struct mg_buf *out);
+
+#endif

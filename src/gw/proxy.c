@@ -1,0 +1,479 @@
+/* The proxy handler: for each request, pick the route by Host and path,
+ * validate Host and Origin (DNS-rebinding protection), inspect the JSON-RPC
+ * body, rebuild the request for the upstream without hop-by-hop headers and
+ * without the gateway's own credentials, and stream the answer back as it
+ * arrives (SSE events are never held back). Upstream failures become
+ * well-formed answers that carry the JSON-RPC id of the request. */
+#include "core/log.h"
+#include "gw/metrics.h"
+#include "gw/worker.h"
+#include "mcp/jsonrpc.h"
+
+#include <inttypes.h>
+
+/* JSON-RPC codes for gateway transport errors, in the implementation-defined
+ * server-error range (JSON-RPC 2.0 §5.1); listed in docs/errors.md. */
+#define RPC_UPSTREAM_UNAVAILABLE -32000
+#define RPC_UPSTREAM_TIMEOUT -32001
+#define RPC_GATEWAY_REFUSED -32002
+
+#define GATEWAY_COOKIE_PREFIX "_mcpgate"
+
+struct proxy_req {
+    struct mg_worker *w;
+    struct mg_gw *gw;
+    const struct mg_route_rt *route;
+    struct mg_http_req *req;
+    struct mg_client_req *up;
+    struct mg_jsonrpc_info rpc;
+    char *session;
+    char *method_name;
+    uint64_t upstream_ns;
+    bool sse, counted_stream;
+    int up_status;
+    const char *error;
+};
+
+static struct mg_worker *worker_of(struct mg_http_req *req)
+{
+    return req->conn->srv->data;
+}
+
+static void proxy_free(struct proxy_req *p)
+{
+    if (p == NULL)
+        return;
+    if (p->counted_stream)
+        atomic_fetch_sub(&mg_metrics.open_streams, 1);
+    mg_jsonrpc_info_fini(&p->rpc);
+    free(p->session);
+    mg_gw_unref(p->gw);
+    free(p);
+}
+
+static bool in_list(const char *name, size_t len, char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (mg_str_ieq(name, len, list[i]))
+            return true;
+    return false;
+}
+
+static bool is_hop_by_hop(const char *n, size_t len)
+{
+    static const char *hop[] = {"connection", "keep-alive",        "proxy-connection",
+                                "te",         "trailer",           "transfer-encoding",
+                                "upgrade",    "proxy-authenticate", "proxy-authorization",
+                                "http2-settings"};
+    for (size_t i = 0; i < MG_ARRAY_LEN(hop); i++)
+        if (mg_str_ieq(n, len, hop[i]))
+            return true;
+    return false;
+}
+
+/* Headers named in Connection are hop-by-hop too (RFC 9110 §7.6.1). */
+static bool named_in_connection(const struct mg_http_head *h, const char *n, size_t len)
+{
+    char name[128];
+    if (len >= sizeof name)
+        return false;
+    memcpy(name, n, len);
+    name[len] = '\0';
+    for (size_t i = 0; i < h->n_headers; i++) {
+        const struct mg_http_header *x = &h->headers[i];
+        if (mg_str_ieq(x->name, x->name_len, "connection") &&
+            mg_http_list_has(x->value, x->value_len, name))
+            return true;
+    }
+    return false;
+}
+
+static bool skip_request_header(const struct mg_http_head *h, const struct mg_conf_route *r,
+                                const struct mg_http_header *x)
+{
+    static const char *drop[] = {
+        "host",           "content-length",    "expect",           "authorization",
+        "forwarded",      "x-forwarded-for",   "x-forwarded-proto", "x-forwarded-host",
+        "x-forwarded-port", "x-real-ip",       "cookie",
+    };
+    const char *n = x->name;
+    size_t len = x->name_len;
+    if (is_hop_by_hop(n, len))
+        return true;
+    for (size_t i = 0; i < MG_ARRAY_LEN(drop); i++)
+        if (mg_str_ieq(n, len, drop[i]))
+            return true;
+    if (len >= 10 && mg_str_ieq(n, 10, "x-mcpgate-"))
+        return true;
+    if (in_list(n, len, r->remove_request_headers, r->n_remove_request_headers))
+        return true;
+    for (size_t i = 0; i < r->n_set_request_headers; i++)
+        if (mg_str_ieq(n, len, r->set_request_headers[i].name))
+            return true;
+    return named_in_connection(h, n, len);
+}
+
+/* Forwards the caller's cookies except the gateway's own. */
+static void append_cookies(const struct mg_http_head *h, struct mg_buf *out)
+{
+    bool any = false;
+    for (size_t i = 0; i < h->n_headers; i++) {
+        const struct mg_http_header *x = &h->headers[i];
+        if (!mg_str_ieq(x->name, x->name_len, "cookie"))
+            continue;
+        size_t pos = 0;
+        while (pos < x->value_len) {
+            while (pos < x->value_len && (x->value[pos] == ' ' || x->value[pos] == ';'))
+                pos++;
+            size_t start = pos;
+            while (pos < x->value_len && x->value[pos] != ';')
+                pos++;
+            size_t clen = pos - start;
+            if (clen == 0)
+                continue;
+            size_t plen = strlen(GATEWAY_COOKIE_PREFIX);
+            if (clen >= plen && memcmp(x->value + start, GATEWAY_COOKIE_PREFIX, plen) == 0)
+                continue;
+            mg_buf_appends(out, any ? "; " : "Cookie: ");
+            mg_buf_append(out, x->value + start, clen);
+            any = true;
+        }
+    }
+    if (any)
+        mg_buf_appends(out, "\r\n");
+}
+
+static const char *method_name(int m)
+{
+    return llhttp_method_name((llhttp_method_t)m);
+}
+
+static int build_upstream_head(struct proxy_req *p, struct mg_buf *out)
+{
+    struct mg_http_req *req = p->req;
+    const struct mg_http_head *h = req->head;
+    const struct mg_route_rt *rt = p->route;
+    const struct mg_conf_route *r = rt->conf;
+    int rc = 0;
+    rc |= mg_buf_appendf(out, "%s ", method_name(req->method));
+    mg_gw_upstream_target(rt, req->target, out);
+    rc |= mg_buf_appends(out, " HTTP/1.1\r\n");
+    const struct mg_http_header *host = mg_http_head_find(h, "host");
+    if (r->preserve_host_header || rt->via_hub)
+        rc |= mg_buf_appendf(out, "Host: %.*s\r\n", (int)host->value_len, host->value);
+    else
+        rc |= mg_buf_appendf(out, "Host: %s\r\n", rt->up_host_header);
+    for (size_t i = 0; i < h->n_headers; i++) {
+        const struct mg_http_header *x = &h->headers[i];
+        if (skip_request_header(h, r, x))
+            continue;
+        rc |= mg_buf_append(out, x->name, x->name_len);
+        rc |= mg_buf_append(out, ": ", 2);
+        rc |= mg_buf_append(out, x->value, x->value_len);
+        rc |= mg_buf_append(out, "\r\n", 2);
+    }
+    append_cookies(h, out);
+    for (size_t i = 0; i < r->n_set_request_headers; i++)
+        rc |= mg_buf_appendf(out, "%s: %s\r\n", r->set_request_headers[i].name,
+                             r->set_request_headers[i].value);
+    /* The caller's address as we saw it; anything the caller claimed is gone. */
+    rc |= mg_buf_appendf(out, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\n",
+                         req->conn->peer, req->conn->srv->is_tls ? "https" : "http");
+    rc |= mg_buf_appendf(out, "X-Forwarded-Host: %.*s\r\n", (int)host->value_len, host->value);
+    if (rt->via_hub)
+        rc |= mg_buf_appendf(out, "X-Mcpgate-Route: %s\r\nX-Mcpgate-Hub-Key: %s\r\n", r->name,
+                             p->gw->hub_key);
+    if (req->body.len > 0 || req->method == HTTP_POST || req->method == HTTP_PUT ||
+        req->method == HTTP_PATCH)
+        rc |= mg_buf_appendf(out, "Content-Length: %zu\r\n", req->body.len);
+    rc |= mg_buf_appends(out, "\r\n");
+    return rc ? MG_ELIMIT : 0;
+}
+
+/* --- answers -------------------------------------------------------------------------- */
+
+static void reply_error(struct proxy_req *p, int status, int code, const char *msg)
+{
+    p->error = msg;
+    struct mg_http_req *req = p->req;
+    mg_http_reply_jsonrpc_error(req, status, p->rpc.id_json, code, msg, NULL);
+}
+
+static bool skip_response_header(const struct mg_http_head *h, const struct mg_http_header *x)
+{
+    if (is_hop_by_hop(x->name, x->name_len) || mg_str_ieq(x->name, x->name_len, "content-length"))
+        return true;
+    if (mg_str_ieq(x->name, x->name_len, "set-cookie")) {
+        size_t plen = strlen(GATEWAY_COOKIE_PREFIX);
+        if (x->value_len >= plen && memcmp(x->value, GATEWAY_COOKIE_PREFIX, plen) == 0)
+            return true; /* an upstream may not set the gateway's cookies */
+    }
+    return named_in_connection(h, x->name, x->name_len);
+}
+
+static int up_on_head(void *ud, const struct mg_http_head *h)
+{
+    struct proxy_req *p = ud;
+    struct mg_http_req *req = p->req;
+    p->up_status = h->status;
+    p->upstream_ns = mg_client_first_byte_ns(p->up);
+    struct mg_buf hb;
+    mg_buf_init(&hb, 1 << 20);
+    for (size_t i = 0; i < h->n_headers; i++) {
+        const struct mg_http_header *x = &h->headers[i];
+        if (skip_response_header(h, x))
+            continue;
+        mg_buf_append(&hb, x->name, x->name_len);
+        mg_buf_append(&hb, ": ", 2);
+        mg_buf_append(&hb, x->value, x->value_len);
+        mg_buf_append(&hb, "\r\n", 2);
+        if (mg_str_ieq(x->name, x->name_len, "content-type") && x->value_len >= 17 &&
+            mg_str_ieq(x->value, 17, "text/event-stream"))
+            p->sse = true;
+        if (mg_str_ieq(x->name, x->name_len, "mcp-session-id") && p->session == NULL)
+            p->session = mg_xstrndup(x->value, MG_MIN(x->value_len, 256));
+    }
+    int64_t len = -1;
+    if (h->has_content_length && !h->chunked)
+        len = (int64_t)h->content_length;
+    if (p->sse) {
+        /* A stream may stay open for hours: keep nothing of the request. */
+        atomic_fetch_add(&mg_metrics.open_streams, 1);
+        p->counted_stream = true;
+    }
+    int rc = mg_http_begin(req, h->status, hb.data ? hb.data : "", hb.len, len);
+    mg_buf_fini(&hb);
+    if (p->sse)
+        mg_http_release_head(req);
+    return rc < 0 ? -1 : 0;
+}
+
+static void up_on_body(void *ud, const char *data, size_t len)
+{
+    struct proxy_req *p = ud;
+    if (mg_http_write(p->req, data, len) < 0)
+        return;
+    /* Backpressure: a client that reads slowly slows the upstream down. */
+    if (mg_http_congested(p->req))
+        mg_client_pause(p->up);
+}
+
+static void up_on_done(void *ud, int status)
+{
+    struct proxy_req *p = ud;
+    struct mg_http_req *req = p->req;
+    p->up = NULL;
+    if (status == 0) {
+        mg_http_finish(req);
+        return;
+    }
+    atomic_fetch_add(&mg_metrics.upstream_errors, 1);
+    if (req->started) {
+        /* Mid-response: cut the connection so the client sees a truncated
+         * body rather than a clean end of a response that is incomplete. */
+        p->error = "upstream closed mid-response";
+        mg_http_abort(req);
+        return;
+    }
+    if (status == MG_ETIMEDOUT)
+        reply_error(p, 504, RPC_UPSTREAM_TIMEOUT, "upstream timed out");
+    else if (status == MG_EPROTO)
+        reply_error(p, 502, RPC_UPSTREAM_UNAVAILABLE, "upstream sent an invalid response");
+    else if (status == MG_ETLS)
+        reply_error(p, 502, RPC_UPSTREAM_UNAVAILABLE, "upstream TLS handshake failed");
+    else
+        reply_error(p, 502, RPC_UPSTREAM_UNAVAILABLE, "upstream unavailable");
+}
+
+static const struct mg_client_cbs up_cbs = {
+    .on_head = up_on_head,
+    .on_body = up_on_body,
+    .on_done = up_on_done,
+};
+
+/* --- the handler ---------------------------------------------------------------------- */
+
+static bool origin_allowed(const struct mg_route_rt *rt, const struct mg_http_header *o)
+{
+    if (mg_str_ieq(o->value, o->value_len, rt->origin))
+        return true;
+    const struct mg_conf_route *r = rt->conf;
+    for (size_t i = 0; i < r->n_allowed_origins; i++)
+        if (mg_str_ieq(o->value, o->value_len, r->allowed_origins[i]))
+            return true;
+    return false;
+}
+
+static void on_request(struct mg_http_req *req)
+{
+    struct mg_worker *w = worker_of(req);
+    struct proxy_req *p = mg_xcalloc(1, sizeof *p);
+    p->w = w;
+    p->req = req;
+    p->gw = w->gw;
+    mg_gw_ref(p->gw);
+    req->hdata = p;
+    const struct mg_http_head *h = req->head;
+
+    if (h->method == HTTP_POST && req->body.len > 0)
+        mg_jsonrpc_inspect(req->body.data, req->body.len, &p->rpc);
+    const struct mg_http_header *sid = mg_http_head_find(h, "mcp-session-id");
+    if (sid)
+        p->session = mg_xstrndup(sid->value, MG_MIN(sid->value_len, 256));
+
+    /* RFC 9112 §3.2: exactly one Host in HTTP/1.1. */
+    size_t n_host = mg_http_head_count(h, "host");
+    const struct mg_http_header *host = mg_http_head_find(h, "host");
+    if (n_host != 1 || host->value_len == 0) {
+        req->close_after = true;
+        reply_error(p, 400, -32600, n_host == 0 ? "missing Host header" : "more than one Host header");
+        return;
+    }
+    if (req->target[0] != '/' || !mg_gw_path_is_safe(req->path)) {
+        reply_error(p, 400, -32600, "request target not allowed");
+        return;
+    }
+    int st = 0;
+    p->route = mg_gw_select(p->gw, host->value, host->value_len, req->path, w->http.is_tls, &st);
+    if (p->route == NULL) {
+        if (st == 403)
+            reply_error(p, 403, RPC_GATEWAY_REFUSED, "host not allowed");
+        else if (st == 404)
+            reply_error(p, 404, RPC_GATEWAY_REFUSED, "no route for this path");
+        else
+            reply_error(p, 400, -32600, "malformed Host header");
+        return;
+    }
+    const struct mg_http_header *origin = mg_http_head_find(h, "origin");
+    if (mg_http_head_count(h, "origin") > 1 || (origin && !origin_allowed(p->route, origin))) {
+        reply_error(p, 403, RPC_GATEWAY_REFUSED, "origin not allowed");
+        return;
+    }
+    switch (req->method) {
+    case HTTP_GET:
+    case HTTP_POST:
+    case HTTP_DELETE:
+    case HTTP_OPTIONS:
+    case HTTP_HEAD:
+        break;
+    default:
+        reply_error(p, 405, -32600, "method not allowed");
+        return;
+    }
+    if (h->method == HTTP_POST && p->rpc.shape == MG_JSONRPC_INVALID) {
+        /* Fail closed: what cannot be understood is not forwarded. */
+        reply_error(p, 400, -32700, p->rpc.error ? p->rpc.error : "invalid JSON-RPC body");
+        return;
+    }
+
+    struct mg_buf head;
+    mg_buf_init(&head, w->gw->conf->max_header_bytes + 8192);
+    if (build_upstream_head(p, &head) < 0) {
+        mg_buf_fini(&head);
+        reply_error(p, 431, -32600, "request headers too large to forward");
+        return;
+    }
+    const struct mg_conf_route *r = p->route->conf;
+    const struct mg_conf *conf = p->gw->conf;
+    struct mg_client_target t = {0};
+    if (p->route->via_hub) {
+        t.unix_path = p->gw->hub_path;
+    } else {
+        t.host = r->to.host;
+        t.port = r->to.port;
+        t.ssl_ctx = p->route->up_ctx;
+        t.sni = r->tls_server_name ? r->tls_server_name : r->to.host;
+        t.verify = !r->tls_skip_verify;
+    }
+    struct mg_client_opts opts = {
+        .connect_timeout_ms = conf->connect_timeout_ms,
+        .first_byte_timeout_ms = r->timeout_ms ? r->timeout_ms : conf->first_byte_timeout_ms,
+        .head_request = req->method == HTTP_HEAD,
+    };
+    int rc = mg_client_request(&w->pool, &t, head.data, head.len, req->body.data, req->body.len,
+                               &opts, &up_cbs, p, &p->up);
+    mg_buf_fini(&head);
+    /* The body now lives in the upstream request; drop our copy. */
+    mg_buf_fini(&req->body);
+    if (rc < 0) {
+        p->up = NULL;
+        reply_error(p, 502, RPC_UPSTREAM_UNAVAILABLE, "upstream unavailable");
+    }
+}
+
+static void on_abort(struct mg_http_req *req)
+{
+    struct proxy_req *p = req->hdata;
+    if (p && p->up) {
+        mg_client_cancel(p->up);
+        p->up = NULL;
+    }
+}
+
+static void on_drain(struct mg_http_req *req)
+{
+    struct proxy_req *p = req->hdata;
+    if (p && p->up)
+        mg_client_resume(p->up);
+}
+
+static void on_log(struct mg_http_req *req)
+{
+    struct proxy_req *p = req->hdata;
+    uint64_t dur_us = (mg_now_ns() - req->start_ns) / 1000;
+    mg_metrics_observe(req->status, dur_us, req->bytes_out);
+    char t[40];
+    mg_log_time(t, sizeof t);
+    struct mg_buf b;
+    mg_buf_init(&b, 8192);
+    mg_buf_appendf(&b, "{\"time\":\"%s\",\"client\":\"%s\"", t, req->conn->peer);
+    mg_buf_appends(&b, ",\"route\":");
+    if (p && p->route)
+        mg_buf_append_json_str(&b, p->route->conf->name, strlen(p->route->conf->name));
+    else
+        mg_buf_appends(&b, "null");
+    mg_buf_appendf(&b, ",\"method\":\"%s\",\"path\":",
+                   req->target ? method_name(req->method) : "-");
+    const char *path = req->path ? req->path : "";
+    mg_buf_append_json_str(&b, path, MG_MIN(strlen(path), 512));
+    mg_buf_appendf(&b, ",\"status\":%d,\"bytes\":%" PRIu64 ",\"duration_ms\":%.3f", req->status,
+                   req->bytes_out, (double)dur_us / 1000.0);
+    if (p && p->upstream_ns)
+        mg_buf_appendf(&b, ",\"upstream_ms\":%.3f", (double)p->upstream_ns / 1e6);
+    if (p && p->up_status)
+        mg_buf_appendf(&b, ",\"upstream_status\":%d", p->up_status);
+    if (p && p->rpc.shape != MG_JSONRPC_INVALID) {
+        mg_buf_appends(&b, ",\"rpc_method\":");
+        if (p->rpc.shape == MG_JSONRPC_BATCH)
+            mg_buf_appends(&b, "\"batch\"");
+        else if (p->rpc.method[0])
+            mg_buf_append_json_str(&b, p->rpc.method, strlen(p->rpc.method));
+        else
+            mg_buf_appends(&b, "\"response\"");
+        if (p->rpc.id_json && strlen(p->rpc.id_json) < 128)
+            mg_buf_appendf(&b, ",\"rpc_id\":%s", p->rpc.id_json);
+    }
+    if (p && p->session) {
+        mg_buf_appends(&b, ",\"session\":");
+        mg_buf_append_json_str(&b, p->session, strlen(p->session));
+    }
+    if (p && p->sse)
+        mg_buf_appends(&b, ",\"sse\":true");
+    const char *err = p && p->error ? p->error : req->error;
+    if (err) {
+        mg_buf_appends(&b, ",\"error\":");
+        mg_buf_append_json_str(&b, err, strlen(err));
+    }
+    mg_buf_appends(&b, "}");
+    mg_log_access(b.data, b.len);
+    mg_buf_fini(&b);
+    proxy_free(p);
+    req->hdata = NULL;
+}
+
+const struct mg_http_handler mg_proxy_handler = {
+    .on_request = on_request,
+    .on_abort = on_abort,
+    .on_drain = on_drain,
+    .on_log = on_log,
+};

@@ -1,0 +1,205 @@
+/* Worker threads; see worker.h. */
+#include "gw/worker.h"
+#include "core/log.h"
+#include "gw/metrics.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int mg_worker_listen_fd(const char *address, int *out, struct mg_buf *err)
+{
+    char host[256];
+    uint16_t port = 0;
+    const char *colon = strrchr(address, ':');
+    if (colon == NULL) {
+        mg_buf_appendf(err, "address %s: expected host:port", address);
+        return MG_EINVAL;
+    }
+    if (!mg_gw_parse_host(address, strlen(address), host, sizeof host, &port) || port == 0) {
+        mg_buf_appendf(err, "address %s: expected host:port", address);
+        return MG_EINVAL;
+    }
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof host, "127.0.0.1");
+    if (uv_ip4_addr(host[0] ? host : "0.0.0.0", port, (struct sockaddr_in *)&ss) != 0 &&
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) {
+        mg_buf_appendf(err, "address %s: host must be an IP address or localhost", address);
+        return MG_EINVAL;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        mg_buf_appendf(err, "socket: %s", strerror(errno));
+        return MG_EIO;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* One listening socket per worker; the kernel spreads connections. */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    socklen_t len = ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 1024) != 0) {
+        mg_buf_appendf(err, "cannot listen on %s: %s", address, strerror(errno));
+        close(fd);
+        return MG_EIO;
+    }
+    *out = fd;
+    return 0;
+}
+
+static void limits_from(const struct mg_conf *c, struct mg_http_limits *l)
+{
+    l->max_header_bytes = c->max_header_bytes;
+    l->max_body_bytes = c->max_body_bytes;
+    l->header_timeout_ms = c->header_timeout_ms;
+    l->body_timeout_ms = c->body_timeout_ms;
+    l->idle_timeout_ms = c->idle_timeout_ms;
+    l->send_timeout_ms = c->send_timeout_ms;
+    /* The connection cap is per gateway; each worker takes its share. */
+    l->max_connections = c->max_connections;
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct mg_worker *w = listener->data;
+    if (status < 0) {
+        mg_log_warn("worker %d: accept: %s", w->id, uv_strerror(status));
+        return;
+    }
+    mg_http_server_accept(&w->http, listener);
+}
+
+static void on_closed_noop(uv_handle_t *h) { MG_UNUSED(h); }
+
+static void finish_worker(struct mg_worker *w)
+{
+    if (w->done)
+        return;
+    w->done = true;
+    mg_client_pool_close(&w->pool);
+    uv_close((uv_handle_t *)&w->wake, on_closed_noop);
+    uv_close((uv_handle_t *)&w->drain_timer, on_closed_noop);
+}
+
+static void on_empty(struct mg_http_server *srv)
+{
+    struct mg_worker *w = srv->data;
+    if (w->draining)
+        finish_worker(w);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    struct mg_worker *w = t->data;
+    mg_log_warn("worker %d: drain timeout, closing %zu connections", w->id, w->http.n_conns);
+    mg_http_server_close_all(&w->http);
+}
+
+static void on_wake(uv_async_t *a)
+{
+    struct mg_worker *w = a->data;
+    pthread_mutex_lock(&w->mu);
+    struct mg_gw *next = w->next_gw;
+    bool drain = w->want_drain;
+    w->next_gw = NULL;
+    pthread_mutex_unlock(&w->mu);
+    if (next) {
+        /* Requests in flight keep the configuration they started with. */
+        struct mg_gw *old = w->gw;
+        w->gw = next;
+        limits_from(next->conf, &w->http.limits);
+        mg_gw_unref(old);
+    }
+    if (drain && !w->draining) {
+        w->draining = true;
+        if (w->listener_open) {
+            uv_close((uv_handle_t *)&w->listener, on_closed_noop);
+            w->listener_open = false;
+        }
+        uv_timer_start(&w->drain_timer, on_drain_timeout, w->gw->conf->drain_timeout_ms, 0);
+        mg_http_server_drain(&w->http);
+    }
+}
+
+static void worker_main(void *arg)
+{
+    struct mg_worker *w = arg;
+    const struct mg_conf *c = w->gw->conf;
+    struct mg_http_limits limits;
+    limits_from(c, &limits);
+    mg_http_server_init(&w->http, &w->loop, &mg_proxy_handler, w, w->ssl_ctx, &limits);
+    w->http.on_empty = on_empty;
+    w->http.conn_gauge = &mg_metrics.open_connections;
+    mg_client_pool_init(&w->pool, &w->loop, c->max_response_header_bytes);
+    uv_tcp_init(&w->loop, &w->listener);
+    w->listener.data = w;
+    int rc = uv_tcp_open(&w->listener, w->listen_fd);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&w->listener, 1024, on_connection);
+    if (rc < 0) {
+        mg_log_error("worker %d: listen: %s", w->id, uv_strerror(rc));
+        abort();
+    }
+    w->listener_open = true;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    /* Everything is closed; let close callbacks run, then release. */
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    mg_gw_unref(w->gw);
+    w->gw = NULL;
+    if (uv_loop_close(&w->loop) != 0)
+        mg_log_warn("worker %d: handles left open at exit", w->id);
+}
+
+int mg_worker_start(struct mg_worker *w, int id, int fd, struct mg_gw *gw, SSL_CTX *ssl_ctx)
+{
+    memset(w, 0, sizeof *w);
+    w->id = id;
+    w->listen_fd = fd;
+    w->ssl_ctx = ssl_ctx;
+    mg_gw_ref(gw);
+    w->gw = gw;
+    pthread_mutex_init(&w->mu, NULL);
+    if (uv_loop_init(&w->loop) != 0)
+        return MG_EIO;
+    uv_async_init(&w->loop, &w->wake, on_wake);
+    w->wake.data = w;
+    uv_timer_init(&w->loop, &w->drain_timer);
+    w->drain_timer.data = w;
+    if (uv_thread_create(&w->thread, worker_main, w) != 0)
+        return MG_EIO;
+    return 0;
+}
+
+void mg_worker_post_config(struct mg_worker *w, struct mg_gw *gw)
+{
+    mg_gw_ref(gw);
+    pthread_mutex_lock(&w->mu);
+    struct mg_gw *old = w->next_gw;
+    w->next_gw = gw;
+    pthread_mutex_unlock(&w->mu);
+    mg_gw_unref(old);
+    uv_async_send(&w->wake);
+}
+
+void mg_worker_post_drain(struct mg_worker *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->want_drain = true;
+    pthread_mutex_unlock(&w->mu);
+    uv_async_send(&w->wake);
+}
+
+void mg_worker_join(struct mg_worker *w)
+{
+    uv_thread_join(&w->thread);
+    pthread_mutex_lock(&w->mu);
+    struct mg_gw *left = w->next_gw;
+    w->next_gw = NULL;
+    pthread_mutex_unlock(&w->mu);
+    mg_gw_unref(left);
+    pthread_mutex_destroy(&w->mu);
+}

@@ -1,0 +1,45 @@
+/* A worker: one thread, one libuv loop, its own SO_REUSEPORT listener, HTTP
+ * server and upstream pool. The main thread talks to it only through
+ * mg_worker_post_* (a mutex-guarded mailbox plus uv_async). */
+#ifndef MG_GW_WORKER_H
+#define MG_GW_WORKER_H
+
+#include "gw/gw.h"
+#include "http/client.h"
+#include "http/server.h"
+
+#include <pthread.h>
+
+struct mg_worker {
+    int id;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_tcp_t listener;
+    int listen_fd;
+    bool listener_open;
+    struct mg_http_server http;
+    struct mg_client_pool pool;
+    struct mg_gw *gw;           /* current configuration (one reference) */
+    SSL_CTX *ssl_ctx;           /* listener TLS, NULL = plain */
+    uv_async_t wake;
+    uv_timer_t drain_timer;
+    pthread_mutex_t mu;
+    struct mg_gw *next_gw;      /* mailbox: a new configuration */
+    bool want_drain;            /* mailbox: stop accepting, finish, exit */
+    bool draining;
+    bool done;
+};
+
+/* Binds a listening socket with SO_REUSEPORT (one per worker). */
+int mg_worker_listen_fd(const char *address, int *fd, struct mg_buf *err);
+/* Starts the thread. Takes a reference to gw. */
+int mg_worker_start(struct mg_worker *w, int id, int fd, struct mg_gw *gw, SSL_CTX *ssl_ctx);
+/* Hands a new configuration over (takes a reference). */
+void mg_worker_post_config(struct mg_worker *w, struct mg_gw *gw);
+void mg_worker_post_drain(struct mg_worker *w);
+void mg_worker_join(struct mg_worker *w);
+
+/* The proxy handler used by workers (proxy.c). */
+extern const struct mg_http_handler mg_proxy_handler;
+
+#endif

@@ -1,0 +1,308 @@
+/* llhttp glue; see parser.h. Strict mode only: llhttp's lenient flags stay off,
+ * which is what refuses the request-smuggling shapes (CL+TE, duplicate
+ * Content-Length, bad chunk sizes, obs-fold, bare LF) per RFC 9112 §6.3. */
+#include "http/parser.h"
+
+#define HP(ll) ((struct mg_http_parser *)(ll)->data)
+
+static int fail(struct mg_http_parser *hp, int status, const char *reason)
+{
+    if (hp->error_status == 0) {
+        hp->error_status = status;
+        hp->error_reason = reason;
+    }
+    return -1;
+}
+
+static int store(struct mg_http_parser *hp, const char *at, size_t n)
+{
+    if (mg_buf_append(&hp->store, at, n) < 0)
+        return fail(hp, hp->kind == MG_HTTP_REQUEST ? 431 : 502, "header section too large");
+    return 0;
+}
+
+static int on_message_begin(llhttp_t *ll)
+{
+    struct mg_http_parser *hp = HP(ll);
+    mg_http_parser_release_head(hp);
+    hp->n_headers = 0;
+    hp->url_off = hp->url_len = 0;
+    hp->in_field = hp->in_value = false;
+    hp->in_head = true;
+    hp->body_len = 0;
+    if (hp->scratch == NULL)
+        hp->scratch = mg_xmalloc(sizeof *hp->scratch);
+    return 0;
+}
+
+static int on_url(llhttp_t *ll, const char *at, size_t n)
+{
+    struct mg_http_parser *hp = HP(ll);
+    if (hp->url_len == 0)
+        hp->url_off = hp->store.len;
+    hp->url_len += n;
+    return store(hp, at, n);
+}
+
+static int on_header_field(llhttp_t *ll, const char *at, size_t n)
+{
+    struct mg_http_parser *hp = HP(ll);
+    if (!hp->in_field) {
+        if (hp->n_headers >= MG_HTTP_MAX_HEADERS)
+            return fail(hp, hp->kind == MG_HTTP_REQUEST ? 431 : 502, "too many headers");
+        hp->in_field = true;
+        hp->scratch->name_off[hp->n_headers] = (uint32_t)hp->store.len;
+        hp->scratch->name_len[hp->n_headers] = 0;
+    }
+    hp->scratch->name_len[hp->n_headers] += (uint32_t)n;
+    return store(hp, at, n);
+}
+
+static int on_header_field_complete(llhttp_t *ll)
+{
+    struct mg_http_parser *hp = HP(ll);
+    hp->in_field = false;
+    hp->in_value = false;
+    hp->scratch->value_off[hp->n_headers] = (uint32_t)hp->store.len;
+    hp->scratch->value_len[hp->n_headers] = 0;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *ll, const char *at, size_t n)
+{
+    struct mg_http_parser *hp = HP(ll);
+    if (!hp->in_value) {
+        hp->in_value = true;
+        hp->scratch->value_off[hp->n_headers] = (uint32_t)hp->store.len;
+    }
+    hp->scratch->value_len[hp->n_headers] += (uint32_t)n;
+    return store(hp, at, n);
+}
+
+static int on_header_value_complete(llhttp_t *ll)
+{
+    struct mg_http_parser *hp = HP(ll);
+    /* Trailing optional whitespace is not part of the value (RFC 9110 §5.5). */
+    size_t off = hp->scratch->value_off[hp->n_headers];
+    size_t len = hp->scratch->value_len[hp->n_headers];
+    while (len > 0 && (hp->store.data[off + len - 1] == ' ' || hp->store.data[off + len - 1] == '\t'))
+        len--;
+    hp->scratch->value_len[hp->n_headers] = (uint32_t)len;
+    hp->in_value = false;
+    hp->n_headers++;
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *ll)
+{
+    struct mg_http_parser *hp = HP(ll);
+    if (hp->head == NULL)
+        hp->head = mg_xmalloc(sizeof *hp->head);
+    struct mg_http_head *h = hp->head;
+    memset(h, 0, offsetof(struct mg_http_head, headers));
+    const char *base = hp->store.data ? hp->store.data : "";
+    h->http_major = ll->http_major;
+    h->http_minor = ll->http_minor;
+    h->method = ll->method;
+    h->status = ll->status_code;
+    h->url = base + hp->url_off;
+    h->url_len = hp->url_len;
+    h->n_headers = hp->n_headers;
+    for (size_t i = 0; i < hp->n_headers; i++) {
+        h->headers[i].name = base + hp->scratch->name_off[i];
+        h->headers[i].name_len = hp->scratch->name_len[i];
+        h->headers[i].value = base + hp->scratch->value_off[i];
+        h->headers[i].value_len = hp->scratch->value_len[i];
+    }
+    free(hp->scratch);
+    hp->scratch = NULL;
+    h->keep_alive = llhttp_should_keep_alive(ll) != 0;
+    h->chunked = (ll->flags & F_CHUNKED) != 0;
+    h->has_content_length = (ll->flags & F_CONTENT_LENGTH) != 0;
+    h->content_length = h->has_content_length ? ll->content_length : 0;
+    hp->in_head = false;
+
+    if (hp->kind == MG_HTTP_REQUEST) {
+        if (h->method == HTTP_CONNECT)
+            return fail(hp, 405, "CONNECT is not supported");
+        /* We never switch protocols: an Upgrade offer is ignored (RFC 9110
+         * §7.8 lets a server do so) and the request is served as HTTP/1.1. */
+        ll->upgrade = 0;
+        if (hp->max_body && h->has_content_length && h->content_length > hp->max_body)
+            return fail(hp, 413, "request body too large");
+    }
+    if (hp->cbs.on_head) {
+        int rc = hp->cbs.on_head(hp->ud, h);
+        if (rc < 0)
+            return fail(hp, hp->kind == MG_HTTP_REQUEST ? 400 : 502, "rejected by handler");
+        if (rc == 1)
+            return 1;
+    }
+    return 0;
+}
+
+static int on_body(llhttp_t *ll, const char *at, size_t n)
+{
+    struct mg_http_parser *hp = HP(ll);
+    hp->body_len += n;
+    if (hp->max_body && hp->body_len > hp->max_body)
+        return fail(hp, 413, "request body too large");
+    if (hp->cbs.on_body && hp->cbs.on_body(hp->ud, at, n) < 0)
+        return fail(hp, hp->kind == MG_HTTP_REQUEST ? 400 : 502, "body rejected by handler");
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *ll)
+{
+    struct mg_http_parser *hp = HP(ll);
+    if (hp->cbs.on_complete && hp->cbs.on_complete(hp->ud) < 0)
+        return fail(hp, hp->kind == MG_HTTP_REQUEST ? 400 : 502, "rejected by handler");
+    hp->paused = true;
+    return HPE_PAUSED;
+}
+
+/* One settings table for every parser: llhttp only reads it. */
+static const llhttp_settings_t settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_field_complete = on_header_field_complete,
+    .on_header_value = on_header_value,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+void mg_http_parser_init(struct mg_http_parser *hp, enum mg_http_kind kind, size_t max_head,
+                         uint64_t max_body, const struct mg_http_parser_cbs *cbs, void *ud)
+{
+    memset(hp, 0, sizeof *hp);
+    hp->kind = kind;
+    hp->cbs = *cbs;
+    hp->ud = ud;
+    hp->max_head = max_head;
+    hp->max_body = max_body;
+    mg_buf_init(&hp->store, max_head);
+    llhttp_init(&hp->ll, kind == MG_HTTP_REQUEST ? HTTP_REQUEST : HTTP_RESPONSE, &settings);
+    hp->ll.data = hp;
+}
+
+void mg_http_parser_release_head(struct mg_http_parser *hp)
+{
+    free(hp->head);
+    hp->head = NULL;
+    mg_buf_fini(&hp->store);
+}
+
+void mg_http_parser_fini(struct mg_http_parser *hp)
+{
+    mg_http_parser_release_head(hp);
+    free(hp->scratch);
+    hp->scratch = NULL;
+}
+
+static int map_error(struct mg_http_parser *hp, llhttp_errno_t err)
+{
+    if (hp->error_status == 0) {
+        hp->error_status = hp->kind == MG_HTTP_REQUEST ? 400 : 502;
+        hp->error_reason = llhttp_get_error_reason(&hp->ll);
+        if (hp->error_reason == NULL)
+            hp->error_reason = llhttp_errno_name(err);
+    }
+    return MG_EPROTO;
+}
+
+int mg_http_parser_execute(struct mg_http_parser *hp, const char *data, size_t len,
+                           size_t *consumed)
+{
+    *consumed = 0;
+    if (hp->error_status)
+        return MG_EPROTO;
+    MG_ASSERT(!hp->paused);
+    if (len == 0)
+        return 0;
+    /* The head limit counts raw bytes too (the store only holds names, values
+     * and the URL), so a flood of whitespace or empty lines is bounded. */
+    llhttp_errno_t err = llhttp_execute(&hp->ll, data, len);
+    if (err == HPE_OK) {
+        *consumed = len;
+    } else if (err == HPE_PAUSED) {
+        const char *pos = llhttp_get_error_pos(&hp->ll);
+        *consumed = pos ? (size_t)(pos - data) : len;
+    } else {
+        return map_error(hp, err);
+    }
+    if (hp->in_head) {
+        hp->head_bytes += *consumed;
+        if (hp->head_bytes > hp->max_head + 1024)
+            return fail(hp, hp->kind == MG_HTTP_REQUEST ? 431 : 502, "header section too large"),
+                   MG_EPROTO;
+    } else {
+        hp->head_bytes = 0;
+    }
+    return 0;
+}
+
+int mg_http_parser_finish(struct mg_http_parser *hp)
+{
+    if (hp->error_status)
+        return MG_EPROTO;
+    if (hp->paused)
+        return 0;
+    llhttp_errno_t err = llhttp_finish(&hp->ll);
+    if (err == HPE_OK || err == HPE_PAUSED)
+        return 0;
+    return map_error(hp, err);
+}
+
+void mg_http_parser_resume(struct mg_http_parser *hp)
+{
+    if (hp->paused) {
+        hp->paused = false;
+        llhttp_resume(&hp->ll);
+    }
+    hp->head_bytes = 0;
+}
+
+bool mg_http_parser_in_message(const struct mg_http_parser *hp)
+{
+    return !hp->paused && hp->ll.finish != HTTP_FINISH_SAFE;
+}
+
+const struct mg_http_header *mg_http_head_find(const struct mg_http_head *h, const char *name)
+{
+    for (size_t i = 0; i < h->n_headers; i++)
+        if (mg_str_ieq(h->headers[i].name, h->headers[i].name_len, name))
+            return &h->headers[i];
+    return NULL;
+}
+
+size_t mg_http_head_count(const struct mg_http_head *h, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < h->n_headers; i++)
+        if (mg_str_ieq(h->headers[i].name, h->headers[i].name_len, name))
+            n++;
+    return n;
+}
+
+bool mg_http_list_has(const char *value, size_t len, const char *token)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (value[i] == ' ' || value[i] == '\t' || value[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < len && value[i] != ',' && value[i] != ';')
+            i++;
+        size_t end = i;
+        while (end > start && (value[end - 1] == ' ' || value[end - 1] == '\t'))
+            end--;
+        if (end > start && mg_str_ieq(value + start, end - start, token))
+            return true;
+        while (i < len && value[i] != ',')
+            i++;
+    }
+    return false;
+}

@@ -1,0 +1,103 @@
+/* HTTP/1.1 message parsing on top of llhttp: bytes in, a bounded message head
+ * and body events out. Pure: no sockets, no globals, so it is unit-tested one
+ * byte at a time and fuzzed. Used for client requests and upstream responses.
+ *
+ * The head (start line and headers) is copied into one buffer capped at
+ * max_head bytes; hitting the cap is an error the caller maps to 431 (request)
+ * or 502 (upstream response). The parser pauses after each complete message
+ * so a connection never has two requests in flight (no pipelining hazards). */
+#ifndef MG_HTTP_PARSER_H
+#define MG_HTTP_PARSER_H
+
+#include "core/buf.h"
+#include "core/common.h"
+
+#include <llhttp.h>
+
+#define MG_HTTP_MAX_HEADERS 128
+
+enum mg_http_kind { MG_HTTP_REQUEST, MG_HTTP_RESPONSE };
+
+struct mg_http_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+};
+
+struct mg_http_head {
+    int method;          /* llhttp_method_t, requests */
+    int status;          /* responses */
+    int http_major, http_minor;
+    const char *url;     /* request target, requests */
+    size_t url_len;
+    struct mg_http_header headers[MG_HTTP_MAX_HEADERS];
+    size_t n_headers;
+    bool keep_alive;     /* llhttp_should_keep_alive at head time */
+    bool chunked;
+    bool has_content_length;
+    uint64_t content_length;
+};
+
+struct mg_http_parser_cbs {
+    /* The head is complete. Return 0 to go on, 1 to skip the body (a response to
+     * HEAD, or a status without body), or a negative status to fail. */
+    int (*on_head)(void *ud, const struct mg_http_head *head);
+    /* A piece of the (de-chunked) body. Return 0 or a negative status. */
+    int (*on_body)(void *ud, const char *data, size_t len);
+    /* The message is complete; the parser pauses until mg_http_parser_resume. */
+    int (*on_complete)(void *ud);
+};
+
+/* Offsets of header pieces in the store while a head is being parsed; freed
+ * once the head is complete so an idle or streaming connection stays small. */
+struct mg_http_scratch {
+    uint32_t name_off[MG_HTTP_MAX_HEADERS], name_len[MG_HTTP_MAX_HEADERS];
+    uint32_t value_off[MG_HTTP_MAX_HEADERS], value_len[MG_HTTP_MAX_HEADERS];
+};
+
+struct mg_http_parser {
+    llhttp_t ll;
+    enum mg_http_kind kind;
+    struct mg_http_parser_cbs cbs;
+    void *ud;
+    struct mg_buf store;   /* url + header bytes; cap = max_head */
+    size_t max_head;
+    uint64_t max_body;     /* 0 = unlimited */
+    uint64_t body_len;
+    size_t head_bytes;     /* raw bytes seen for the current head */
+    struct mg_http_head *head; /* valid from on_head until release/resume */
+    struct mg_http_scratch *scratch;
+    size_t url_off, url_len;
+    size_t n_headers;
+    bool in_field, in_value, in_head, paused;
+    int error_status;      /* HTTP status that describes the failure (400, 413, 431, 502) */
+    const char *error_reason;
+};
+
+void mg_http_parser_init(struct mg_http_parser *hp, enum mg_http_kind kind, size_t max_head,
+                         uint64_t max_body, const struct mg_http_parser_cbs *cbs, void *ud);
+void mg_http_parser_fini(struct mg_http_parser *hp);
+/* Feeds bytes. Sets *consumed to how many were used: less than len when the
+ * parser paused at the end of a message. Returns 0, MG_EAGAIN-free; on error a
+ * negative status with error_status / error_reason set. */
+int mg_http_parser_execute(struct mg_http_parser *hp, const char *data, size_t len,
+                           size_t *consumed);
+/* The peer closed: completes a close-delimited body or reports truncation. */
+int mg_http_parser_finish(struct mg_http_parser *hp);
+/* After on_complete: prepares for the next message on the connection. */
+void mg_http_parser_resume(struct mg_http_parser *hp);
+/* Frees the head (and the bytes it points into) before the message ends, for
+ * long-lived messages such as SSE streams. */
+void mg_http_parser_release_head(struct mg_http_parser *hp);
+/* True while a message has started but not completed. */
+bool mg_http_parser_in_message(const struct mg_http_parser *hp);
+
+/* Finds a header by name (case-insensitive); NULL if absent. */
+const struct mg_http_header *mg_http_head_find(const struct mg_http_head *h, const char *name);
+/* Counts headers with that name. */
+size_t mg_http_head_count(const struct mg_http_head *h, const char *name);
+/* True if the comma-separated header value list contains token (case-insensitive). */
+bool mg_http_list_has(const char *value, size_t len, const char *token);
+
+#endif
