@@ -183,6 +183,7 @@ const struct mg_route_rt *mg_gw_route_by_name(const struct mg_gw *gw, const char
 
 void mg_gw_upstream_target(const struct mg_route_rt *rt, const char *target, struct mg_buf *out)
 {
+    size_t start = out->len;
     const char *q = strchr(target, '?');
     size_t plen = q ? (size_t)(q - target) : strlen(target);
     const char *rest = target + rt->prefix_len;
@@ -191,10 +192,11 @@ void mg_gw_upstream_target(const struct mg_route_rt *rt, const char *target, str
     size_t blen = strlen(base);
     if (blen > 0 && base[blen - 1] == '/' && rest_len > 0 && rest[0] == '/')
         blen--;
+    if ((blen == 0 || base[0] != '/') && (rest_len == 0 || blen > 0 || rest[0] != '/'))
+        mg_buf_append(out, "/", 1);
     mg_buf_append(out, base, blen);
     mg_buf_append(out, rest, rest_len);
-    if (out->len == 0)
-        mg_buf_append(out, "/", 1);
+    MG_ASSERT(out->len > start);
     if (q)
         mg_buf_appends(out, q);
 }

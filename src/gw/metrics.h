@@ -15,7 +15,7 @@ struct mg_metrics {
     atomic_uint_fast64_t latency_sum_us;
     _Atomic(long long) open_connections;
     atomic_int_fast64_t open_streams;
-    atomic_int_fast64_t stdio_children;
+    _Atomic(long long) stdio_children;
     atomic_int_fast64_t sessions;
     atomic_uint_fast64_t upstream_errors;
     atomic_uint_fast64_t bytes_out;

@@ -1,0 +1,131 @@
+/* SSE parsing and formatting; see sse.h. */
+#include "http/sse.h"
+
+void mg_sse_parser_init(struct mg_sse_parser *p, size_t max_event, mg_sse_cb cb, void *ud)
+{
+    memset(p, 0, sizeof *p);
+    mg_buf_init(&p->line, max_event);
+    mg_buf_init(&p->data, max_event);
+    mg_buf_init(&p->event, 256);
+    mg_buf_init(&p->id, 1024);
+    p->cb = cb;
+    p->ud = ud;
+}
+
+void mg_sse_parser_fini(struct mg_sse_parser *p)
+{
+    mg_buf_fini(&p->line);
+    mg_buf_fini(&p->data);
+    mg_buf_fini(&p->event);
+    mg_buf_fini(&p->id);
+}
+
+static int dispatch(struct mg_sse_parser *p)
+{
+    int rc = 0;
+    if (p->data.len > 0 || p->event.len > 0) {
+        /* The last data line's newline is not part of the data. */
+        size_t dlen = p->data.len;
+        if (dlen > 0 && p->data.data[dlen - 1] == '\n')
+            dlen--;
+        struct mg_sse_event ev = {
+            .event = p->event.len ? p->event.data : "message",
+            .data = p->data.data ? p->data.data : "",
+            .data_len = dlen,
+            .id = p->has_id ? (p->id.data ? p->id.data : "") : NULL,
+        };
+        if (ev.data && dlen < p->data.len)
+            p->data.data[dlen] = '\0';
+        rc = p->cb(p->ud, &ev);
+    }
+    mg_buf_reset(&p->data);
+    mg_buf_reset(&p->event);
+    return rc;
+}
+
+static int process_line(struct mg_sse_parser *p)
+{
+    const char *l = p->line.data ? p->line.data : "";
+    size_t n = p->line.len;
+    if (n == 0)
+        return dispatch(p);
+    if (l[0] == ':')
+        return 0; /* comment */
+    const char *colon = memchr(l, ':', n);
+    size_t flen = colon ? (size_t)(colon - l) : n;
+    const char *v = colon ? colon + 1 : l + n;
+    size_t vlen = colon ? n - flen - 1 : 0;
+    if (vlen > 0 && v[0] == ' ') {
+        v++;
+        vlen--;
+    }
+    if (mg_str_eq(l, flen, "data")) {
+        if (mg_buf_append(&p->data, v, vlen) < 0 || mg_buf_append(&p->data, "\n", 1) < 0)
+            return MG_ELIMIT;
+    } else if (mg_str_eq(l, flen, "event")) {
+        mg_buf_reset(&p->event);
+        if (mg_buf_append(&p->event, v, vlen) < 0)
+            return MG_ELIMIT;
+    } else if (mg_str_eq(l, flen, "id")) {
+        if (memchr(v, '\0', vlen) == NULL) {
+            mg_buf_reset(&p->id);
+            if (mg_buf_append(&p->id, v, vlen) < 0)
+                return MG_ELIMIT;
+            p->has_id = true;
+        }
+    }
+    /* "retry" and unknown fields are ignored. */
+    return 0;
+}
+
+int mg_sse_parser_feed(struct mg_sse_parser *p, const char *data, size_t len)
+{
+    size_t i = 0;
+    if (!p->bom_checked && len > 0) {
+        p->bom_checked = true;
+        if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)
+            i = 3;
+    }
+    for (; i < len; i++) {
+        char c = data[i];
+        if (c == '\n' && p->last_cr) {
+            p->last_cr = false;
+            continue; /* the LF of a CRLF */
+        }
+        p->last_cr = false;
+        if (c == '\r' || c == '\n') {
+            p->last_cr = c == '\r';
+            int rc = process_line(p);
+            mg_buf_reset(&p->line);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        /* Copy the run of ordinary bytes in one go. */
+        size_t j = i;
+        while (j < len && data[j] != '\r' && data[j] != '\n')
+            j++;
+        if (mg_buf_append(&p->line, data + i, j - i) < 0)
+            return MG_ELIMIT;
+        i = j - 1;
+    }
+    return 0;
+}
+
+int mg_sse_format(struct mg_buf *out, const char *event, const char *data, size_t len)
+{
+    int rc = 0;
+    if (event)
+        rc |= mg_buf_appendf(out, "event: %s\n", event);
+    size_t start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i == len || data[i] == '\n') {
+            rc |= mg_buf_appends(out, "data: ");
+            rc |= mg_buf_append(out, data + start, i - start);
+            rc |= mg_buf_appends(out, "\n");
+            start = i + 1;
+        }
+    }
+    rc |= mg_buf_appends(out, "\n");
+    return rc ? MG_ELIMIT : 0;
+}
