@@ -46,6 +46,8 @@ struct mg_client_req {
     void *ud;
     uint64_t start_ns, first_byte_ns;
     bool retried, paused, head_seen;
+    bool starting;   /* inside mg_client_request: failures are returned, not called back */
+    int sync_status;
 };
 
 static void conn_close(struct client_conn *c);
@@ -68,6 +70,11 @@ static void finish(struct mg_client_req *r, int status)
     if (r->conn) {
         r->conn->req = NULL;
         r->conn = NULL;
+    }
+    if (r->starting) {
+        /* libuv's promise: a call that fails never runs its callback. */
+        r->sync_status = status < 0 ? status : MG_EIO;
+        return;
     }
     const struct mg_client_cbs *cbs = r->cbs;
     void *ud = r->ud;
@@ -410,6 +417,17 @@ void mg_client_pool_close(struct mg_client_pool *p)
     }
 }
 
+static int started(struct mg_client_req *r, struct mg_client_req **out)
+{
+    r->starting = false;
+    if (r->sync_status == 0)
+        return 0;
+    int rc = r->sync_status;
+    *out = NULL;
+    free_req(r);
+    return rc;
+}
+
 int mg_client_request(struct mg_client_pool *p, const struct mg_client_target *t,
                       const char *head, size_t head_len, const char *body, size_t body_len,
                       const struct mg_client_opts *opts, const struct mg_client_cbs *cbs, void *ud,
@@ -443,6 +461,7 @@ int mg_client_request(struct mg_client_pool *p, const struct mg_client_target *t
     r->cbs = cbs;
     r->ud = ud;
     r->start_ns = mg_now_ns();
+    r->starting = true;
     *out = r;
 
     /* Most recently used first: the connection least likely to have timed out. */
@@ -459,10 +478,10 @@ int mg_client_request(struct mg_client_pool *p, const struct mg_client_target *t
         c->req = r;
         r->conn = c;
         send_request(c);
-        return 0;
+        return started(r, out);
     }
     start_connect(r);
-    return 0;
+    return started(r, out);
 }
 
 void mg_client_cancel(struct mg_client_req *r)
