@@ -84,6 +84,7 @@ struct mg_conf {
     bool allow_insecure_non_loopback; /* insecure_server_allow_non_loopback */
     struct mg_conf_cert *certs; /* tls.certificates (or tls.cert + tls.key); SNI picks one */
     size_t n_certs;
+    char *tls_min_version;   /* tls.min_version: "1.2" (default) or "1.3" */
     char *access_log;        /* access_log: "stdout" (default), "stderr", "off" or a file path */
     char *log_level;         /* log_level: debug | info | warn | error; default info */
 
@@ -112,7 +113,9 @@ struct mg_conf {
 
 /* Loads and validates a config file. On success returns 0 and *out (refs = 1).
  * On failure returns a negative status and *err (caller frees) holds one or more
- * lines of the form "FILE:LINE:COL: message". */
+ * lines of the form "FILE:LINE:COL: message" ("FILE: message" only when the file
+ * cannot be read at all). MG_EIO: unreadable; MG_ELIMIT: input over a bound
+ * (1 MiB, 64 levels of nesting, 10,000 routes); MG_EINVAL: anything else. */
 int mg_conf_load(const char *path, struct mg_conf **out, char **err);
 /* Same, from memory; `name` is used in messages. */
 int mg_conf_load_string(const char *name, const char *text, size_t len, struct mg_conf **out,
@@ -121,10 +124,15 @@ int mg_conf_load_string(const char *name, const char *text, size_t len, struct m
 void mg_conf_ref(struct mg_conf *c);
 void mg_conf_unref(struct mg_conf *c); /* frees at zero; NULL is a no-op */
 
-/* Parses "http://host:port/path"-style URLs (schemes listed above). */
+/* Parses "http://host:port/path"-style URLs (schemes listed above). No user
+ * info, query, fragment, percent-escapes, empty or dot path segments. On
+ * failure returns MG_EINVAL and leaves *out zeroed. */
 int mg_url_parse(const char *s, struct mg_url *out);
 void mg_url_fini(struct mg_url *u);
 /* Parses a duration ("250ms", "5s", "10m", "1h", "90" = seconds) into milliseconds. */
 int mg_duration_parse(const char *s, uint64_t *ms);
+/* Splits a listen address "host:port" or "[v6]:port" (port 1..65535). On
+ * success *host (caller frees) is lower case, IPv6 without brackets. */
+int mg_hostport_parse(const char *s, char **host, uint16_t *port);
 
 #endif

@@ -63,8 +63,28 @@ int mg_parse_u64(const char *s, size_t len, uint64_t *out);
 uint64_t mg_now_ms(void);
 uint64_t mg_now_ns(void);
 
+/* Banned calls. Fortified headers may define some of them as macros (clang
+ * does), and a macro cannot be poisoned, so each is poisoned only when it is
+ * a plain function here. */
 #if defined(__GNUC__) && !defined(MG_NO_POISON)
-#pragma GCC poison strcpy strcat sprintf gets strtok atoi
+#ifndef strcpy
+#pragma GCC poison strcpy
+#endif
+#ifndef strcat
+#pragma GCC poison strcat
+#endif
+#ifndef sprintf
+#pragma GCC poison sprintf
+#endif
+#ifndef gets
+#pragma GCC poison gets
+#endif
+#ifndef strtok
+#pragma GCC poison strtok
+#endif
+#ifndef atoi
+#pragma GCC poison atoi
+#endif
 #endif
 
 #endif
