@@ -59,7 +59,7 @@ static void limits_from(const struct mg_conf *c, struct mg_http_limits *l)
     l->body_timeout_ms = c->body_timeout_ms;
     l->idle_timeout_ms = c->idle_timeout_ms;
     l->send_timeout_ms = c->send_timeout_ms;
-    /* The connection cap is per gateway; each worker takes its share. */
+    /* The connection cap is per gateway: workers check the shared gauge. */
     l->max_connections = c->max_connections;
 }
 

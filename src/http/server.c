@@ -392,7 +392,9 @@ int mg_http_server_accept(struct mg_http_server *srv, uv_stream_t *listener)
     } else {
         snprintf(c->peer, sizeof c->peer, "unix");
     }
-    if (srv->limits.max_connections && srv->n_conns > srv->limits.max_connections) {
+    /* The cap is for the whole gateway: with a shared gauge, count across workers. */
+    size_t open = srv->conn_gauge ? (size_t)atomic_load(srv->conn_gauge) : srv->n_conns;
+    if (srv->limits.max_connections && open > srv->limits.max_connections) {
         /* Over the cap: answer 503 and close rather than queue without bound. */
         c->req = new_req(c);
         c->state = CONN_HANDLING;
