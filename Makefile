@@ -22,7 +22,9 @@ LLHTTP_INC ?= /usr/share/include/llhttp
 OPT ?= -O2 -g
 WARN := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
         -Wformat=2 -Wno-unused-parameter -Wvla
-CPPFLAGS += -Isrc -I$(LLHTTP_INC) -D_GNU_SOURCE
+# llhttp's strict mode refuses obs-fold, whitespace before ':', and other
+# lenient shapes that let two parsers disagree about a request (smuggling).
+CPPFLAGS += -Isrc -I$(LLHTTP_INC) -D_GNU_SOURCE -DLLHTTP_STRICT_MODE=1
 CFLAGS += -std=c11 $(OPT) $(WARN) $(SAN_FLAGS) -fstack-protector-strong -D_FORTIFY_SOURCE=2 \
           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDFLAGS += $(SAN_FLAGS)
@@ -47,7 +49,7 @@ $(BUILD)/%.o: %.c
 # it gets the same hardening but not our warning set.
 $(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c
 	@mkdir -p $(dir $@)
-	$(CC) -I$(LLHTTP_INC) -std=c11 $(OPT) $(SAN_FLAGS) -w -c $< -o $@
+	$(CC) -I$(LLHTTP_INC) -DLLHTTP_STRICT_MODE=1 -std=c11 $(OPT) $(SAN_FLAGS) -w -c $< -o $@
 
 $(BUILD)/libmcpgate.a: $(LIB_OBJ) $(LLHTTP_OBJ)
 	@rm -f $@

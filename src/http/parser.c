@@ -74,7 +74,12 @@ static int on_header_value(llhttp_t *ll, const char *at, size_t n)
     if (!hp->in_value) {
         hp->in_value = true;
         hp->scratch->value_off[hp->n_headers] = (uint32_t)hp->store.len;
+    } else if (hp->value_gen == hp->exec_gen) {
+        /* llhttp splits a value inside one buffer only at an obs-fold (RFC
+         * 9112 §5.2): refuse it rather than forward a folded header. */
+        return fail(hp, hp->kind == MG_HTTP_REQUEST ? 400 : 502, "obsolete line folding");
     }
+    hp->value_gen = hp->exec_gen;
     hp->scratch->value_len[hp->n_headers] += (uint32_t)n;
     return store(hp, at, n);
 }
@@ -88,6 +93,10 @@ static int on_header_value_complete(llhttp_t *ll)
     while (len > 0 && (hp->store.data[off + len - 1] == ' ' || hp->store.data[off + len - 1] == '\t'))
         len--;
     hp->scratch->value_len[hp->n_headers] = (uint32_t)len;
+    /* obs-fold (RFC 9112 §5.2) reaches us as CR/LF inside a value: refuse it
+     * rather than forward a line break an upstream may read differently. */
+    if (memchr(hp->store.data + off, '\r', len) || memchr(hp->store.data + off, '\n', len))
+        return fail(hp, hp->kind == MG_HTTP_REQUEST ? 400 : 502, "obsolete line folding");
     hp->in_value = false;
     hp->n_headers++;
     return 0;
@@ -130,6 +139,16 @@ static int on_headers_complete(llhttp_t *ll)
         ll->upgrade = 0;
         if (hp->max_body && h->has_content_length && h->content_length > hp->max_body)
             return fail(hp, 413, "request body too large");
+        /* RFC 9112 §6.1: the only transfer coding we decode is chunked, and
+         * it must be the only one; anything else cannot be framed safely. */
+        for (size_t i = 0; i < h->n_headers; i++) {
+            const struct mg_http_header *x = &h->headers[i];
+            if (mg_str_ieq(x->name, x->name_len, "transfer-encoding") &&
+                !mg_str_ieq(x->value, x->value_len, "chunked"))
+                return fail(hp, 501, "unsupported Transfer-Encoding");
+        }
+        if (mg_http_head_count(h, "transfer-encoding") > 1)
+            return fail(hp, 400, "more than one Transfer-Encoding header");
     }
     if (hp->cbs.on_head) {
         int rc = hp->cbs.on_head(hp->ud, h);
@@ -224,6 +243,7 @@ int mg_http_parser_execute(struct mg_http_parser *hp, const char *data, size_t l
         return 0;
     /* The head limit counts raw bytes too (the store only holds names, values
      * and the URL), so a flood of whitespace or empty lines is bounded. */
+    hp->exec_gen++;
     llhttp_errno_t err = llhttp_execute(&hp->ll, data, len);
     if (err == HPE_OK) {
         *consumed = len;

@@ -71,6 +71,7 @@ struct mg_http_parser {
     size_t url_off, url_len;
     size_t n_headers;
     bool in_field, in_value, in_head, paused;
+    unsigned exec_gen, value_gen; /* detect obs-fold: two value spans in one execute */
     int error_status;      /* HTTP status that describes the failure (400, 413, 431, 502) */
     const char *error_reason;
 };
