@@ -176,14 +176,20 @@ static void session_channel_pause_check(struct session *s, struct mg_http_req *r
 
 /* --- posts ------------------------------------------------------------------------------ */
 
+static void session_idle_check(struct session *s);
+
 static void post_free(struct post *p)
 {
+    struct session *s = p->s;
     mg_list_remove(&p->link);
     json_decref(p->ids);
     json_decref(p->tokens);
     json_decref(p->answers);
     json_decref(p->init_id);
     free(p);
+    /* The last request done: the idle clock starts again. */
+    if (s)
+        session_idle_check(s);
 }
 
 /* Finishes a POST whose responses are all in (or which is being failed). */

@@ -21,11 +21,12 @@ struct stdio_ch {
     uv_process_t proc;
     uv_pipe_t in, out, err;
     uv_timer_t timer;
+    uv_timer_t err_timer; /* reports rate-limited stderr lines */
     struct mg_buf line;
     struct mg_buf errline;
     int open_handles;
     int kill_stage;
-    bool exited, closing, ended, paused, in_closed, counted;
+    bool exited, closing, ended, paused, in_closed, counted, out_eof;
     uint64_t err_window_ms;
     unsigned err_lines, err_dropped;
     int pid;
@@ -69,13 +70,39 @@ static void close_all(struct stdio_ch *s)
     close_handle(s, (uv_handle_t *)&s->out);
     close_handle(s, (uv_handle_t *)&s->err);
     close_handle(s, (uv_handle_t *)&s->timer);
+    close_handle(s, (uv_handle_t *)&s->err_timer);
     close_handle(s, (uv_handle_t *)&s->proc);
+}
+
+static void flush_err_drops(struct stdio_ch *s)
+{
+    if (s->err_dropped)
+        mg_log_warn("route %s: pid %d: %u stderr lines not logged (rate limit)", s->route, s->pid,
+                    s->err_dropped);
+    s->err_dropped = 0;
+}
+
+static void on_err_timer(uv_timer_t *t)
+{
+    struct stdio_ch *s = t->data;
+    flush_err_drops(s);
+}
+
+/* stdout closed but no exit yet: give the process a moment so the session
+ * can report its exit status, then give up on it. */
+static void on_eof_timer(uv_timer_t *t)
+{
+    struct stdio_ch *s = t->data;
+    if (!s->exited && !s->closing)
+        end(s, "MCP server process closed its stdout");
 }
 
 static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
 {
     struct stdio_ch *s = p->data;
     s->exited = true;
+    flush_err_drops(s);
+    uv_timer_stop(&s->timer);
     if (s->counted) {
         atomic_fetch_sub(s->env.children, 1);
         s->counted = false;
@@ -130,8 +157,9 @@ static void on_out(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
     struct stdio_ch *s = st->data;
     if (n < 0) {
         uv_read_stop(st);
+        s->out_eof = true;
         if (!s->exited && !s->closing)
-            end(s, "MCP server process closed its stdout");
+            uv_timer_start(&s->timer, on_eof_timer, 1000, 0);
         return;
     }
     const char *p = b->base;
@@ -158,15 +186,13 @@ static void log_err_line(struct stdio_ch *s)
 {
     uint64_t now = mg_now_ms();
     if (now - s->err_window_ms >= 1000) {
-        if (s->err_dropped)
-            mg_log_warn("route %s: pid %d: %u stderr lines not logged (rate limit)", s->route,
-                        s->pid, s->err_dropped);
+        flush_err_drops(s);
         s->err_window_ms = now;
         s->err_lines = 0;
-        s->err_dropped = 0;
     }
     if (++s->err_lines > STDERR_LINES_PER_SEC) {
-        s->err_dropped++;
+        if (s->err_dropped++ == 0)
+            uv_timer_start(&s->err_timer, on_err_timer, 1000, 0);
         return;
     }
     mg_log_info("route %s: pid %d stderr: %.*s", s->route, s->pid, (int)s->errline.len,
@@ -295,8 +321,9 @@ int mg_channel_stdio_new(const struct mg_channel_env *env, const struct mg_conf_
     uv_pipe_init(env->loop, &s->out, 0);
     uv_pipe_init(env->loop, &s->err, 0);
     uv_timer_init(env->loop, &s->timer);
-    s->in.data = s->out.data = s->err.data = s->timer.data = s->proc.data = s;
-    s->open_handles = 5;
+    uv_timer_init(env->loop, &s->err_timer);
+    s->in.data = s->out.data = s->err.data = s->timer.data = s->err_timer.data = s->proc.data = s;
+    s->open_handles = 6;
     uv_stdio_container_t stdio[3] = {
         {.flags = UV_CREATE_PIPE | UV_READABLE_PIPE, .data.stream = (uv_stream_t *)&s->in},
         {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&s->out},

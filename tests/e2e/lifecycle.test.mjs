@@ -1,0 +1,181 @@
+// Gateway lifecycle and hosted-process faults, with the real binary:
+//  - SIGHUP reload under load loses no in-flight request and keeps open streams;
+//    a bad file keeps the running configuration;
+//  - stdio children that exit, flood stderr, cannot start, exceed the cap, or idle out.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import {
+  startGateway, startSqlite, rawInitialize, postMcp, connectClient, E2E_DIR, sleep, within,
+} from './lib/harness.mjs';
+
+const T = { timeout: 60000 };
+const FAULTY = path.join(E2E_DIR, 'fixtures/stdio-faulty.mjs');
+const faulty = (env = {}) => ({ command: process.execPath, args: [FAULTY], env });
+
+async function metric(gw, name) {
+  const res = await fetch(gw.metricsUrl, { signal: AbortSignal.timeout(3000) });
+  const text = await res.text();
+  const line = text.split('\n').find((l) => l.startsWith(name + ' ') || l.startsWith(name + '{'));
+  return line ? Number(line.split(' ').pop()) : NaN;
+}
+
+const call = (id, name, args = {}) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } });
+
+describe('reload under load', () => {
+  let up; let gw;
+  before(async () => {
+    up = await startSqlite('http', { name: 'lifecycle-sqlite' });
+    gw = await startGateway({ name: 'lifecycle-reload', routes: [{ name: 'sql', to: up.url }] });
+  });
+  after(async () => { await gw?.stop(); await up?.stop(); });
+
+  test('SIGHUP while 8 clients call tools: every request answered, streams survive', T, async () => {
+    const url = gw.routeUrl('sql');
+    const { sessionId, protocolVersion } = await rawInitialize(url);
+    // A streaming call that spans all the reloads.
+    const client = await connectClient(url);
+    let progress = 0;
+    const streaming = client.callTool({ name: 'slow_count', arguments: { steps: 6, interval_ms: 500 } },
+      undefined, { onprogress: () => { progress++; }, timeout: 20000 });
+    let ok = 0; let failed = 0; const errors = [];
+    let stop = false;
+    const worker = async (w) => {
+      for (let i = 0; !stop && i < 10000; i++) {
+        try {
+          const r = await postMcp(url, call(`${w}-${i}`, 'query', { sql: 'SELECT 1 AS one' }), { sessionId, protocolVersion });
+          if (r.status === 200 && r.messages.some((m) => m.result)) ok++;
+          else { failed++; errors.push(`${r.status} ${r.text.slice(0, 120)}`); }
+        } catch (e) { failed++; errors.push(String(e)); }
+      }
+    };
+    const workers = Array.from({ length: 8 }, (_, w) => worker(w));
+    for (let k = 0; k < 6; k++) {
+      await sleep(400);
+      const extra = k % 2 ? {} : { limits: { max_body_bytes: 1048576 + k } };
+      gw.updateConfig({ extra });
+      await gw.reload();
+    }
+    stop = true;
+    await within(20000, Promise.all(workers), 'load workers');
+    const res = await within(20000, streaming, 'streaming call');
+    await client.close();
+    assert.equal(failed, 0, `failed requests during reloads: ${errors.slice(0, 5).join(' | ')}`);
+    assert.ok(ok > 50, `only ${ok} requests completed`);
+    assert.match(res.content[0].text, /counted 6/);
+    assert.equal(progress, 6, 'every progress notification arrived across the reloads');
+    const reloads = gw.logs().filter((l) => /configuration reloaded/.test(l.msg ?? '')).length;
+    assert.equal(reloads, 6);
+  });
+
+  test('a broken file on SIGHUP keeps the running configuration', T, async () => {
+    const fs = await import('node:fs');
+    const good = fs.readFileSync(gw.configPath, 'utf8');
+    fs.writeFileSync(gw.configPath, good + '\nroutes: [this is: not valid\n');
+    await gw.reload();
+    const logged = gw.logs().some((l) => /reload failed, keeping the running configuration/.test(l.msg ?? ''));
+    assert.ok(logged, 'the failed reload is logged with its reason');
+    const { sessionId } = await rawInitialize(gw.routeUrl('sql'));
+    assert.ok(sessionId, 'still serving with the old configuration');
+    fs.writeFileSync(gw.configPath, good);
+    assert.equal(await metric(gw, 'mcpgate_reloads_total{result="failed"}'), 1);
+  });
+});
+
+describe('hosted stdio faults', () => {
+  let gw;
+  before(async () => {
+    gw = await startGateway({
+      name: 'lifecycle-stdio',
+      routes: [
+        { name: 'faulty', stdio: faulty({ FLOOD_BYTES: String(8 << 20) }) },
+        { name: 'missing', stdio: { command: '/nonexistent/mcp-server', args: [] } },
+      ],
+      extra: { limits: { max_stdio_children: 3 }, timeouts: { session_idle: '1500ms', stdio_kill_grace: '500ms', first_byte: '20s' } },
+    });
+  });
+  after(async () => { await gw?.stop(); });
+
+  test('a child that exits mid-request: the request gets a JSON-RPC error, the next session works', T, async () => {
+    const url = gw.routeUrl('faulty');
+    const { sessionId, protocolVersion } = await rawInitialize(url);
+    const r = await postMcp(url, call(7, 'crash'), { sessionId, protocolVersion });
+    assert.equal(r.status, 200);
+    const m = r.messages.find((x) => x.id === 7);
+    assert.ok(m?.error, `an error for id 7: ${r.text}`);
+    assert.equal(m.error.code, -32000);
+    assert.match(m.error.message, /exited with status 3/);
+    const again = await postMcp(url, call(8, 'ok'), { sessionId, protocolVersion });
+    assert.equal(again.status, 404, 'the dead session is gone');
+    const fresh = await rawInitialize(url);
+    const ok = await postMcp(url, call(9, 'ok'), { sessionId: fresh.sessionId, protocolVersion });
+    assert.equal(ok.messages.find((x) => x.id === 9)?.result?.content?.[0]?.text, 'fine');
+  });
+
+  test('a child flooding stderr: answered, gateway log rate-limited, gateway responsive', T, async () => {
+    const url = gw.routeUrl('faulty');
+    const { sessionId, protocolVersion } = await rawInitialize(url);
+    const before = gw.logs().length;
+    const r = await postMcp(url, call(1, 'flood'), { sessionId, protocolVersion, timeoutMs: 30000 });
+    assert.equal(r.messages.find((x) => x.id === 1)?.result?.content?.[0]?.text, 'flooded');
+    await sleep(1200);
+    const next = await postMcp(url, call(2, 'ok'), { sessionId, protocolVersion });
+    assert.equal(next.messages.find((x) => x.id === 2)?.result?.content?.[0]?.text, 'fine');
+    const stderrLines = gw.logs().slice(before).filter((l) => /stderr:/.test(l.msg ?? '')).length;
+    assert.ok(stderrLines <= 200, `8 MiB of stderr became ${stderrLines} log lines (rate limit 50/s)`);
+    assert.ok(gw.logs().some((l) => /stderr lines not logged \(rate limit\)/.test(l.msg ?? '')), 'dropped lines are counted');
+  });
+
+  test('a command that cannot start: 502 with a JSON-RPC error naming it', T, async () => {
+    const r = await postMcp(gw.routeUrl('missing'), {
+      jsonrpc: '2.0', id: 1, method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+    });
+    assert.equal(r.status, 502);
+    const body = JSON.parse(r.text);
+    assert.equal(body.id, 1);
+    assert.match(body.error.message, /cannot start \/nonexistent\/mcp-server/);
+  });
+
+  test('the cap on concurrent children: 503, and idle sessions end and free their child', T, async () => {
+    const url = gw.routeUrl('faulty');
+    // Earlier tests' sessions idle out after 1.5 s: wait for a clean slate.
+    await sleep(2500);
+    assert.equal(await metric(gw, 'mcpgate_stdio_children'), 0, 'idle sessions ended and their children exited');
+    const sessions = [];
+    for (let i = 0; i < 3; i++) sessions.push(await rawInitialize(url));
+    assert.equal(await metric(gw, 'mcpgate_stdio_children'), 3);
+    const r = await postMcp(url, {
+      jsonrpc: '2.0', id: 5, method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+    });
+    assert.equal(r.status, 503);
+    assert.match(JSON.parse(r.text).error.message, /max_stdio_children/);
+    // DELETE frees a slot at once.
+    const del = await fetch(url, { method: 'DELETE', headers: { 'mcp-session-id': sessions[0].sessionId } });
+    assert.equal(del.status, 200);
+    await sleep(800);
+    const again = await rawInitialize(url);
+    assert.ok(again.sessionId);
+    await sleep(2500);
+    assert.equal(await metric(gw, 'mcpgate_stdio_children'), 0);
+    const gone = await postMcp(url, call(1, 'ok'), { sessionId: again.sessionId, protocolVersion: again.protocolVersion });
+    assert.equal(gone.status, 404, 'an idle session is ended after timeouts.session_idle');
+  });
+
+  test('a request pending when the client disconnects does not leak or block the session', T, async () => {
+    const url = gw.routeUrl('faulty');
+    const { sessionId, protocolVersion } = await rawInitialize(url);
+    const ac = new AbortController();
+    const pending = fetch(url, {
+      method: 'POST', signal: ac.signal,
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId },
+      body: JSON.stringify(call(1, 'hang')),
+    }).catch(() => null);
+    await sleep(300);
+    ac.abort();
+    await pending;
+    const r = await postMcp(url, call(2, 'ok'), { sessionId, protocolVersion });
+    assert.equal(r.messages.find((x) => x.id === 2)?.result?.content?.[0]?.text, 'fine');
+  });
+});
