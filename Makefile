@@ -41,13 +41,23 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 .PHONY: all deps check unit e2e demo clean format fuzz bench asan-check
 all: $(BUILD)/mcpgate $(BUILD)/mcp-sqlite $(UNIT_BIN)
 
-$(BUILD)/%.o: %.c
+# Objects depend on the flags they were built with: a stamp named after a hash
+# of the compile command changes whenever the flags do, so nothing stale (say,
+# llhttp built before strict mode) survives a flag change.
+FLAGS_HASH := $(shell echo '$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS)' | md5sum | cut -c1-12)
+FLAGS_STAMP := $(BUILD)/.flags-$(FLAGS_HASH)
+$(FLAGS_STAMP):
+	@mkdir -p $(BUILD)
+	@rm -f $(BUILD)/.flags-*
+	@touch $@
+
+$(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 # llhttp is compiled from Debian's node-llhttp sources; it is not our code, so
 # it gets the same hardening but not our warning set.
-$(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c
+$(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) -I$(LLHTTP_INC) -DLLHTTP_STRICT_MODE=1 -std=c11 $(OPT) $(SAN_FLAGS) -w -c $< -o $@
 
@@ -92,14 +102,20 @@ bench: deps
 	$(MAKE) all
 	bench/run
 
+# Fuzz targets: the library rebuilt with clang and libFuzzer instrumentation,
+# every time (the recursive make decides what is stale), then each target.
+# FUZZ_SECONDS=N runs each target for N seconds over its seed corpus.
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
-fuzz: $(FUZZ_BIN)
-build-fuzz/%: fuzz/%.c
-	@mkdir -p build-fuzz
-	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" \
-	  SAN_FLAGS="-fsanitize=fuzzer-no-link,address,undefined" build-fuzz/libmcpgate.a
-	clang $(CPPFLAGS) -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined \
+FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" SAN_FLAGS="$(FUZZ_FLAGS)" build-fuzz/libmcpgate.a
+	$(MAKE) $(FUZZ_BIN)
+	@if [ -n "$(FUZZ_SECONDS)" ]; then for f in $(FUZZ_BIN); do n=$${f#build-fuzz/fuzz_}; \
+	  echo "fuzz: $$f for $(FUZZ_SECONDS) s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 fuzz/corpus/$$n || exit 1; done; fi
+build-fuzz/fuzz_%: fuzz/fuzz_%.c build-fuzz/libmcpgate.a
+	clang $(CPPFLAGS) -std=c11 -O1 -g $(WARN) -Wno-missing-prototypes -fsanitize=fuzzer,address,undefined \
 	  $(shell pkg-config --cflags $(PKGS)) -o $@ $< build-fuzz/libmcpgate.a $(LDLIBS)
 
 format:

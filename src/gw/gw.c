@@ -92,6 +92,12 @@ bool mg_gw_parse_host(const char *h, size_t len, char *host, size_t host_cap, ui
         hs = h + 1;
         hlen = (size_t)(end - hs);
         rest = end + 1;
+        /* Brackets hold an IPv6 literal and nothing else (RFC 3986 §3.2.2). */
+        if (memchr(hs, ':', hlen) == NULL)
+            return false;
+        for (size_t i = 0; i < hlen; i++)
+            if (!isxdigit((unsigned char)hs[i]) && hs[i] != ':' && hs[i] != '.')
+                return false;
     } else {
         const char *colon = memchr(h, ':', len);
         hs = h;
@@ -133,12 +139,15 @@ bool mg_gw_path_is_safe(const char *p)
         }
         if (*s == '\\')
             return false;
+        /* A "." or ".." segment, also with ";params" (Tomcat and Jetty strip
+         * those before resolving dot segments) or a fragment behind it. */
         if (*s == '/' && s[1] == '.') {
-            if (s[2] == '\0' || s[2] == '/')
-                return false;
-            if (s[2] == '.' && (s[3] == '\0' || s[3] == '/'))
+            const char *e = s[2] == '.' ? s + 3 : s + 2;
+            if (*e == '\0' || *e == '/' || *e == ';' || *e == '#' || *e == '?')
                 return false;
         }
+        if (*s == '#')
+            return false; /* a fragment is never sent in a request target */
     }
     return true;
 }
@@ -184,8 +193,11 @@ const struct mg_route_rt *mg_gw_route_by_name(const struct mg_gw *gw, const char
 void mg_gw_upstream_target(const struct mg_route_rt *rt, const char *target, struct mg_buf *out)
 {
     size_t start = out->len;
-    const char *q = strchr(target, '?');
-    size_t plen = q ? (size_t)(q - target) : strlen(target);
+    /* A fragment is never forwarded (RFC 9110 §7.1); the proxy refuses
+     * targets that carry one, this is the second line of defence. */
+    size_t tlen = strcspn(target, "#");
+    const char *q = memchr(target, '?', tlen);
+    size_t plen = q ? (size_t)(q - target) : tlen;
     const char *rest = target + rt->prefix_len;
     size_t rest_len = plen - rt->prefix_len;
     const char *base = rt->conf->kind == MG_UPSTREAM_STDIO ? "" : rt->conf->to.path;
@@ -198,5 +210,5 @@ void mg_gw_upstream_target(const struct mg_route_rt *rt, const char *target, str
     mg_buf_append(out, rest, rest_len);
     MG_ASSERT(out->len > start);
     if (q)
-        mg_buf_appends(out, q);
+        mg_buf_append(out, q, tlen - (size_t)(q - target));
 }

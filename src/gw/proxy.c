@@ -329,7 +329,7 @@ static void on_request(struct mg_http_req *req)
         reply_error(p, 400, -32600, n_host == 0 ? "missing Host header" : "more than one Host header");
         return;
     }
-    if (req->target[0] != '/' || !mg_gw_path_is_safe(req->path)) {
+    if (req->target[0] != '/' || strchr(req->target, '#') || !mg_gw_path_is_safe(req->path)) {
         reply_error(p, 400, -32600, "request target not allowed");
         return;
     }

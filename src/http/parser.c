@@ -1,6 +1,10 @@
-/* llhttp glue; see parser.h. Strict mode only: llhttp's lenient flags stay off,
- * which is what refuses the request-smuggling shapes (CL+TE, duplicate
- * Content-Length, bad chunk sizes, obs-fold, bare LF) per RFC 9112 §6.3. */
+/* llhttp glue; see parser.h. llhttp is built in strict mode with its lenient
+ * flags off, which refuses most request-smuggling shapes (CL+TE, duplicate
+ * Content-Length, bad chunk sizes). What llhttp 8 still lets through in a
+ * head — obs-fold, bare LF, a head larger than the limit in a single read —
+ * is caught by a small scanner over the raw head bytes that runs before
+ * llhttp sees them, with its state carried across reads. Trailer fields are
+ * ignored: bodies are re-framed, so trailers are never forwarded. */
 #include "http/parser.h"
 
 #define HP(ll) ((struct mg_http_parser *)(ll)->data)
@@ -29,6 +33,7 @@ static int on_message_begin(llhttp_t *ll)
     hp->url_off = hp->url_len = 0;
     hp->in_field = hp->in_value = false;
     hp->in_head = true;
+    hp->msg_started = true;
     hp->body_len = 0;
     if (hp->scratch == NULL)
         hp->scratch = mg_xmalloc(sizeof *hp->scratch);
@@ -47,6 +52,8 @@ static int on_url(llhttp_t *ll, const char *at, size_t n)
 static int on_header_field(llhttp_t *ll, const char *at, size_t n)
 {
     struct mg_http_parser *hp = HP(ll);
+    if (!hp->in_head)
+        return 0; /* a trailer field */
     if (!hp->in_field) {
         if (hp->n_headers >= MG_HTTP_MAX_HEADERS)
             return fail(hp, hp->kind == MG_HTTP_REQUEST ? 431 : 502, "too many headers");
@@ -61,6 +68,8 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t n)
 static int on_header_field_complete(llhttp_t *ll)
 {
     struct mg_http_parser *hp = HP(ll);
+    if (!hp->in_head)
+        return 0;
     hp->in_field = false;
     hp->in_value = false;
     hp->scratch->value_off[hp->n_headers] = (uint32_t)hp->store.len;
@@ -71,15 +80,12 @@ static int on_header_field_complete(llhttp_t *ll)
 static int on_header_value(llhttp_t *ll, const char *at, size_t n)
 {
     struct mg_http_parser *hp = HP(ll);
+    if (!hp->in_head)
+        return 0;
     if (!hp->in_value) {
         hp->in_value = true;
         hp->scratch->value_off[hp->n_headers] = (uint32_t)hp->store.len;
-    } else if (hp->value_gen == hp->exec_gen) {
-        /* llhttp splits a value inside one buffer only at an obs-fold (RFC
-         * 9112 §5.2): refuse it rather than forward a folded header. */
-        return fail(hp, hp->kind == MG_HTTP_REQUEST ? 400 : 502, "obsolete line folding");
     }
-    hp->value_gen = hp->exec_gen;
     hp->scratch->value_len[hp->n_headers] += (uint32_t)n;
     return store(hp, at, n);
 }
@@ -87,6 +93,10 @@ static int on_header_value(llhttp_t *ll, const char *at, size_t n)
 static int on_header_value_complete(llhttp_t *ll)
 {
     struct mg_http_parser *hp = HP(ll);
+    if (!hp->in_head)
+        return 0;
+    if (hp->scratch->name_len[hp->n_headers] == 0)
+        return fail(hp, hp->kind == MG_HTTP_REQUEST ? 400 : 502, "empty header name");
     /* Trailing optional whitespace is not part of the value (RFC 9110 §5.5). */
     size_t off = hp->scratch->value_off[hp->n_headers];
     size_t len = hp->scratch->value_len[hp->n_headers];
@@ -139,17 +149,35 @@ static int on_headers_complete(llhttp_t *ll)
         ll->upgrade = 0;
         if (hp->max_body && h->has_content_length && h->content_length > hp->max_body)
             return fail(hp, 413, "request body too large");
-        /* RFC 9112 §6.1: the only transfer coding we decode is chunked, and
-         * it must be the only one; anything else cannot be framed safely. */
-        for (size_t i = 0; i < h->n_headers; i++) {
-            const struct mg_http_header *x = &h->headers[i];
-            if (mg_str_ieq(x->name, x->name_len, "transfer-encoding") &&
-                !mg_str_ieq(x->value, x->value_len, "chunked"))
-                return fail(hp, 501, "unsupported Transfer-Encoding");
-        }
+        /* RFC 9112 §6.3: chunked must be the final coding of a request (else
+         * 400); we decode no other coding (a chunked final one after another
+         * coding is 501, RFC 9112 §6.1). */
         if (mg_http_head_count(h, "transfer-encoding") > 1)
             return fail(hp, 400, "more than one Transfer-Encoding header");
+        const struct mg_http_header *te = mg_http_head_find(h, "transfer-encoding");
+        if (te && !mg_str_ieq(te->value, te->value_len, "chunked")) {
+            size_t k = te->value_len;
+            while (k > 0 && te->value[k - 1] != ',')
+                k--;
+            const char *last = te->value + k;
+            size_t last_len = te->value_len - k;
+            while (last_len > 0 && (*last == ' ' || *last == '\t')) {
+                last++;
+                last_len--;
+            }
+            if (!mg_str_ieq(last, last_len, "chunked"))
+                return fail(hp, 400, "chunked must be the final transfer coding");
+            return fail(hp, 501, "unsupported transfer coding");
+        }
+    } else {
+        /* A status is three digits (RFC 9110 §15); llhttp accepts fewer. */
+        if (h->status < 100 || h->status > 999)
+            return fail(hp, 502, "invalid status code");
     }
+    /* RFC 9110 §6.4.1: 1xx, 204 and 304 responses never have a body, whatever
+     * Content-Length says; reading one would eat the next pooled response. */
+    bool no_body = hp->kind == MG_HTTP_RESPONSE &&
+                   (h->status < 200 || h->status == 204 || h->status == 304);
     if (hp->cbs.on_head) {
         int rc = hp->cbs.on_head(hp->ud, h);
         if (rc < 0)
@@ -157,7 +185,7 @@ static int on_headers_complete(llhttp_t *ll)
         if (rc == 1)
             return 1;
     }
-    return 0;
+    return no_body ? 1 : 0;
 }
 
 static int on_body(llhttp_t *ll, const char *at, size_t n)
@@ -177,6 +205,7 @@ static int on_message_complete(llhttp_t *ll)
     if (hp->cbs.on_complete && hp->cbs.on_complete(hp->ud) < 0)
         return fail(hp, hp->kind == MG_HTTP_REQUEST ? 400 : 502, "rejected by handler");
     hp->paused = true;
+    hp->msg_started = false;
     return HPE_PAUSED;
 }
 
@@ -232,6 +261,53 @@ static int map_error(struct mg_http_parser *hp, llhttp_errno_t err)
     return MG_EPROTO;
 }
 
+/* Scans raw head bytes up to the blank line that ends the head. Refuses
+ * obs-fold (a line starting with SP or HTAB, RFC 9112 §5.2), a bare LF or a
+ * CR not followed by LF (RFC 9112 §2.2), and a head over the limit counted in
+ * raw bytes, so padding cannot get around max_head. Leading empty lines
+ * before the start line are skipped as RFC 9112 §2.2 allows. */
+static int scan_head(struct mg_http_parser *hp, const char *data, size_t len)
+{
+    int st = hp->kind == MG_HTTP_REQUEST ? 400 : 502;
+    for (size_t i = 0; i < len && !hp->scan_done; i++) {
+        char c = data[i];
+        bool prev_cr = hp->scan_after_cr;
+        hp->scan_after_cr = false;
+        if (prev_cr && c != '\n')
+            return fail(hp, st, "CR not followed by LF");
+        if (++hp->head_bytes > hp->max_head)
+            return fail(hp, hp->kind == MG_HTTP_REQUEST ? 431 : 502, "header section too large");
+        if (c == '\r') {
+            hp->scan_after_cr = true;
+            continue;
+        }
+        if (c == '\n') {
+            if (!prev_cr)
+                return fail(hp, st, "bare LF in the header section");
+            if (hp->scan_line_len == 0 && hp->scan_seen_line) {
+                hp->scan_done = true; /* the blank line: the head ends here */
+            } else if (hp->scan_line_len > 0) {
+                hp->scan_seen_line = true;
+                hp->scan_after_lf = true;
+            }
+            hp->scan_line_len = 0;
+            continue;
+        }
+        if (hp->scan_after_lf && (c == ' ' || c == '\t'))
+            return fail(hp, st, "obsolete line folding");
+        hp->scan_after_lf = false;
+        hp->scan_line_len++;
+    }
+    return 0;
+}
+
+static void scan_reset(struct mg_http_parser *hp)
+{
+    hp->scan_done = hp->scan_after_lf = hp->scan_after_cr = hp->scan_seen_line = false;
+    hp->scan_line_len = 0;
+    hp->head_bytes = 0;
+}
+
 int mg_http_parser_execute(struct mg_http_parser *hp, const char *data, size_t len,
                            size_t *consumed)
 {
@@ -241,25 +317,26 @@ int mg_http_parser_execute(struct mg_http_parser *hp, const char *data, size_t l
     MG_ASSERT(!hp->paused);
     if (len == 0)
         return 0;
-    /* The head limit counts raw bytes too (the store only holds names, values
-     * and the URL), so a flood of whitespace or empty lines is bounded. */
-    hp->exec_gen++;
+    if (!hp->scan_done && scan_head(hp, data, len) < 0)
+        return MG_EPROTO;
     llhttp_errno_t err = llhttp_execute(&hp->ll, data, len);
     if (err == HPE_OK) {
         *consumed = len;
+        hp->last_byte = data[len - 1];
     } else if (err == HPE_PAUSED) {
         const char *pos = llhttp_get_error_pos(&hp->ll);
         *consumed = pos ? (size_t)(pos - data) : len;
+        /* A chunked message ends with the CRLF of an empty trailer line;
+         * llhttp also takes a bare LF there (RFC 9112 §7.1 wants CRLF). */
+        if (hp->head && hp->head->chunked && *consumed > 0) {
+            char before = *consumed >= 2 ? data[*consumed - 2] : hp->last_byte;
+            if (data[*consumed - 1] == '\n' && before != '\r')
+                return fail(hp, hp->kind == MG_HTTP_REQUEST ? 400 : 502,
+                            "bare LF ending the chunked body"),
+                       MG_EPROTO;
+        }
     } else {
         return map_error(hp, err);
-    }
-    if (hp->in_head) {
-        hp->head_bytes += *consumed;
-        if (hp->head_bytes > hp->max_head + 1024)
-            return fail(hp, hp->kind == MG_HTTP_REQUEST ? 431 : 502, "header section too large"),
-                   MG_EPROTO;
-    } else {
-        hp->head_bytes = 0;
     }
     return 0;
 }
@@ -268,8 +345,8 @@ int mg_http_parser_finish(struct mg_http_parser *hp)
 {
     if (hp->error_status)
         return MG_EPROTO;
-    if (hp->paused)
-        return 0;
+    if (hp->paused || !hp->msg_started)
+        return 0; /* EOF between messages is a clean end */
     llhttp_errno_t err = llhttp_finish(&hp->ll);
     if (err == HPE_OK || err == HPE_PAUSED)
         return 0;
@@ -282,13 +359,10 @@ void mg_http_parser_resume(struct mg_http_parser *hp)
         hp->paused = false;
         llhttp_resume(&hp->ll);
     }
-    hp->head_bytes = 0;
+    scan_reset(hp);
 }
 
-bool mg_http_parser_in_message(const struct mg_http_parser *hp)
-{
-    return !hp->paused && hp->ll.finish != HTTP_FINISH_SAFE;
-}
+bool mg_http_parser_in_message(const struct mg_http_parser *hp) { return hp->msg_started; }
 
 const struct mg_http_header *mg_http_head_find(const struct mg_http_head *h, const char *name)
 {

@@ -65,13 +65,17 @@ struct mg_http_parser {
     size_t max_head;
     uint64_t max_body;     /* 0 = unlimited */
     uint64_t body_len;
-    size_t head_bytes;     /* raw bytes seen for the current head */
+    size_t head_bytes;     /* raw bytes of the current head seen by the scanner */
     struct mg_http_head *head; /* valid from on_head until release/resume */
     struct mg_http_scratch *scratch;
     size_t url_off, url_len;
     size_t n_headers;
-    bool in_field, in_value, in_head, paused;
-    unsigned exec_gen, value_gen; /* detect obs-fold: two value spans in one execute */
+    bool in_field, in_value, in_head, paused, msg_started;
+    /* The raw head scanner (see scan_head in parser.c): state carried
+     * across reads so a line break split between two reads is still seen. */
+    bool scan_done, scan_after_lf, scan_after_cr, scan_seen_line;
+    size_t scan_line_len;
+    char last_byte;        /* the last byte fed, for checks that straddle reads */
     int error_status;      /* HTTP status that describes the failure (400, 413, 431, 502) */
     const char *error_reason;
 };

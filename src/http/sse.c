@@ -23,7 +23,8 @@ void mg_sse_parser_fini(struct mg_sse_parser *p)
 static int dispatch(struct mg_sse_parser *p)
 {
     int rc = 0;
-    if (p->data.len > 0 || p->event.len > 0) {
+    /* WHATWG: an event with an empty data buffer is not dispatched. */
+    if (p->data.len > 0) {
         /* The last data line's newline is not part of the data. */
         size_t dlen = p->data.len;
         if (dlen > 0 && p->data.data[dlen - 1] == '\n')
@@ -34,7 +35,7 @@ static int dispatch(struct mg_sse_parser *p)
             .data_len = dlen,
             .id = p->has_id ? (p->id.data ? p->id.data : "") : NULL,
         };
-        if (ev.data && dlen < p->data.len)
+        if (p->data.data)
             p->data.data[dlen] = '\0';
         rc = p->cb(p->ud, &ev);
     }
@@ -80,11 +81,25 @@ static int process_line(struct mg_sse_parser *p)
 
 int mg_sse_parser_feed(struct mg_sse_parser *p, const char *data, size_t len)
 {
+    static const char bom[3] = {'\xEF', '\xBB', '\xBF'};
     size_t i = 0;
-    if (!p->bom_checked && len > 0) {
-        p->bom_checked = true;
-        if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)
-            i = 3;
+    /* A leading BOM is dropped, however the first bytes are split. */
+    while (!p->bom_done && i < len) {
+        if (data[i] == bom[p->bom_seen]) {
+            i++;
+            if (++p->bom_seen == 3)
+                p->bom_done = true;
+            continue;
+        }
+        p->bom_done = true;
+        if (p->bom_seen > 0) {
+            /* Not a BOM after all: the bytes held back are ordinary input. */
+            unsigned held = p->bom_seen;
+            p->bom_seen = 0;
+            int rc = mg_sse_parser_feed(p, bom, held);
+            if (rc < 0)
+                return rc;
+        }
     }
     for (; i < len; i++) {
         char c = data[i];
@@ -115,14 +130,19 @@ int mg_sse_parser_feed(struct mg_sse_parser *p, const char *data, size_t len)
 int mg_sse_format(struct mg_buf *out, const char *event, const char *data, size_t len)
 {
     int rc = 0;
-    if (event)
+    if (event) {
+        if (strpbrk(event, "\r\n"))
+            return MG_EINVAL;
         rc |= mg_buf_appendf(out, "event: %s\n", event);
+    }
     size_t start = 0;
     for (size_t i = 0; i <= len; i++) {
-        if (i == len || data[i] == '\n') {
+        if (i == len || data[i] == '\n' || data[i] == '\r') {
             rc |= mg_buf_appends(out, "data: ");
             rc |= mg_buf_append(out, data + start, i - start);
             rc |= mg_buf_appends(out, "\n");
+            if (i < len && data[i] == '\r' && i + 1 < len && data[i + 1] == '\n')
+                i++; /* CRLF is one line end */
             start = i + 1;
         }
     }

@@ -21,7 +21,8 @@ struct mg_sse_parser {
     struct mg_buf data;  /* the current event's data */
     struct mg_buf event; /* the current event's name */
     struct mg_buf id;
-    bool has_id, last_cr, bom_checked;
+    bool has_id, last_cr, bom_done;
+    unsigned bom_seen; /* bytes of a leading UTF-8 BOM matched so far */
     mg_sse_cb cb;
     void *ud;
 };
@@ -31,7 +32,9 @@ void mg_sse_parser_fini(struct mg_sse_parser *p);
 /* Feeds bytes; returns 0, MG_ELIMIT when an event exceeds max_event, or the
  * callback's negative status. */
 int mg_sse_parser_feed(struct mg_sse_parser *p, const char *data, size_t len);
-/* Appends one event ("event: NAME\ndata: ...\n\n"), splitting data on newlines. */
+/* Appends one event ("event: NAME\ndata: ...\n\n"), one data line per line of
+ * data (LF, CRLF and CR all end a line, as the parser reads them). A name
+ * with CR or LF is refused (MG_EINVAL): it would inject fields. */
 int mg_sse_format(struct mg_buf *out, const char *event, const char *data, size_t len);
 
 #endif

@@ -5,7 +5,7 @@
 
 #include <jansson.h>
 
-static bool check_message(json_t *m, struct mg_jsonrpc_info *out, bool first_req)
+static bool check_message(json_t *m, struct mg_jsonrpc_info *out, bool first_req, bool as_real)
 {
     if (!json_is_object(m)) {
         out->error = "message is not a JSON object";
@@ -35,10 +35,29 @@ static bool check_message(json_t *m, struct mg_jsonrpc_info *out, bool first_req
         const char *name = json_string_value(method);
         if (strcmp(name, "initialize") == 0)
             out->has_initialize = true;
-        if (out->method[0] == '\0')
+        if (out->method[0] == '\0') {
             snprintf(out->method, sizeof out->method, "%s", name);
-        if (id && first_req && out->id_json == NULL)
-            out->id_json = json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT);
+            /* Cut at a character boundary: the method lands in JSON logs. */
+            size_t n = strlen(out->method);
+            if (n < strlen(name)) {
+                while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80)
+                    n--;
+                out->method[n] = '\0';
+            }
+        }
+        if (id && first_req && out->id_json == NULL) {
+            /* Numbers were read as doubles only if some integer overflowed:
+             * an integral id still prints as the integer it was. */
+            double d = json_is_real(id) ? json_real_value(id) : 0.5;
+            if (as_real && json_is_real(id) && d == (double)(long long)d && d > -9007199254740992.0 &&
+                d < 9007199254740992.0) {
+                json_t *i = json_integer((json_int_t)d);
+                out->id_json = json_dumps(i, JSON_ENCODE_ANY | JSON_COMPACT);
+                json_decref(i);
+            } else {
+                out->id_json = json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT);
+            }
+        }
     } else if (json_object_get(m, "result") || json_object_get(m, "error")) {
         if (!id) {
             out->error = "response without id";
@@ -57,7 +76,14 @@ void mg_jsonrpc_inspect(const char *body, size_t len, struct mg_jsonrpc_info *ou
 {
     memset(out, 0, sizeof *out);
     json_error_t jerr;
+    bool as_real = false;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL && json_error_code(&jerr) == json_error_numeric_overflow) {
+        as_real = true;
+        /* An integer beyond int64 is valid JSON (RFC 8259 §6): read numbers
+         * as doubles rather than call the message malformed. */
+        root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
+    }
     if (root == NULL) {
         out->error = "body is not valid JSON";
         return;
@@ -69,10 +95,10 @@ void mg_jsonrpc_inspect(const char *body, size_t len, struct mg_jsonrpc_info *ou
             goto out;
         }
         for (size_t i = 0; i < n; i++)
-            if (!check_message(json_array_get(root, i), out, true))
+            if (!check_message(json_array_get(root, i), out, true, as_real))
                 goto out;
         out->shape = MG_JSONRPC_BATCH;
-    } else if (check_message(root, out, true)) {
+    } else if (check_message(root, out, true, as_real)) {
         out->shape = MG_JSONRPC_SINGLE;
     }
 out:

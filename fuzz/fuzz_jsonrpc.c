@@ -1,0 +1,48 @@
+/* libFuzzer target for JSON-RPC inspection (src/mcp/jsonrpc): arbitrary bytes
+ * as a request body. Checks the contract on every input: INVALID exactly when
+ * there is an error text and then no id; otherwise the counts add up, a single
+ * message is one message, the method is a terminated string, the id (present
+ * exactly when there is a request) is compact JSON of an allowed type, and
+ * jansson agrees the body is one duplicate-free JSON object or array. */
+#include "mcp/jsonrpc.h"
+
+#include <jansson.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct mg_jsonrpc_info i;
+    mg_jsonrpc_inspect((const char *)data, size, &i);
+    MG_ASSERT(memchr(i.method, '\0', sizeof i.method) != NULL);
+    if (i.shape == MG_JSONRPC_INVALID) {
+        MG_ASSERT(i.error != NULL && i.id_json == NULL);
+    } else {
+        MG_ASSERT(i.shape == MG_JSONRPC_SINGLE || i.shape == MG_JSONRPC_BATCH);
+        MG_ASSERT(i.error == NULL);
+        MG_ASSERT(i.n_messages >= 1);
+        MG_ASSERT(i.n_messages == i.n_requests + i.n_notifications + i.n_responses);
+        MG_ASSERT(i.shape == MG_JSONRPC_BATCH || i.n_messages == 1);
+        MG_ASSERT((i.id_json != NULL) == (i.n_requests > 0));
+        MG_ASSERT(i.method[0] == '\0' || i.n_requests + i.n_notifications > 0);
+        MG_ASSERT(!i.has_initialize || i.n_requests + i.n_notifications > 0);
+        json_t *root = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
+        if (root == NULL) /* integers beyond int64 are read as doubles */
+            root = json_loadb((const char *)data, size,
+                              JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, NULL);
+        MG_ASSERT(root != NULL);
+        MG_ASSERT(i.shape == MG_JSONRPC_BATCH ? json_is_array(root) : json_is_object(root));
+        json_decref(root);
+        if (i.id_json) {
+            json_t *id = json_loads(i.id_json, JSON_DECODE_ANY, NULL);
+            MG_ASSERT(id != NULL);
+            MG_ASSERT(json_is_string(id) || json_is_integer(id) || json_is_real(id) ||
+                      json_is_null(id));
+            json_decref(id);
+            MG_ASSERT(strchr(i.id_json, '\n') == NULL);
+        }
+    }
+    mg_jsonrpc_info_fini(&i);
+    MG_ASSERT(i.id_json == NULL);
+    return 0;
+}

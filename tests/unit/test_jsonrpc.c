@@ -1,0 +1,313 @@
+/* Unit tests for JSON-RPC 2.0 inspection (src/mcp/jsonrpc): single requests,
+ * notifications and responses, batches, the shapes refused as INVALID
+ * (duplicate keys, wrong version, non-objects, bad method or id types,
+ * garbage, truncation at every byte, deep nesting), the id echoed in
+ * gateway errors (id_json), has_initialize and method truncation.
+ * */
+#include "core/buf.h"
+#include "mcp/jsonrpc.h"
+#include "tap.h"
+
+#include <jansson.h>
+
+struct exp {
+    enum mg_jsonrpc_shape shape;
+    size_t n_messages, n_requests, n_notifications, n_responses;
+    const char *method;
+    const char *id_json; /* NULL = none */
+    bool has_initialize;
+};
+
+static void inspect_s(const char *body, struct mg_jsonrpc_info *i)
+{
+    mg_jsonrpc_inspect(body, strlen(body), i);
+}
+
+static void check(const char *name, const char *body, const struct exp *e)
+{
+    struct mg_jsonrpc_info i;
+    inspect_s(body, &i);
+    bool ok = i.shape == e->shape && i.n_messages == e->n_messages &&
+              i.n_requests == e->n_requests && i.n_notifications == e->n_notifications &&
+              i.n_responses == e->n_responses && strcmp(i.method, e->method) == 0 &&
+              i.has_initialize == e->has_initialize &&
+              (e->id_json ? i.id_json && strcmp(i.id_json, e->id_json) == 0 : i.id_json == NULL) &&
+              (e->shape == MG_JSONRPC_INVALID) == (i.error != NULL);
+    TAP_OK(ok, "%s", name);
+    if (!ok)
+        printf("#   shape=%d n=%zu req=%zu notif=%zu resp=%zu method=[%s] id=%s init=%d error=%s\n",
+               i.shape, i.n_messages, i.n_requests, i.n_notifications, i.n_responses, i.method,
+               i.id_json ? i.id_json : "(null)", i.has_initialize, i.error ? i.error : "(null)");
+    mg_jsonrpc_info_fini(&i);
+}
+
+/* INVALID, with no counts leaking out as a result. */
+static void invalid(const char *name, const char *body, size_t len)
+{
+    struct mg_jsonrpc_info i;
+    mg_jsonrpc_inspect(body, len, &i);
+    TAP_OK(i.shape == MG_JSONRPC_INVALID && i.error != NULL && i.id_json == NULL, "invalid: %s",
+           name);
+    if (i.shape != MG_JSONRPC_INVALID)
+        printf("#   shape=%d\n", i.shape);
+    mg_jsonrpc_info_fini(&i);
+}
+
+#define INVALID(name, body) invalid(name, body, sizeof(body) - 1)
+
+static void test_single(void)
+{
+    check("request", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}",
+          &(struct exp){MG_JSONRPC_SINGLE, 1, 1, 0, 0, "tools/list", "1", false});
+    check("request with params and whitespace",
+          " \n{ \"method\" : \"tools/call\", \"params\": {\"name\":\"q\",\"arguments\":{}},\n"
+          "  \"id\" : \"abc\", \"jsonrpc\" : \"2.0\" }\n",
+          &(struct exp){MG_JSONRPC_SINGLE, 1, 1, 0, 0, "tools/call", "\"abc\"", false});
+    check("notification", "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}",
+          &(struct exp){MG_JSONRPC_SINGLE, 1, 0, 1, 0, "notifications/initialized", NULL, false});
+    check("response with result", "{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{}}",
+          &(struct exp){MG_JSONRPC_SINGLE, 1, 0, 0, 1, "", NULL, false});
+    check("response with error",
+          "{\"jsonrpc\":\"2.0\",\"id\":3,\"error\":{\"code\":-32601,\"message\":\"x\"}}",
+          &(struct exp){MG_JSONRPC_SINGLE, 1, 0, 0, 1, "", NULL, false});
+    check("response with null result", "{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":null}",
+          &(struct exp){MG_JSONRPC_SINGLE, 1, 0, 0, 1, "", NULL, false});
+    check("initialize",
+          "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":{"
+          "\"protocolVersion\":\"2025-06-18\",\"capabilities\":{},"
+          "\"clientInfo\":{\"name\":\"c\",\"version\":\"1\"}}}",
+          &(struct exp){MG_JSONRPC_SINGLE, 1, 1, 0, 0, "initialize", "0", true});
+    check("method named Initialize is not initialize",
+          "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"Initialize\"}",
+          &(struct exp){MG_JSONRPC_SINGLE, 1, 1, 0, 0, "Initialize", "0", false});
+    check("empty method name", "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"\"}",
+          &(struct exp){MG_JSONRPC_SINGLE, 1, 1, 0, 0, "", "0", false});
+}
+
+static void test_ids(void)
+{
+    check("id string", "{\"jsonrpc\":\"2.0\",\"id\":\"req-1\",\"method\":\"m\"}",
+          &(struct exp){MG_JSONRPC_SINGLE, 1, 1, 0, 0, "m", "\"req-1\"", false});
+    check("id empty string", "{\"jsonrpc\":\"2.0\",\"id\":\"\",\"method\":\"m\"}",
+          &(struct exp){MG_JSONRPC_SINGLE, 1, 1, 0, 0, "m", "\"\"", false});
+    check("id string with quote, backslash and control escaped",
+          "{\"jsonrpc\":\"2.0\",\"id\":\"a\\\"b\\\\c\\n\",\"method\":\"m\"}",
+          &(struct exp){MG_JSONRPC_SINGLE, 1, 1, 0, 0, "m", "\"a\\\"b\\\\c\\n\"", false});
+    check("id int", "{\"jsonrpc\":\"2.0\",\"id\":42,\"method\":\"m\"}",
+          &(struct exp){MG_JSONRPC_SINGLE, 1, 1, 0, 0, "m", "42", false});
+    check("id negative int", "{\"jsonrpc\":\"2.0\",\"id\":-7,\"method\":\"m\"}",
+          &(struct exp){MG_JSONRPC_SINGLE, 1, 1, 0, 0, "m", "-7", false});
+    check("id int64 max", "{\"jsonrpc\":\"2.0\",\"id\":9223372036854775807,\"method\":\"m\"}",
+          &(struct exp){MG_JSONRPC_SINGLE, 1, 1, 0, 0, "m", "9223372036854775807", false});
+    check("id null", "{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"m\"}",
+          &(struct exp){MG_JSONRPC_SINGLE, 1, 1, 0, 0, "m", "null", false});
+    check("id float", "{\"jsonrpc\":\"2.0\",\"id\":1.5,\"method\":\"m\"}",
+          &(struct exp){MG_JSONRPC_SINGLE, 1, 1, 0, 0, "m", "1.5", false});
+    INVALID("id object", "{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":\"m\"}");
+    INVALID("id array", "{\"jsonrpc\":\"2.0\",\"id\":[1],\"method\":\"m\"}");
+    INVALID("id true", "{\"jsonrpc\":\"2.0\",\"id\":true,\"method\":\"m\"}");
+    INVALID("id object on a response", "{\"jsonrpc\":\"2.0\",\"id\":{\"a\":1},\"result\":1}");
+
+    /* A real id is echoed as an equal JSON value (jansson may respell it). */
+    static const char *reals[] = {"0.1", "1e3", "-2.5E-3", "1.0"};
+    for (size_t k = 0; k < MG_ARRAY_LEN(reals); k++) {
+        char body[128];
+        snprintf(body, sizeof body, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"method\":\"m\"}", reals[k]);
+        struct mg_jsonrpc_info i;
+        inspect_s(body, &i);
+        json_t *a = json_loads(reals[k], JSON_DECODE_ANY, NULL);
+        json_t *b = i.id_json ? json_loads(i.id_json, JSON_DECODE_ANY, NULL) : NULL;
+        TAP_OK(i.shape == MG_JSONRPC_SINGLE && a && b && json_equal(a, b),
+               "id %s echoes an equal number (%s)", reals[k], i.id_json ? i.id_json : "(null)");
+        json_decref(a);
+        json_decref(b);
+        mg_jsonrpc_info_fini(&i);
+    }
+
+    /* RFC 8259 §6 allows integers of any size; a body is not "invalid JSON"
+     * because a number does not fit in 64 bits. */
+    check("integer beyond int64 in params is valid JSON (jsonrpc.c:60)",
+          "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"n\","
+          "\"arguments\":{\"v\":18446744073709551616}}}",
+          &(struct exp){MG_JSONRPC_SINGLE, 1, 1, 0, 0, "tools/call", "1", false});
+}
+
+static void test_batch(void)
+{
+    check("batch of request, notification, response",
+          "[{\"jsonrpc\":\"2.0\",\"method\":\"notifications/x\"},"
+          "{\"jsonrpc\":\"2.0\",\"id\":\"r\",\"method\":\"tools/list\"},"
+          "{\"jsonrpc\":\"2.0\",\"id\":9,\"result\":{}},"
+          "{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"initialize\"}]",
+          &(struct exp){MG_JSONRPC_BATCH, 4, 2, 1, 1, "notifications/x", "\"r\"", true});
+    check("batch of one", "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]",
+          &(struct exp){MG_JSONRPC_BATCH, 1, 1, 0, 0, "ping", "1", false});
+    check(
+        "batch of responses only",
+        "[{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1},{\"jsonrpc\":\"2.0\",\"id\":2,\"error\":{}}]",
+        &(struct exp){MG_JSONRPC_BATCH, 2, 0, 0, 2, "", NULL, false});
+    INVALID("empty batch", "[]");
+    INVALID("empty batch with spaces", " [ ] ");
+    INVALID("batch with a number", "[1]");
+    INVALID("batch with a nested batch", "[[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"m\"}]]");
+    INVALID("batch with one bad member after a good request",
+            "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"m\"},{\"jsonrpc\":\"1.0\",\"id\":2,"
+            "\"method\":\"m\"}]");
+    INVALID("batch with a response without id",
+            "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"m\"},{\"jsonrpc\":\"2.0\",\"result\":1}]");
+}
+
+static void test_invalid(void)
+{
+    INVALID("duplicate method", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"a\",\"method\":\"b\"}");
+    INVALID("duplicate id", "{\"jsonrpc\":\"2.0\",\"id\":1,\"id\":2,\"method\":\"a\"}");
+    INVALID("duplicate jsonrpc",
+            "{\"jsonrpc\":\"2.0\",\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"a\"}");
+    INVALID("duplicate key nested in params",
+            "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"a\",\"params\":{\"x\":1,\"x\":2}}");
+    INVALID("duplicate key in a batch member",
+            "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"a\",\"method\":\"a\"}]");
+    INVALID("jsonrpc 1.0", "{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"a\"}");
+    INVALID("jsonrpc number", "{\"jsonrpc\":2.0,\"id\":1,\"method\":\"a\"}");
+    INVALID("jsonrpc \"2.0 \"", "{\"jsonrpc\":\"2.0 \",\"id\":1,\"method\":\"a\"}");
+    INVALID("jsonrpc missing", "{\"id\":1,\"method\":\"a\"}");
+    INVALID("method number", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":5}");
+    INVALID("method null", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":null}");
+    INVALID("method object", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":{}}");
+    INVALID("neither method nor result", "{\"jsonrpc\":\"2.0\",\"id\":1}");
+    INVALID("response without id", "{\"jsonrpc\":\"2.0\",\"result\":1}");
+    INVALID("top-level number", "1");
+    INVALID("top-level string", "\"x\"");
+    INVALID("top-level null", "null");
+    INVALID("top-level true", "true");
+    INVALID("empty body", "");
+    INVALID("whitespace body", " \r\n\t");
+    INVALID("trailing garbage", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"a\"} x");
+    INVALID("two objects", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"a\"}{}");
+    INVALID("NaN id", "{\"jsonrpc\":\"2.0\",\"id\":NaN,\"method\":\"a\"}");
+    INVALID("single quotes", "{'jsonrpc':'2.0','id':1,'method':'a'}");
+    INVALID("trailing comma", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"a\",}");
+    INVALID("comment", "{\"jsonrpc\":\"2.0\",/*c*/\"id\":1,\"method\":\"a\"}");
+    INVALID("invalid UTF-8 in method", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"a\xff\"}");
+    INVALID("escaped NUL in a string", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"a\\u0000b\"}");
+    {
+        static const char nul[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"a\"}\0";
+        invalid("raw NUL after the object", nul, sizeof nul - 1);
+        static const char nul2[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"a\0b\"}";
+        invalid("raw NUL inside a string", nul2, sizeof nul2 - 1);
+    }
+
+    /* Every truncation of a valid request is INVALID and leaks nothing. */
+    static const char full[] = "[{\"jsonrpc\":\"2.0\",\"id\":\"x\",\"method\":\"initialize\","
+                               "\"params\":{\"a\":[1,2.5,true,null,\"s\\u00e9\"]}}]";
+    size_t bad = 0;
+    for (size_t n = 0; n < sizeof full - 1; n++) {
+        struct mg_jsonrpc_info i;
+        mg_jsonrpc_inspect(full, n, &i);
+        if (i.shape != MG_JSONRPC_INVALID || i.id_json != NULL)
+            bad = bad ? bad : n + 1;
+        mg_jsonrpc_info_fini(&i);
+    }
+    TAP_IS_INT(bad, 0, "every truncation of a valid batch is INVALID (first bad length + 1)");
+    struct mg_jsonrpc_info i;
+    mg_jsonrpc_inspect(full, sizeof full - 1, &i);
+    TAP_IS_INT(i.shape, MG_JSONRPC_BATCH, "and the whole of it is a batch");
+    mg_jsonrpc_info_fini(&i);
+
+    /* Deep nesting fails cleanly (no stack exhaustion). */
+    struct mg_buf b;
+    mg_buf_init(&b, 1 << 22);
+    for (int k = 0; k < 200000; k++)
+        mg_buf_append(&b, "[", 1);
+    invalid("200000 nested arrays", b.data, b.len);
+    mg_buf_reset(&b);
+    mg_buf_appends(&b, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"m\",\"params\":");
+    for (int k = 0; k < 100000; k++)
+        mg_buf_appends(&b, "{\"a\":");
+    mg_buf_appends(&b, "1");
+    for (int k = 0; k < 100000; k++)
+        mg_buf_appends(&b, "}");
+    mg_buf_appends(&b, "}");
+    invalid("100000 nested objects in params", b.data, b.len);
+    mg_buf_reset(&b);
+    mg_buf_appends(&b, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"m\",\"params\":");
+    for (int k = 0; k < 100; k++)
+        mg_buf_appends(&b, "[");
+    for (int k = 0; k < 100; k++)
+        mg_buf_appends(&b, "]");
+    mg_buf_appends(&b, "}");
+    mg_jsonrpc_inspect(b.data, b.len, &i);
+    TAP_IS_INT(i.shape, MG_JSONRPC_SINGLE, "100 nested arrays in params are fine");
+    mg_jsonrpc_info_fini(&i);
+    mg_buf_fini(&b);
+}
+
+static bool valid_utf8(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80             ? 0
+                : (*p & 0xe0) == 0xc0 ? 1
+                : (*p & 0xf0) == 0xe0 ? 2
+                : (*p & 0xf8) == 0xf0 ? 3
+                                      : -1;
+        if (n < 0)
+            return false;
+        p++;
+        for (int k = 0; k < n; k++, p++)
+            if ((*p & 0xc0) != 0x80)
+                return false;
+    }
+    return true;
+}
+
+static void test_method_truncation(void)
+{
+    struct mg_buf b;
+    mg_buf_init(&b, 1 << 16);
+    char name[301];
+    memset(name, 'm', 300);
+    name[300] = '\0';
+    mg_buf_appendf(&b, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"%s\"}", name);
+    struct mg_jsonrpc_info i;
+    mg_jsonrpc_inspect(b.data, b.len, &i);
+    TAP_IS_INT(i.shape, MG_JSONRPC_SINGLE, "long method: valid");
+    TAP_IS_INT(strlen(i.method), sizeof i.method - 1, "long method: truncated to the field");
+    TAP_OK(strncmp(i.method, name, sizeof i.method - 1) == 0, "long method: a prefix of it");
+    mg_jsonrpc_info_fini(&i);
+
+    /* An initialize that is not first in a batch still counts. */
+    mg_buf_reset(&b);
+    mg_buf_appendf(&b,
+                   "[{\"jsonrpc\":\"2.0\",\"method\":\"%s\"},"
+                   "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\"}]",
+                   name);
+    mg_jsonrpc_inspect(b.data, b.len, &i);
+    TAP_OK(i.shape == MG_JSONRPC_BATCH && i.has_initialize && strlen(i.method) == 95,
+           "initialize detected after a long method");
+    mg_jsonrpc_info_fini(&i);
+
+    /* The method goes into the JSON access log: truncation must not cut a
+     * UTF-8 sequence in two (RFC 8259 §8.1). */
+    mg_buf_reset(&b);
+    char ascii[95];
+    memset(ascii, 'a', 94);
+    ascii[94] = '\0';
+    mg_buf_appendf(&b, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"%s\xc3\xa9\"}", ascii);
+    mg_jsonrpc_inspect(b.data, b.len, &i);
+    TAP_IS_INT(i.shape, MG_JSONRPC_SINGLE, "method with a 2-byte character at the cut: valid");
+    TAP_OK(valid_utf8(i.method),
+           "truncated method stays valid UTF-8 (jsonrpc.c:39 cuts inside U+00E9)");
+    mg_jsonrpc_info_fini(&i);
+    mg_buf_fini(&b);
+}
+
+int main(void)
+{
+    test_single();
+    test_ids();
+    test_batch();
+    test_invalid();
+    test_method_truncation();
+    return tap_done();
+}
