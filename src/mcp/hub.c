@@ -707,8 +707,11 @@ static void handle_post(struct mg_http_req *req, const struct mg_route_rt *rt,
                         const struct mg_http_header *sid)
 {
     json_error_t je;
-    json_t *root = json_loadb(req->body.data ? req->body.data : "", req->body.len,
-                              JSON_REJECT_DUPLICATES, &je);
+    const char *body = req->body.data ? req->body.data : "";
+    json_t *root = json_loadb(body, req->body.len, JSON_REJECT_DUPLICATES, &je);
+    if (root == NULL && json_error_code(&je) == json_error_numeric_overflow)
+        root = json_loadb(body, req->body.len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL,
+                          &je);
     if (root == NULL) {
         reply_error(req, 400, NULL, -32700, "parse error: body is not valid JSON");
         return;
@@ -822,6 +825,22 @@ static void handle_post(struct mg_http_req *req, const struct mg_route_rt *rt,
         g->init_sent = true;
     mg_list_push(&s->posts, &p->link);
     session_idle_check(s);
+    if (!batch && s->group == NULL) {
+        /* One message to its own server: forward the very bytes that were
+         * inspected, not a re-serialization (numbers and escapes keep their
+         * spelling). Raw CR/LF can only be whitespace between JSON tokens,
+         * so turning them into spaces keeps the stdio framing intact. */
+        char *raw = mg_xmalloc(req->body.len);
+        for (size_t k = 0; k < req->body.len; k++)
+            raw[k] = (body[k] == '\r' || body[k] == '\n') ? ' ' : body[k];
+        int rc = s->ch ? s->ch->ops->send(s->ch, raw, req->body.len) : MG_ECLOSED;
+        free(raw);
+        if (rc < 0)
+            fail_post(p, rc == MG_ELIMIT ? "MCP server is not reading its input"
+                                         : "MCP server is not running");
+        p = NULL;
+        goto out;
+    }
     json_array_foreach(msgs, i, m)
     {
         int rc = session_send(s, m);
