@@ -184,6 +184,7 @@ static void begin_stop(void)
         mg_http_server_close_all(&G.metrics);
         G.metrics_open = false;
     }
+    mg_stream_loop_fini();
 }
 
 static void on_signal(uv_signal_t *s, int signum)

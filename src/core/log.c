@@ -30,6 +30,7 @@ static atomic_int level = MG_LOG_INFO;
 static atomic_uint_fast64_t dropped;
 static int access_fd = 1; /* -1: off */
 static bool access_fd_owned;
+static atomic_bool access_on = true;
 
 static int parse_level(const char *s)
 {
@@ -108,13 +109,17 @@ static void enqueue(bool access, const char *data, size_t len)
         atomic_fetch_add(&dropped, 1);
         return;
     }
+    bool was_empty = head == NULL;
     if (tail)
         tail->next = e;
     else
         head = e;
     tail = e;
     queued_bytes += e->len;
-    pthread_cond_signal(&cv);
+    /* The writer takes the whole list each time it wakes: one signal per
+     * batch, not per line. */
+    if (was_empty)
+        pthread_cond_signal(&cv);
     pthread_mutex_unlock(&mu);
 }
 
@@ -150,6 +155,7 @@ int mg_log_reconfigure(const char *access_log, const char *lvl)
     bool old_owned = access_fd_owned;
     access_fd = fd;
     access_fd_owned = owned;
+    atomic_store(&access_on, fd >= 0);
     pthread_mutex_unlock(&mu);
     /* The writer reads access_fd under the lock per batch; closing the old
      * one after the swap can only cut a batch already taken, which then fails
@@ -192,6 +198,8 @@ void mg_log_stop(void)
 }
 
 bool mg_log_enabled(enum mg_log_level l) { return (int)l >= atomic_load(&level); }
+
+bool mg_log_access_enabled(void) { return atomic_load(&access_on); }
 
 void mg_log_time(char *out, size_t cap)
 {

@@ -20,6 +20,8 @@ void mg_log(enum mg_log_level level, const char *fmt, ...) __attribute__((format
 /* Queues one complete access-log line (without the newline). */
 void mg_log_access(const char *line, size_t len);
 uint64_t mg_log_dropped(void);
+/* False when access_log is "off": callers skip formatting the line at all. */
+bool mg_log_access_enabled(void);
 bool mg_log_enabled(enum mg_log_level level);
 
 #define mg_log_debug(...) mg_log(MG_LOG_DEBUG, __VA_ARGS__)

@@ -422,6 +422,11 @@ static void on_log(struct mg_http_req *req)
     struct proxy_req *p = req->hdata;
     uint64_t dur_us = (mg_now_ns() - req->start_ns) / 1000;
     mg_metrics_observe(req->status, dur_us, req->bytes_out);
+    if (!mg_log_access_enabled()) {
+        proxy_free(p);
+        req->hdata = NULL;
+        return;
+    }
     char t[40];
     mg_log_time(t, sizeof t);
     struct mg_buf b;

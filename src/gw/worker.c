@@ -81,6 +81,7 @@ static void finish_worker(struct mg_worker *w)
         return;
     w->done = true;
     mg_client_pool_close(&w->pool);
+    mg_stream_loop_fini();
     uv_close((uv_handle_t *)&w->wake, on_closed_noop);
     uv_close((uv_handle_t *)&w->drain_timer, on_closed_noop);
 }

@@ -985,6 +985,7 @@ static void maybe_finish(void)
     if (!H.draining || H.n_sessions > 0 || H.http.n_conns > 0)
         return;
     mg_client_pool_close(&H.pool);
+    mg_stream_loop_fini();
     if (!uv_is_closing((uv_handle_t *)&H.wake))
         uv_close((uv_handle_t *)&H.wake, noop_close);
     if (!uv_is_closing((uv_handle_t *)&H.drain_timer))

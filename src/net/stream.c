@@ -8,11 +8,14 @@
 #include <openssl/x509v3.h>
 
 #define READ_BUF_SIZE 65536
+#define OUT_FLUSH_AT (256 * 1024) /* flush at once beyond this much pending output */
 #define BIO_PAIR_SIZE 17408 /* one TLS record plus overhead */
 
 static _Thread_local char read_buf[READ_BUF_SIZE];
 static _Thread_local char plain_buf[16384]; /* one TLS record of plaintext */
 static _Thread_local bool read_buf_busy;
+static _Thread_local struct mg_list flush_list;
+static _Thread_local uv_check_t *flush_check;
 
 struct write_req {
     uv_write_t req;
@@ -244,6 +247,8 @@ static int init_common(struct mg_stream *s, const struct mg_stream_cbs *cbs, voi
     s->data = data;
     s->h.handle.data = s;
     s->high_mark = 256 * 1024;
+    mg_buf_init(&s->out, SIZE_MAX / 2);
+    mg_list_init(&s->flush_link);
     return 0;
 }
 
@@ -351,10 +356,8 @@ int mg_stream_connect_pipe(struct mg_stream *s, const char *path)
     return 0;
 }
 
-int mg_stream_writev(struct mg_stream *s, const uv_buf_t *bufs, size_t n)
+static int write_now(struct mg_stream *s, const uv_buf_t *bufs, size_t n)
 {
-    if (s->closing || s->err)
-        return MG_ECLOSED;
     if (!s->is_tls)
         return raw_write(s, bufs, n);
     for (size_t i = 0; i < n; i++) {
@@ -380,6 +383,73 @@ int mg_stream_writev(struct mg_stream *s, const uv_buf_t *bufs, size_t n)
                 return MG_EIO;
         }
     }
+    return 0;
+}
+
+static int flush_one(struct mg_stream *s)
+{
+    mg_list_remove(&s->flush_link);
+    if (s->out.len == 0)
+        return 0;
+    uv_buf_t b = uv_buf_init(s->out.data, (unsigned)s->out.len);
+    int rc = (s->closing || s->err) ? MG_ECLOSED : write_now(s, &b, 1);
+    /* Keep a small buffer for the next response; give big ones back. */
+    if (s->out.cap > 16384)
+        mg_buf_fini(&s->out);
+    else
+        mg_buf_reset(&s->out);
+    if (rc < 0 && !s->closing) {
+        s->err = MG_EIO;
+        end_stream(s, MG_EIO);
+    }
+    return rc;
+}
+
+void mg_stream_flush_all(void)
+{
+    if (flush_list.next == NULL)
+        return;
+    while (!mg_list_empty(&flush_list)) {
+        struct mg_stream *s = mg_list_entry(flush_list.next, struct mg_stream, flush_link);
+        flush_one(s);
+    }
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+    MG_UNUSED(h);
+    mg_stream_flush_all();
+}
+
+static void flush_check_closed(uv_handle_t *h) { free(h); }
+
+void mg_stream_loop_fini(void)
+{
+    mg_stream_flush_all();
+    if (flush_check) {
+        uv_close((uv_handle_t *)flush_check, flush_check_closed);
+        flush_check = NULL;
+    }
+}
+
+int mg_stream_writev(struct mg_stream *s, const uv_buf_t *bufs, size_t n)
+{
+    if (s->closing || s->err)
+        return MG_ECLOSED;
+    if (flush_check == NULL) {
+        mg_list_init(&flush_list);
+        flush_check = mg_xmalloc(sizeof *flush_check);
+        uv_check_init(s->h.handle.loop, flush_check);
+        uv_check_start(flush_check, on_flush_check);
+        uv_unref((uv_handle_t *)flush_check); /* it must not keep a loop alive */
+    }
+    for (size_t i = 0; i < n; i++)
+        if (mg_buf_append(&s->out, bufs[i].base, bufs[i].len) < 0)
+            return MG_ELIMIT;
+    if (!mg_list_linked(&s->flush_link))
+        mg_list_push(&flush_list, &s->flush_link);
+    if (s->out.len >= OUT_FLUSH_AT)
+        return flush_one(s);
     return 0;
 }
 
@@ -415,6 +485,8 @@ void mg_stream_shutdown(struct mg_stream *s)
 {
     if (s->closing || s->err)
         return;
+    if (mg_list_linked(&s->flush_link) && flush_one(s) < 0)
+        return;
     if (s->is_tls && s->handshake_done) {
         SSL_shutdown(s->ssl);
         flush_tls(s);
@@ -445,7 +517,13 @@ void mg_stream_close(struct mg_stream *s)
         return;
     s->closing = true;
     s->reading = false;
+    if (mg_list_linked(&s->flush_link))
+        mg_list_remove(&s->flush_link);
+    mg_buf_fini(&s->out);
     uv_close(&s->h.handle, on_uv_close);
 }
 
-bool mg_stream_is_congested(const struct mg_stream *s) { return s->queued > s->high_mark; }
+bool mg_stream_is_congested(const struct mg_stream *s)
+{
+    return s->queued + s->out.len > s->high_mark;
+}

@@ -6,7 +6,9 @@
 #ifndef MG_NET_STREAM_H
 #define MG_NET_STREAM_H
 
+#include "core/buf.h"
 #include "core/common.h"
+#include "core/list.h"
 
 #include <openssl/ssl.h>
 #include <uv.h>
@@ -39,6 +41,8 @@ struct mg_stream {
     BIO *net; /* our end of the BIO pair; SSL holds the other end */
     const struct mg_stream_cbs *cbs;
     void *data;          /* the owner */
+    struct mg_buf out;   /* plaintext written during this loop iteration, not yet flushed */
+    struct mg_list flush_link; /* in the thread's flush list while out is not empty */
     size_t queued;       /* bytes handed to libuv and not yet written */
     uint64_t n_written;  /* bytes whose write completed (progress watchdog) */
     size_t high_mark;    /* above this, the owner should stop producing */
@@ -59,7 +63,11 @@ int mg_stream_start_server(struct mg_stream *s, SSL_CTX *ctx);
 int mg_stream_connect(struct mg_stream *s, const struct sockaddr *addr, SSL_CTX *ctx,
                       const char *sni, bool verify);
 int mg_stream_connect_pipe(struct mg_stream *s, const char *path);
-/* Copies and queues len bytes. MG_ECLOSED once the stream is closing. */
+/* Copies and queues len bytes. Writes made during one loop iteration are
+ * coalesced and handed to the kernel once, after the iteration's callbacks
+ * (a uv_check handle per loop), so a response head, its body and many small
+ * SSE events cost one syscall instead of one each. MG_ECLOSED once the
+ * stream is closing. */
 int mg_stream_write(struct mg_stream *s, const void *data, size_t len);
 int mg_stream_writev(struct mg_stream *s, const uv_buf_t *bufs, size_t n);
 void mg_stream_read_start(struct mg_stream *s);
@@ -69,5 +77,9 @@ void mg_stream_shutdown(struct mg_stream *s);
 /* Closes now; on_close follows exactly once. Idempotent. */
 void mg_stream_close(struct mg_stream *s);
 bool mg_stream_is_congested(const struct mg_stream *s);
+/* Writes out everything pending on this thread's streams now. */
+void mg_stream_flush_all(void);
+/* Closes this thread's flush handle; call once when the loop shuts down. */
+void mg_stream_loop_fini(void);
 
 #endif
