@@ -315,6 +315,7 @@ out:
         rmdir(G.hub_dir);
     mg_buf_fini(&err);
     uv_loop_close(G.loop);
+    mg_http_parser_thread_fini();
     mg_log_stop();
     return rc;
 }

@@ -72,6 +72,17 @@ int mg_buf_appendf(struct mg_buf *b, const char *fmt, ...)
     return MG_OK;
 }
 
+int mg_buf_append_u64(struct mg_buf *b, uint64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return mg_buf_append(b, tmp + i, sizeof tmp - i);
+}
+
 void mg_buf_consume(struct mg_buf *b, size_t n)
 {
     MG_ASSERT(n <= b->len);

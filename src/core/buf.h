@@ -19,6 +19,8 @@ void mg_buf_reset(struct mg_buf *b);
 int mg_buf_append(struct mg_buf *b, const void *data, size_t n);
 int mg_buf_appends(struct mg_buf *b, const char *s);
 int mg_buf_appendf(struct mg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends an unsigned number in decimal (no printf on hot paths). */
+int mg_buf_append_u64(struct mg_buf *b, uint64_t v);
 /* Removes the first n bytes. */
 void mg_buf_consume(struct mg_buf *b, size_t n);
 /* Hands the bytes to the caller (who frees them) and resets the buffer. */

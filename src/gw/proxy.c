@@ -155,14 +155,16 @@ static int build_upstream_head(struct proxy_req *p, struct mg_buf *out)
     const struct mg_route_rt *rt = p->route;
     const struct mg_conf_route *r = rt->conf;
     int rc = 0;
-    rc |= mg_buf_appendf(out, "%s ", method_name(req->method));
+    rc |= mg_buf_appends(out, method_name(req->method));
+    rc |= mg_buf_append(out, " ", 1);
     mg_gw_upstream_target(rt, req->target, out);
-    rc |= mg_buf_appends(out, " HTTP/1.1\r\n");
+    rc |= mg_buf_appends(out, " HTTP/1.1\r\nHost: ");
     const struct mg_http_header *host = mg_http_head_find(h, "host");
     if (r->preserve_host_header || rt->via_hub)
-        rc |= mg_buf_appendf(out, "Host: %.*s\r\n", (int)host->value_len, host->value);
+        rc |= mg_buf_append(out, host->value, host->value_len);
     else
-        rc |= mg_buf_appendf(out, "Host: %s\r\n", rt->up_host_header);
+        rc |= mg_buf_appends(out, rt->up_host_header);
+    rc |= mg_buf_append(out, "\r\n", 2);
     for (size_t i = 0; i < h->n_headers; i++) {
         const struct mg_http_header *x = &h->headers[i];
         if (skip_request_header(h, r, x))
@@ -177,16 +179,24 @@ static int build_upstream_head(struct proxy_req *p, struct mg_buf *out)
         rc |= mg_buf_appendf(out, "%s: %s\r\n", r->set_request_headers[i].name,
                              r->set_request_headers[i].value);
     /* The caller's address as we saw it; anything the caller claimed is gone. */
-    rc |= mg_buf_appendf(out, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\n",
-                         req->conn->peer, req->conn->srv->is_tls ? "https" : "http");
-    rc |= mg_buf_appendf(out, "X-Forwarded-Host: %.*s\r\n", (int)host->value_len, host->value);
+    rc |= mg_buf_appends(out, "X-Forwarded-For: ");
+    rc |= mg_buf_appends(out, req->conn->peer);
+    rc |= mg_buf_appends(out, req->conn->srv->is_tls ? "\r\nX-Forwarded-Proto: https\r\n"
+                                                       : "\r\nX-Forwarded-Proto: http\r\n");
+    rc |= mg_buf_appends(out, "X-Forwarded-Host: ");
+    rc |= mg_buf_append(out, host->value, host->value_len);
+    rc |= mg_buf_append(out, "\r\n", 2);
     if (rt->via_hub)
         rc |= mg_buf_appendf(out, "X-Mcpgate-Route: %s\r\nX-Mcpgate-Hub-Key: %s\r\n", r->name,
                              p->gw->hub_key);
     if (req->body.len > 0 || req->method == HTTP_POST || req->method == HTTP_PUT ||
         req->method == HTTP_PATCH)
-        rc |= mg_buf_appendf(out, "Content-Length: %zu\r\n", req->body.len);
-    rc |= mg_buf_appends(out, "\r\n");
+    {
+        rc |= mg_buf_appends(out, "Content-Length: ");
+        rc |= mg_buf_append_u64(out, req->body.len);
+        rc |= mg_buf_append(out, "\r\n", 2);
+    }
+    rc |= mg_buf_append(out, "\r\n", 2);
     return rc ? MG_ELIMIT : 0;
 }
 

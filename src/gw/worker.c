@@ -153,6 +153,7 @@ static void worker_main(void *arg)
     w->gw = NULL;
     if (uv_loop_close(&w->loop) != 0)
         mg_log_warn("worker %d: handles left open at exit", w->id);
+    mg_http_parser_thread_fini();
 }
 
 int mg_worker_start(struct mg_worker *w, int id, int fd, struct mg_gw *gw, SSL_CTX *ssl_ctx)

@@ -9,6 +9,55 @@
 
 #define HP(ll) ((struct mg_http_parser *)(ll)->data)
 
+/* The head and scratch blocks (a few KiB) are needed only while a head is
+ * parsed and handled; a connection gives them back afterwards so idle and
+ * streaming connections stay small. One spare of each per thread spares the
+ * allocator the round trip on every keep-alive request. */
+static _Thread_local struct mg_http_scratch *spare_scratch;
+static _Thread_local struct mg_http_head *spare_head;
+
+static struct mg_http_scratch *scratch_get(void)
+{
+    struct mg_http_scratch *s = spare_scratch;
+    spare_scratch = NULL;
+    return s ? s : mg_xmalloc(sizeof *s);
+}
+
+static void scratch_put(struct mg_http_scratch *s)
+{
+    if (s == NULL)
+        return;
+    if (spare_scratch == NULL)
+        spare_scratch = s;
+    else
+        free(s);
+}
+
+void mg_http_parser_thread_fini(void)
+{
+    free(spare_scratch);
+    free(spare_head);
+    spare_scratch = NULL;
+    spare_head = NULL;
+}
+
+static struct mg_http_head *head_get(void)
+{
+    struct mg_http_head *h = spare_head;
+    spare_head = NULL;
+    return h ? h : mg_xmalloc(sizeof *h);
+}
+
+static void head_put(struct mg_http_head *h)
+{
+    if (h == NULL)
+        return;
+    if (spare_head == NULL)
+        spare_head = h;
+    else
+        free(h);
+}
+
 static int fail(struct mg_http_parser *hp, int status, const char *reason)
 {
     if (hp->error_status == 0) {
@@ -36,7 +85,7 @@ static int on_message_begin(llhttp_t *ll)
     hp->msg_started = true;
     hp->body_len = 0;
     if (hp->scratch == NULL)
-        hp->scratch = mg_xmalloc(sizeof *hp->scratch);
+        hp->scratch = scratch_get();
     return 0;
 }
 
@@ -116,7 +165,7 @@ static int on_headers_complete(llhttp_t *ll)
 {
     struct mg_http_parser *hp = HP(ll);
     if (hp->head == NULL)
-        hp->head = mg_xmalloc(sizeof *hp->head);
+        hp->head = head_get();
     struct mg_http_head *h = hp->head;
     memset(h, 0, offsetof(struct mg_http_head, headers));
     const char *base = hp->store.data ? hp->store.data : "";
@@ -133,7 +182,7 @@ static int on_headers_complete(llhttp_t *ll)
         h->headers[i].value = base + hp->scratch->value_off[i];
         h->headers[i].value_len = hp->scratch->value_len[i];
     }
-    free(hp->scratch);
+    scratch_put(hp->scratch);
     hp->scratch = NULL;
     h->keep_alive = llhttp_should_keep_alive(ll) != 0;
     h->chunked = (ll->flags & F_CHUNKED) != 0;
@@ -238,7 +287,7 @@ void mg_http_parser_init(struct mg_http_parser *hp, enum mg_http_kind kind, size
 
 void mg_http_parser_release_head(struct mg_http_parser *hp)
 {
-    free(hp->head);
+    head_put(hp->head);
     hp->head = NULL;
     mg_buf_fini(&hp->store);
 }
@@ -246,7 +295,7 @@ void mg_http_parser_release_head(struct mg_http_parser *hp)
 void mg_http_parser_fini(struct mg_http_parser *hp)
 {
     mg_http_parser_release_head(hp);
-    free(hp->scratch);
+    scratch_put(hp->scratch);
     hp->scratch = NULL;
 }
 

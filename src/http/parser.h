@@ -98,6 +98,9 @@ void mg_http_parser_release_head(struct mg_http_parser *hp);
 /* True while a message has started but not completed. */
 bool mg_http_parser_in_message(const struct mg_http_parser *hp);
 
+/* Frees this thread's cached parse blocks; call before the thread ends. */
+void mg_http_parser_thread_fini(void);
+
 /* Finds a header by name (case-insensitive); NULL if absent. */
 const struct mg_http_header *mg_http_head_find(const struct mg_http_head *h, const char *name);
 /* Counts headers with that name. */

@@ -455,11 +455,18 @@ int mg_http_begin(struct mg_http_req *req, int status, const char *headers, size
     bool no_body = req->head_only || status == 204 || status == 304 || status < 200;
     struct mg_buf hb;
     mg_buf_init(&hb, headers_len + 512);
-    mg_buf_appendf(&hb, "HTTP/1.1 %d %s\r\n", status, mg_http_status_text(status));
+    mg_buf_appends(&hb, "HTTP/1.1 ");
+    mg_buf_append_u64(&hb, (uint64_t)status);
+    mg_buf_appends(&hb, " ");
+    mg_buf_appends(&hb, mg_http_status_text(status));
+    mg_buf_appends(&hb, "\r\n");
     mg_buf_append(&hb, headers, headers_len);
     if (content_length >= 0) {
-        if (status != 204 && status != 304)
-            mg_buf_appendf(&hb, "Content-Length: %" PRId64 "\r\n", content_length);
+        if (status != 204 && status != 304) {
+            mg_buf_appends(&hb, "Content-Length: ");
+            mg_buf_append_u64(&hb, (uint64_t)content_length);
+            mg_buf_appends(&hb, "\r\n");
+        }
     } else if (!no_body) {
         if (http10) {
             req->close_after = true; /* HTTP/1.0: the body ends at close */

@@ -1039,6 +1039,7 @@ static void hub_main(void *arg)
     H.gw = NULL;
     if (uv_loop_close(&H.loop) != 0)
         mg_log_warn("hub: handles left open at exit");
+    mg_http_parser_thread_fini();
 }
 
 int mg_hub_start(struct mg_gw *gw, const char *sock_path, struct mg_buf *err)
