@@ -401,6 +401,14 @@ static int flush_one(struct mg_stream *s)
     if (rc < 0 && !s->closing) {
         s->err = MG_EIO;
         end_stream(s, MG_EIO);
+        return rc;
+    }
+    /* Everything went to the kernel at once: no write callback will come to
+     * report the drain, so report it here. */
+    if (rc == 0 && s->want_drain && s->queued == 0 && !s->closing) {
+        s->want_drain = false;
+        if (s->cbs->on_drain)
+            s->cbs->on_drain(s);
     }
     return rc;
 }
@@ -448,6 +456,10 @@ int mg_stream_writev(struct mg_stream *s, const uv_buf_t *bufs, size_t n)
             return MG_ELIMIT;
     if (!mg_list_linked(&s->flush_link))
         mg_list_push(&flush_list, &s->flush_link);
+    /* The owner sees congestion from here on (mg_stream_is_congested) and may
+     * stop producing: it is owed an on_drain once everything is written. */
+    if (s->queued + s->out.len > s->high_mark)
+        s->want_drain = true;
     if (s->out.len >= OUT_FLUSH_AT)
         return flush_one(s);
     return 0;
