@@ -5,8 +5,11 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import {
   startGateway, startSqlite, rawInitialize, postMcp, connectClient, E2E_DIR, sleep, within,
+  MCPGATE_BIN, tmpDir,
 } from './lib/harness.mjs';
 
 const T = { timeout: 60000 };
@@ -177,5 +180,72 @@ describe('hosted stdio faults', () => {
     await pending;
     const r = await postMcp(url, call(2, 'ok'), { sessionId, protocolVersion });
     assert.equal(r.messages.find((x) => x.id === 2)?.result?.content?.[0]?.text, 'fine');
+  });
+});
+
+describe('shared stdio child (stdio.shared: true)', () => {
+  let gw;
+  before(async () => {
+    gw = await startGateway({
+      name: 'lifecycle-shared',
+      routes: [{ name: 'shared', stdio: faulty(), options: { stdio: { shared: true } } }],
+      extra: { timeouts: { session_idle: '30s', stdio_kill_grace: '500ms' } },
+    });
+  });
+  after(async () => { await gw?.stop(); });
+
+  test('two sessions share one process; equal JSON-RPC ids do not cross', T, async () => {
+    const url = gw.routeUrl('shared');
+    const a = await rawInitialize(url);
+    const b = await rawInitialize(url);
+    assert.notEqual(a.sessionId, b.sessionId, 'each caller gets its own session');
+    assert.equal(b.result.serverInfo.name, 'stdio-faulty', 'the second initialize is answered from the cached result');
+    assert.equal(await metric(gw, 'mcpgate_stdio_children'), 1, 'one child for both sessions');
+    // The same id from both sessions at once: each answer must reach its own caller.
+    const [ra, rb] = await Promise.all([
+      postMcp(url, call(42, 'ok'), { sessionId: a.sessionId, protocolVersion: a.protocolVersion }),
+      postMcp(url, call(42, 'flood'), { sessionId: b.sessionId, protocolVersion: b.protocolVersion, timeoutMs: 30000 }),
+    ]);
+    assert.equal(ra.messages.find((m) => m.id === 42)?.result?.content?.[0]?.text, 'fine');
+    assert.equal(rb.messages.find((m) => m.id === 42)?.result?.content?.[0]?.text, 'flooded');
+    const del = await fetch(url, { method: 'DELETE', headers: { 'mcp-session-id': a.sessionId } });
+    assert.equal(del.status, 200);
+    const still = await postMcp(url, call(7, 'ok'), { sessionId: b.sessionId, protocolVersion: b.protocolVersion });
+    assert.equal(still.messages.find((m) => m.id === 7)?.result?.content?.[0]?.text, 'fine',
+      'ending one session keeps the shared child for the others');
+  });
+
+  test('the shared child dying ends every session with a JSON-RPC error', T, async () => {
+    const url = gw.routeUrl('shared');
+    const a = await rawInitialize(url);
+    const b = await rawInitialize(url);
+    const r = await postMcp(url, call(9, 'crash'), { sessionId: a.sessionId, protocolVersion: a.protocolVersion });
+    assert.match(r.messages.find((m) => m.id === 9)?.error?.message ?? '', /exited with status 3/);
+    const gone = await postMcp(url, call(10, 'ok'), { sessionId: b.sessionId, protocolVersion: b.protocolVersion });
+    assert.equal(gone.status, 404, 'the other session ended with the child');
+    const fresh = await rawInitialize(url);
+    const ok = await postMcp(url, call(11, 'ok'), { sessionId: fresh.sessionId, protocolVersion: fresh.protocolVersion });
+    assert.equal(ok.messages.find((m) => m.id === 11)?.result?.content?.[0]?.text, 'fine', 'a new child starts');
+  });
+});
+
+describe('mcpgate check', () => {
+  test('a valid file: exit 0 and a summary; a broken one: exit 1 with FILE:LINE:COL', T, () => {
+    const dir = tmpDir('mcpgate-check-');
+    const good = path.join(dir, 'good.yaml');
+    const bad = path.join(dir, 'bad.yaml');
+    fs.writeFileSync(good, 'address: 127.0.0.1:8443\ninsecure_server: true\nroutes:\n  - name: a\n    from: http://127.0.0.1:8443/a\n    to: http://127.0.0.1:9000/mcp\n');
+    fs.writeFileSync(bad, 'address: 127.0.0.1:8443\ninsecure_server: true\nroutes:\n  - name: a\n    from: http://127.0.0.1:8443/a\n    to: ftp://127.0.0.1:9000/mcp\n    timeout: soon\n');
+    const ok = spawnSync(MCPGATE_BIN, ['check', '-c', good], { encoding: 'utf8', timeout: 10000 });
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.match(ok.stdout, /good\.yaml: ok \(1 route\)/);
+    const ko = spawnSync(MCPGATE_BIN, ['check', '-c', bad], { encoding: 'utf8', timeout: 10000 });
+    assert.equal(ko.status, 1);
+    const lines = ko.stderr.trim().split('\n');
+    assert.ok(lines.some((l) => l.startsWith(`${bad}:6:9: `)), `the bad 'to' is located: ${ko.stderr}`);
+    assert.ok(lines.some((l) => l.startsWith(`${bad}:7:14: `)), `the bad duration is located: ${ko.stderr}`);
+    const usage = spawnSync(MCPGATE_BIN, ['check'], { encoding: 'utf8', timeout: 10000 });
+    assert.equal(usage.status, 2, 'a missing -c is a usage error');
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 });
