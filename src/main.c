@@ -148,7 +148,8 @@ static void reload(void)
     mg_buf_init(&eb, 4096);
     struct mg_gw *gw = NULL;
     if (mg_gw_new(conf, G.hub_path, G.hub_key, &gw, &eb) < 0) {
-        mg_log_error("reload failed, keeping the running configuration: %s", eb.data ? eb.data : "");
+        mg_log_error("reload failed, keeping the running configuration: %s",
+                     eb.data ? eb.data : "");
         mg_buf_fini(&eb);
         atomic_fetch_add(&mg_metrics.reload_failures, 1);
         return;
@@ -164,7 +165,10 @@ static void reload(void)
     mg_log_info("configuration reloaded from %s (%zu routes)", G.config_path, conf->n_routes);
 }
 
-static void on_close_noop(uv_handle_t *h) { MG_UNUSED(h); }
+static void on_close_noop(uv_handle_t *h)
+{
+    MG_UNUSED(h);
+}
 
 static void begin_stop(void)
 {

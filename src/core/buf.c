@@ -18,7 +18,10 @@ void mg_buf_fini(struct mg_buf *b)
     b->len = b->cap = 0;
 }
 
-void mg_buf_reset(struct mg_buf *b) { b->len = 0; }
+void mg_buf_reset(struct mg_buf *b)
+{
+    b->len = 0;
+}
 
 static int reserve(struct mg_buf *b, size_t extra)
 {
@@ -49,7 +52,10 @@ int mg_buf_append(struct mg_buf *b, const void *data, size_t n)
     return MG_OK;
 }
 
-int mg_buf_appends(struct mg_buf *b, const char *s) { return mg_buf_append(b, s, strlen(s)); }
+int mg_buf_appends(struct mg_buf *b, const char *s)
+{
+    return mg_buf_append(b, s, strlen(s));
+}
 
 int mg_buf_appendf(struct mg_buf *b, const char *fmt, ...)
 {

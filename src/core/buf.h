@@ -8,8 +8,8 @@
 struct mg_buf {
     char *data;
     size_t len;
-    size_t cap;  /* bytes allocated */
-    size_t max;  /* hard limit on len */
+    size_t cap; /* bytes allocated */
+    size_t max; /* hard limit on len */
 };
 
 void mg_buf_init(struct mg_buf *b, size_t max);

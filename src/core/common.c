@@ -40,11 +40,26 @@ static void *check(void *p)
     return p;
 }
 
-void *mg_xmalloc(size_t n) { return check(malloc(n ? n : 1)); }
-void *mg_xcalloc(size_t n, size_t size) { return check(calloc(n ? n : 1, size ? size : 1)); }
-void *mg_xrealloc(void *p, size_t n) { return check(realloc(p, n ? n : 1)); }
-char *mg_xstrdup(const char *s) { return check(strdup(s)); }
-char *mg_xstrndup(const char *s, size_t n) { return check(strndup(s, n)); }
+void *mg_xmalloc(size_t n)
+{
+    return check(malloc(n ? n : 1));
+}
+void *mg_xcalloc(size_t n, size_t size)
+{
+    return check(calloc(n ? n : 1, size ? size : 1));
+}
+void *mg_xrealloc(void *p, size_t n)
+{
+    return check(realloc(p, n ? n : 1));
+}
+char *mg_xstrdup(const char *s)
+{
+    return check(strdup(s));
+}
+char *mg_xstrndup(const char *s, size_t n)
+{
+    return check(strndup(s, n));
+}
 
 bool mg_str_ieq(const char *a, size_t a_len, const char *b)
 {
@@ -86,4 +101,7 @@ uint64_t mg_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-uint64_t mg_now_ms(void) { return mg_now_ns() / 1000000u; }
+uint64_t mg_now_ms(void)
+{
+    return mg_now_ns() / 1000000u;
+}

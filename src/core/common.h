@@ -15,12 +15,12 @@
  * and are mapped once at the edge. */
 enum mg_status {
     MG_OK = 0,
-    MG_ENOMEM = -1,   /* allocation failed */
-    MG_ELIMIT = -2,   /* a configured bound was hit */
-    MG_EPROTO = -3,   /* the peer violated its protocol */
-    MG_EINVAL = -4,   /* bad argument or bad input */
-    MG_EAGAIN = -5,   /* need more input */
-    MG_EIO = -6,      /* operating-system I/O error */
+    MG_ENOMEM = -1, /* allocation failed */
+    MG_ELIMIT = -2, /* a configured bound was hit */
+    MG_EPROTO = -3, /* the peer violated its protocol */
+    MG_EINVAL = -4, /* bad argument or bad input */
+    MG_EAGAIN = -5, /* need more input */
+    MG_EIO = -6,    /* operating-system I/O error */
     MG_ENOTFOUND = -7,
     MG_EDENIED = -8,
     MG_ETIMEDOUT = -9,
@@ -41,9 +41,9 @@ const char *mg_strstatus(int status);
 _Noreturn void mg_assert_fail(const char *expr, const char *file, int line);
 
 #define MG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define MG_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define MG_MAX(a, b) ((a) > (b) ? (a) : (b))
-#define MG_UNUSED(x) (void)(x)
+#define MG_MIN(a, b)    ((a) < (b) ? (a) : (b))
+#define MG_MAX(a, b)    ((a) > (b) ? (a) : (b))
+#define MG_UNUSED(x)    (void)(x)
 
 /* Allocation that cannot return NULL: out of memory aborts. A gateway that
  * cannot allocate a few bytes cannot answer anyone correctly either. */

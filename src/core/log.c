@@ -197,9 +197,15 @@ void mg_log_stop(void)
     pthread_mutex_unlock(&mu);
 }
 
-bool mg_log_enabled(enum mg_log_level l) { return (int)l >= atomic_load(&level); }
+bool mg_log_enabled(enum mg_log_level l)
+{
+    return (int)l >= atomic_load(&level);
+}
 
-bool mg_log_access_enabled(void) { return atomic_load(&access_on); }
+bool mg_log_access_enabled(void)
+{
+    return atomic_load(&access_on);
+}
 
 void mg_log_time(char *out, size_t cap)
 {
@@ -232,6 +238,12 @@ void mg_log(enum mg_log_level l, const char *fmt, ...)
     mg_buf_fini(&b);
 }
 
-void mg_log_access(const char *line, size_t len) { enqueue(true, line, len); }
+void mg_log_access(const char *line, size_t len)
+{
+    enqueue(true, line, len);
+}
 
-uint64_t mg_log_dropped(void) { return atomic_load(&dropped); }
+uint64_t mg_log_dropped(void)
+{
+    return atomic_load(&dropped);
+}

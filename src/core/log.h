@@ -25,8 +25,8 @@ bool mg_log_access_enabled(void);
 bool mg_log_enabled(enum mg_log_level level);
 
 #define mg_log_debug(...) mg_log(MG_LOG_DEBUG, __VA_ARGS__)
-#define mg_log_info(...) mg_log(MG_LOG_INFO, __VA_ARGS__)
-#define mg_log_warn(...) mg_log(MG_LOG_WARN, __VA_ARGS__)
+#define mg_log_info(...)  mg_log(MG_LOG_INFO, __VA_ARGS__)
+#define mg_log_warn(...)  mg_log(MG_LOG_WARN, __VA_ARGS__)
 #define mg_log_error(...) mg_log(MG_LOG_ERROR, __VA_ARGS__)
 
 /* Appends an RFC 3339 UTC timestamp with milliseconds. */

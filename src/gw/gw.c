@@ -59,7 +59,10 @@ int mg_gw_new(struct mg_conf *conf, const char *hub_path, const char *hub_key, s
     return 0;
 }
 
-void mg_gw_ref(struct mg_gw *gw) { atomic_fetch_add(&gw->refs, 1); }
+void mg_gw_ref(struct mg_gw *gw)
+{
+    atomic_fetch_add(&gw->refs, 1);
+}
 
 void mg_gw_unref(struct mg_gw *gw)
 {

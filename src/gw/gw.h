@@ -13,10 +13,10 @@
 
 struct mg_route_rt {
     const struct mg_conf_route *conf;
-    SSL_CTX *up_ctx;        /* https and sse+https upstreams */
-    char *origin;           /* the route's own origin, "https://host[:port]" */
-    char *up_host_header;   /* Host sent upstream unless preserve_host_header */
-    bool via_hub;           /* stdio and legacy SSE routes go through the session hub */
+    SSL_CTX *up_ctx;      /* https and sse+https upstreams */
+    char *origin;         /* the route's own origin, "https://host[:port]" */
+    char *up_host_header; /* Host sent upstream unless preserve_host_header */
+    bool via_hub;         /* stdio and legacy SSE routes go through the session hub */
     size_t prefix_len;
 };
 
@@ -25,8 +25,8 @@ struct mg_gw {
     struct mg_conf *conf;
     struct mg_route_rt *routes;
     size_t n_routes;
-    char *hub_path;         /* the hub's Unix socket */
-    char *hub_key;          /* secret the hub requires from workers */
+    char *hub_path; /* the hub's Unix socket */
+    char *hub_key;  /* secret the hub requires from workers */
 };
 
 /* Takes over the caller's reference to conf. */
@@ -40,8 +40,7 @@ void mg_gw_unref(struct mg_gw *gw);
  * rebinding protection), 404 (no route for the path on that host). */
 const struct mg_route_rt *mg_gw_select(const struct mg_gw *gw, const char *host, size_t host_len,
                                        const char *path, bool tls, int *status);
-const struct mg_route_rt *mg_gw_route_by_name(const struct mg_gw *gw, const char *name,
-                                              size_t len);
+const struct mg_route_rt *mg_gw_route_by_name(const struct mg_gw *gw, const char *name, size_t len);
 /* Validates a request path: origin-form, no dot segments, no encoded '/', '.'
  * or '\' (they let an upstream's normalisation escape the route prefix). */
 bool mg_gw_path_is_safe(const char *path);

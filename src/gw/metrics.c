@@ -56,22 +56,24 @@ void mg_metrics_render(struct mg_buf *o)
                    "# TYPE mcpgate_stdio_children gauge\nmcpgate_stdio_children %" PRId64 "\n"
                    "# HELP mcpgate_sessions Hosted (stdio and legacy SSE) sessions now.\n"
                    "# TYPE mcpgate_sessions gauge\nmcpgate_sessions %" PRId64 "\n",
-                   (int64_t)LOAD(mg_metrics.open_connections), (int64_t)LOAD(mg_metrics.open_streams),
-                   (int64_t)LOAD(mg_metrics.stdio_children), (int64_t)LOAD(mg_metrics.sessions));
-    mg_buf_appendf(o,
-                   "# HELP mcpgate_upstream_errors_total Upstream connect, timeout and protocol "
-                   "failures.\n# TYPE mcpgate_upstream_errors_total counter\n"
-                   "mcpgate_upstream_errors_total %" PRIu64 "\n"
-                   "# HELP mcpgate_response_bytes_total Response bytes sent to clients.\n"
-                   "# TYPE mcpgate_response_bytes_total counter\nmcpgate_response_bytes_total %" PRIu64
-                   "\n# HELP mcpgate_reloads_total Configuration reloads, by result.\n"
-                   "# TYPE mcpgate_reloads_total counter\n"
-                   "mcpgate_reloads_total{result=\"ok\"} %" PRIu64 "\n"
-                   "mcpgate_reloads_total{result=\"failed\"} %" PRIu64 "\n"
-                   "# HELP mcpgate_log_dropped_total Log lines dropped because the writer fell "
-                   "behind.\n# TYPE mcpgate_log_dropped_total counter\nmcpgate_log_dropped_total %" PRIu64
-                   "\n",
-                   LOAD(mg_metrics.upstream_errors), LOAD(mg_metrics.bytes_out),
-                   LOAD(mg_metrics.reloads), LOAD(mg_metrics.reload_failures), mg_log_dropped());
+                   (int64_t)LOAD(mg_metrics.open_connections),
+                   (int64_t)LOAD(mg_metrics.open_streams), (int64_t)LOAD(mg_metrics.stdio_children),
+                   (int64_t)LOAD(mg_metrics.sessions));
+    mg_buf_appendf(
+        o,
+        "# HELP mcpgate_upstream_errors_total Upstream connect, timeout and protocol "
+        "failures.\n# TYPE mcpgate_upstream_errors_total counter\n"
+        "mcpgate_upstream_errors_total %" PRIu64 "\n"
+        "# HELP mcpgate_response_bytes_total Response bytes sent to clients.\n"
+        "# TYPE mcpgate_response_bytes_total counter\nmcpgate_response_bytes_total %" PRIu64
+        "\n# HELP mcpgate_reloads_total Configuration reloads, by result.\n"
+        "# TYPE mcpgate_reloads_total counter\n"
+        "mcpgate_reloads_total{result=\"ok\"} %" PRIu64 "\n"
+        "mcpgate_reloads_total{result=\"failed\"} %" PRIu64 "\n"
+        "# HELP mcpgate_log_dropped_total Log lines dropped because the writer fell "
+        "behind.\n# TYPE mcpgate_log_dropped_total counter\nmcpgate_log_dropped_total %" PRIu64
+        "\n",
+        LOAD(mg_metrics.upstream_errors), LOAD(mg_metrics.bytes_out), LOAD(mg_metrics.reloads),
+        LOAD(mg_metrics.reload_failures), mg_log_dropped());
     MG_UNUSED(total);
 }

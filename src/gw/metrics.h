@@ -10,7 +10,7 @@
 #define MG_METRICS_N_BUCKETS 12
 
 struct mg_metrics {
-    atomic_uint_fast64_t requests[6];   /* by status class: 0 = other, 1xx..5xx */
+    atomic_uint_fast64_t requests[6]; /* by status class: 0 = other, 1xx..5xx */
     atomic_uint_fast64_t latency_bucket[MG_METRICS_N_BUCKETS + 1];
     atomic_uint_fast64_t latency_sum_us;
     _Atomic(long long) open_connections;

@@ -14,8 +14,8 @@
 /* JSON-RPC codes for gateway transport errors, in the implementation-defined
  * server-error range (JSON-RPC 2.0 §5.1); listed in docs/errors.md. */
 #define RPC_UPSTREAM_UNAVAILABLE -32000
-#define RPC_UPSTREAM_TIMEOUT -32001
-#define RPC_GATEWAY_REFUSED -32002
+#define RPC_UPSTREAM_TIMEOUT     -32001
+#define RPC_GATEWAY_REFUSED      -32002
 
 #define GATEWAY_COOKIE_PREFIX "_mcpgate"
 
@@ -61,9 +61,15 @@ static bool in_list(const char *name, size_t len, char **list, size_t n)
 
 static bool is_hop_by_hop(const char *n, size_t len)
 {
-    static const char *hop[] = {"connection", "keep-alive",        "proxy-connection",
-                                "te",         "trailer",           "transfer-encoding",
-                                "upgrade",    "proxy-authenticate", "proxy-authorization",
+    static const char *hop[] = {"connection",
+                                "keep-alive",
+                                "proxy-connection",
+                                "te",
+                                "trailer",
+                                "transfer-encoding",
+                                "upgrade",
+                                "proxy-authenticate",
+                                "proxy-authorization",
                                 "http2-settings"};
     for (size_t i = 0; i < MG_ARRAY_LEN(hop); i++)
         if (mg_str_ieq(n, len, hop[i]))
@@ -92,9 +98,17 @@ static bool skip_request_header(const struct mg_http_head *h, const struct mg_co
                                 const struct mg_http_header *x)
 {
     static const char *drop[] = {
-        "host",           "content-length",    "expect",           "authorization",
-        "forwarded",      "x-forwarded-for",   "x-forwarded-proto", "x-forwarded-host",
-        "x-forwarded-port", "x-real-ip",       "cookie",
+        "host",
+        "content-length",
+        "expect",
+        "authorization",
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-forwarded-port",
+        "x-real-ip",
+        "cookie",
     };
     const char *n = x->name;
     size_t len = x->name_len;
@@ -182,7 +196,7 @@ static int build_upstream_head(struct proxy_req *p, struct mg_buf *out)
     rc |= mg_buf_appends(out, "X-Forwarded-For: ");
     rc |= mg_buf_appends(out, req->conn->peer);
     rc |= mg_buf_appends(out, req->conn->srv->is_tls ? "\r\nX-Forwarded-Proto: https\r\n"
-                                                       : "\r\nX-Forwarded-Proto: http\r\n");
+                                                     : "\r\nX-Forwarded-Proto: http\r\n");
     rc |= mg_buf_appends(out, "X-Forwarded-Host: ");
     rc |= mg_buf_append(out, host->value, host->value_len);
     rc |= mg_buf_append(out, "\r\n", 2);
@@ -190,8 +204,7 @@ static int build_upstream_head(struct proxy_req *p, struct mg_buf *out)
         rc |= mg_buf_appendf(out, "X-Mcpgate-Route: %s\r\nX-Mcpgate-Hub-Key: %s\r\n", r->name,
                              p->gw->hub_key);
     if (req->body.len > 0 || req->method == HTTP_POST || req->method == HTTP_PUT ||
-        req->method == HTTP_PATCH)
-    {
+        req->method == HTTP_PATCH) {
         rc |= mg_buf_appends(out, "Content-Length: ");
         rc |= mg_buf_append_u64(out, req->body.len);
         rc |= mg_buf_append(out, "\r\n", 2);
@@ -336,7 +349,8 @@ static void on_request(struct mg_http_req *req)
     const struct mg_http_header *host = mg_http_head_find(h, "host");
     if (n_host != 1 || host->value_len == 0) {
         req->close_after = true;
-        reply_error(p, 400, -32600, n_host == 0 ? "missing Host header" : "more than one Host header");
+        reply_error(p, 400, -32600,
+                    n_host == 0 ? "missing Host header" : "more than one Host header");
         return;
     }
     if (req->target[0] != '/' || strchr(req->target, '#') || !mg_gw_path_is_safe(req->path)) {
@@ -364,11 +378,8 @@ static void on_request(struct mg_http_req *req)
     case HTTP_POST:
     case HTTP_DELETE:
     case HTTP_OPTIONS:
-    case HTTP_HEAD:
-        break;
-    default:
-        reply_error(p, 405, -32600, "method not allowed");
-        return;
+    case HTTP_HEAD: break;
+    default: reply_error(p, 405, -32600, "method not allowed"); return;
     }
     if (h->method == HTTP_POST && p->rpc.shape == MG_JSONRPC_INVALID) {
         /* Fail closed: what cannot be understood is not forwarded. */
@@ -447,8 +458,8 @@ static void on_log(struct mg_http_req *req)
         mg_buf_append_json_str(&b, p->route->conf->name, strlen(p->route->conf->name));
     else
         mg_buf_appends(&b, "null");
-    mg_buf_appendf(&b, ",\"method\":\"%s\",\"path\":",
-                   req->target ? method_name(req->method) : "-");
+    mg_buf_appendf(&b,
+                   ",\"method\":\"%s\",\"path\":", req->target ? method_name(req->method) : "-");
     const char *path = req->path ? req->path : "";
     mg_buf_append_json_str(&b, path, MG_MIN(strlen(path), 512));
     mg_buf_appendf(&b, ",\"status\":%d,\"bytes\":%" PRIu64 ",\"duration_ms\":%.3f", req->status,

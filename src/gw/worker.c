@@ -41,7 +41,8 @@ int mg_worker_listen_fd(const char *address, int *out, struct mg_buf *err)
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (ss.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    socklen_t len = ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    socklen_t len =
+        ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
     if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 1024) != 0) {
         mg_buf_appendf(err, "cannot listen on %s: %s", address, strerror(errno));
         close(fd);
@@ -73,7 +74,10 @@ static void on_connection(uv_stream_t *listener, int status)
     mg_http_server_accept(&w->http, listener);
 }
 
-static void on_closed_noop(uv_handle_t *h) { MG_UNUSED(h); }
+static void on_closed_noop(uv_handle_t *h)
+{
+    MG_UNUSED(h);
+}
 
 static void finish_worker(struct mg_worker *w)
 {

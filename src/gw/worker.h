@@ -19,13 +19,13 @@ struct mg_worker {
     bool listener_open;
     struct mg_http_server http;
     struct mg_client_pool pool;
-    struct mg_gw *gw;           /* current configuration (one reference) */
-    SSL_CTX *ssl_ctx;           /* listener TLS, NULL = plain */
+    struct mg_gw *gw; /* current configuration (one reference) */
+    SSL_CTX *ssl_ctx; /* listener TLS, NULL = plain */
     uv_async_t wake;
     uv_timer_t drain_timer;
     pthread_mutex_t mu;
-    struct mg_gw *next_gw;      /* mailbox: a new configuration */
-    bool want_drain;            /* mailbox: stop accepting, finish, exit */
+    struct mg_gw *next_gw; /* mailbox: a new configuration */
+    bool want_drain;       /* mailbox: stop accepting, finish, exit */
     bool draining;
     bool done;
 };

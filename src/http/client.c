@@ -15,7 +15,7 @@ struct client_conn {
     struct mg_stream s;
     struct mg_client_pool *pool;
     char *key;
-    struct mg_list link;            /* in pool->idle while idle */
+    struct mg_list link; /* in pool->idle while idle */
     struct mg_http_parser parser;
     uv_timer_t timer;
     struct mg_client_req *req;
@@ -46,7 +46,7 @@ struct mg_client_req {
     void *ud;
     uint64_t start_ns, first_byte_ns;
     bool retried, paused, head_seen;
-    bool starting;   /* inside mg_client_request: failures are returned, not called back */
+    bool starting; /* inside mg_client_request: failures are returned, not called back */
     int sync_status;
 };
 
@@ -428,8 +428,8 @@ static int started(struct mg_client_req *r, struct mg_client_req **out)
     return rc;
 }
 
-int mg_client_request(struct mg_client_pool *p, const struct mg_client_target *t,
-                      const char *head, size_t head_len, const char *body, size_t body_len,
+int mg_client_request(struct mg_client_pool *p, const struct mg_client_target *t, const char *head,
+                      size_t head_len, const char *body, size_t body_len,
                       const struct mg_client_opts *opts, const struct mg_client_cbs *cbs, void *ud,
                       struct mg_client_req **out)
 {

@@ -10,10 +10,10 @@
 #include "net/stream.h"
 
 struct mg_client_target {
-    const char *host;   /* name or IP literal (IPv6 without brackets) */
+    const char *host; /* name or IP literal (IPv6 without brackets) */
     uint16_t port;
-    SSL_CTX *ssl_ctx;   /* NULL: plain */
-    const char *sni;    /* TLS server name and the name verified */
+    SSL_CTX *ssl_ctx; /* NULL: plain */
+    const char *sni;  /* TLS server name and the name verified */
     bool verify;
     const char *unix_path; /* non-NULL: connect to this Unix socket instead */
 };
@@ -30,11 +30,11 @@ struct mg_client_cbs {
 
 struct mg_client_pool {
     uv_loop_t *loop;
-    struct mg_list idle;      /* idle connections, most recent last */
+    struct mg_list idle; /* idle connections, most recent last */
     size_t n_idle, max_idle;
     uint64_t idle_timeout_ms;
     size_t max_response_head;
-    size_t n_open;            /* open upstream connections */
+    size_t n_open; /* open upstream connections */
     bool closing;
 };
 
@@ -47,14 +47,14 @@ void mg_client_pool_close(struct mg_client_pool *p);
 struct mg_client_opts {
     uint64_t connect_timeout_ms;
     uint64_t first_byte_timeout_ms;
-    bool head_request;        /* the request is HEAD: the response has no body */
+    bool head_request; /* the request is HEAD: the response has no body */
 };
 
 /* Sends head (the complete request head ending in CRLFCRLF) and body to the
  * target. Copies both. On success the callbacks run later, on_done exactly
  * once (unless cancelled); on failure nothing runs. */
-int mg_client_request(struct mg_client_pool *p, const struct mg_client_target *t,
-                      const char *head, size_t head_len, const char *body, size_t body_len,
+int mg_client_request(struct mg_client_pool *p, const struct mg_client_target *t, const char *head,
+                      size_t head_len, const char *body, size_t body_len,
                       const struct mg_client_opts *opts, const struct mg_client_cbs *cbs, void *ud,
                       struct mg_client_req **out);
 /* Abandons the exchange: no callback runs afterwards; the connection closes. */

@@ -149,7 +149,8 @@ static int on_header_value_complete(llhttp_t *ll)
     /* Trailing optional whitespace is not part of the value (RFC 9110 §5.5). */
     size_t off = hp->scratch->value_off[hp->n_headers];
     size_t len = hp->scratch->value_len[hp->n_headers];
-    while (len > 0 && (hp->store.data[off + len - 1] == ' ' || hp->store.data[off + len - 1] == '\t'))
+    while (len > 0 &&
+           (hp->store.data[off + len - 1] == ' ' || hp->store.data[off + len - 1] == '\t'))
         len--;
     hp->scratch->value_len[hp->n_headers] = (uint32_t)len;
     /* obs-fold (RFC 9112 §5.2) reaches us as CR/LF inside a value: refuse it
@@ -225,8 +226,8 @@ static int on_headers_complete(llhttp_t *ll)
     }
     /* RFC 9110 §6.4.1: 1xx, 204 and 304 responses never have a body, whatever
      * Content-Length says; reading one would eat the next pooled response. */
-    bool no_body = hp->kind == MG_HTTP_RESPONSE &&
-                   (h->status < 200 || h->status == 204 || h->status == 304);
+    bool no_body =
+        hp->kind == MG_HTTP_RESPONSE && (h->status < 200 || h->status == 204 || h->status == 304);
     if (hp->cbs.on_head) {
         int rc = hp->cbs.on_head(hp->ud, h);
         if (rc < 0)
@@ -411,7 +412,10 @@ void mg_http_parser_resume(struct mg_http_parser *hp)
     scan_reset(hp);
 }
 
-bool mg_http_parser_in_message(const struct mg_http_parser *hp) { return hp->msg_started; }
+bool mg_http_parser_in_message(const struct mg_http_parser *hp)
+{
+    return hp->msg_started;
+}
 
 const struct mg_http_header *mg_http_head_find(const struct mg_http_head *h, const char *name)
 {

@@ -26,14 +26,14 @@ struct mg_http_header {
 };
 
 struct mg_http_head {
-    int method;          /* llhttp_method_t, requests */
-    int status;          /* responses */
+    int method; /* llhttp_method_t, requests */
+    int status; /* responses */
     int http_major, http_minor;
-    const char *url;     /* request target, requests */
+    const char *url; /* request target, requests */
     size_t url_len;
     struct mg_http_header headers[MG_HTTP_MAX_HEADERS];
     size_t n_headers;
-    bool keep_alive;     /* llhttp_should_keep_alive at head time */
+    bool keep_alive; /* llhttp_should_keep_alive at head time */
     bool chunked;
     bool has_content_length;
     uint64_t content_length;
@@ -61,11 +61,11 @@ struct mg_http_parser {
     enum mg_http_kind kind;
     struct mg_http_parser_cbs cbs;
     void *ud;
-    struct mg_buf store;   /* url + header bytes; cap = max_head */
+    struct mg_buf store; /* url + header bytes; cap = max_head */
     size_t max_head;
-    uint64_t max_body;     /* 0 = unlimited */
+    uint64_t max_body; /* 0 = unlimited */
     uint64_t body_len;
-    size_t head_bytes;     /* raw bytes of the current head seen by the scanner */
+    size_t head_bytes;         /* raw bytes of the current head seen by the scanner */
     struct mg_http_head *head; /* valid from on_head until release/resume */
     struct mg_http_scratch *scratch;
     size_t url_off, url_len;
@@ -75,8 +75,8 @@ struct mg_http_parser {
      * across reads so a line break split between two reads is still seen. */
     bool scan_done, scan_after_lf, scan_after_cr, scan_seen_line;
     size_t scan_line_len;
-    char last_byte;        /* the last byte fed, for checks that straddle reads */
-    int error_status;      /* HTTP status that describes the failure (400, 413, 431, 502) */
+    char last_byte;   /* the last byte fed, for checks that straddle reads */
+    int error_status; /* HTTP status that describes the failure (400, 413, 431, 502) */
     const char *error_reason;
 };
 

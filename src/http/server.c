@@ -243,17 +243,14 @@ static void on_stream_read(struct mg_stream *s, const char *data, size_t len)
     struct mg_http_conn *c = s->data;
     switch (c->state) {
     case CONN_HEAD:
-    case CONN_BODY:
-        feed(c, data, len);
-        break;
+    case CONN_BODY: feed(c, data, len); break;
     case CONN_HANDLING:
         /* A pipelined request: keep it (bounded) for later. */
         if (mg_buf_append(&c->pending, data, len) < 0)
             mg_stream_read_stop(&c->s);
         break;
     case CONN_LINGER:
-    case CONN_CLOSED:
-        break;
+    case CONN_CLOSED: break;
     }
 }
 
@@ -556,8 +553,8 @@ void mg_http_reply(struct mg_http_req *req, int status, const char *content_type
     mg_http_finish(req);
 }
 
-void mg_http_reply_jsonrpc_error(struct mg_http_req *req, int status, const char *id_json,
-                                 int code, const char *message, const char *extra_headers)
+void mg_http_reply_jsonrpc_error(struct mg_http_req *req, int status, const char *id_json, int code,
+                                 const char *message, const char *extra_headers)
 {
     struct mg_buf b;
     mg_buf_init(&b, 8192);
@@ -569,7 +566,10 @@ void mg_http_reply_jsonrpc_error(struct mg_http_req *req, int status, const char
     mg_buf_fini(&b);
 }
 
-bool mg_http_congested(const struct mg_http_req *req) { return mg_stream_is_congested(&req->conn->s); }
+bool mg_http_congested(const struct mg_http_req *req)
+{
+    return mg_stream_is_congested(&req->conn->s);
+}
 
 void mg_http_release_head(struct mg_http_req *req)
 {

@@ -42,14 +42,14 @@ struct mg_http_server {
     uv_loop_t *loop;
     const struct mg_http_handler *handler;
     void *data;
-    SSL_CTX *ssl_ctx;     /* NULL: plain HTTP */
+    SSL_CTX *ssl_ctx; /* NULL: plain HTTP */
     struct mg_http_limits limits;
     bool is_tls;
     struct mg_list conns;
     size_t n_conns;
     bool draining;
     void (*on_empty)(struct mg_http_server *srv); /* while draining: last connection closed */
-    _Atomic(long long) *conn_gauge; /* optional: open-connection gauge to maintain */
+    _Atomic(long long) *conn_gauge;               /* optional: open-connection gauge to maintain */
 };
 
 enum mg_http_conn_state { CONN_HEAD, CONN_BODY, CONN_HANDLING, CONN_LINGER, CONN_CLOSED };
@@ -59,32 +59,32 @@ struct mg_http_conn {
     struct mg_http_server *srv;
     struct mg_list link;
     struct mg_http_parser parser;
-    struct mg_buf pending;   /* bytes read while a request is being handled */
+    struct mg_buf pending; /* bytes read while a request is being handled */
     uv_timer_t timer;
     enum mg_http_conn_state state;
     struct mg_http_req *req;
-    uint64_t last_written;   /* for the send-progress watchdog */
-    bool got_bytes;          /* any byte of the current head seen */
+    uint64_t last_written; /* for the send-progress watchdog */
+    bool got_bytes;        /* any byte of the current head seen */
     bool timer_closed;
     bool stream_closed;
-    char peer[64];           /* client address, for logs and X-Forwarded-For */
+    char peer[64]; /* client address, for logs and X-Forwarded-For */
     uint16_t peer_port;
     unsigned n_requests;
 };
 
 struct mg_http_req {
     struct mg_http_conn *conn;
-    const struct mg_http_head *head;   /* valid until mg_http_release_head or the end */
+    const struct mg_http_head *head; /* valid until mg_http_release_head or the end */
     struct mg_buf body;
     int method;
-    char *path;             /* decoded? no: raw path without query, NUL-terminated copy */
-    char *target;           /* the raw request target, NUL-terminated copy */
+    char *path;   /* decoded? no: raw path without query, NUL-terminated copy */
+    char *target; /* the raw request target, NUL-terminated copy */
     uint64_t start_ns;
     int status;
     uint64_t bytes_out;
     bool started, chunked, finished, head_only, close_after, aborted, http10;
-    const char *error;      /* server-side reason for an error status */
-    void *hdata;            /* the handler's per-request state */
+    const char *error; /* server-side reason for an error status */
+    void *hdata;       /* the handler's per-request state */
 };
 
 void mg_http_server_init(struct mg_http_server *srv, uv_loop_t *loop,
@@ -115,8 +115,8 @@ void mg_http_abort(struct mg_http_req *req);
 void mg_http_reply(struct mg_http_req *req, int status, const char *content_type,
                    const char *extra_headers, const void *body, size_t len);
 /* A JSON-RPC error response (id_json is the raw JSON id or NULL for null). */
-void mg_http_reply_jsonrpc_error(struct mg_http_req *req, int status, const char *id_json,
-                                 int code, const char *message, const char *extra_headers);
+void mg_http_reply_jsonrpc_error(struct mg_http_req *req, int status, const char *id_json, int code,
+                                 const char *message, const char *extra_headers);
 bool mg_http_congested(const struct mg_http_req *req);
 /* Frees the request head early (after the handler copied what it needs). */
 void mg_http_release_head(struct mg_http_req *req);

@@ -10,7 +10,7 @@ struct mg_sse_event {
     const char *event; /* "message" when the stream gave no event name */
     const char *data;  /* data lines joined with '\n' */
     size_t data_len;
-    const char *id;    /* NULL when absent */
+    const char *id; /* NULL when absent */
 };
 
 /* Return 0 to go on, negative to stop parsing (the status is returned). */

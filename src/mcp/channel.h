@@ -35,11 +35,11 @@ struct mg_channel {
 struct mg_channel_env {
     uv_loop_t *loop;
     struct mg_client_pool *pool;
-    size_t max_message;            /* bytes in one message */
-    uint64_t kill_grace_ms;        /* stdin close -> TERM -> KILL */
+    size_t max_message;     /* bytes in one message */
+    uint64_t kill_grace_ms; /* stdin close -> TERM -> KILL */
     uint64_t connect_timeout_ms;
     uint64_t first_byte_timeout_ms;
-    _Atomic(long long) *children;  /* gauge */
+    _Atomic(long long) *children; /* gauge */
 };
 
 /* Spawns the route's stdio server. On failure *err says why (static string

@@ -30,8 +30,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define QUEUE_MAX 512
-#define RPC_SERVER_GONE -32000
+#define QUEUE_MAX         512
+#define RPC_SERVER_GONE   -32000
 #define RPC_SESSION_LIMIT -32003
 
 struct session;
@@ -42,20 +42,20 @@ struct group { /* shared mode: one child for many sessions */
     const struct mg_route_rt *rt;
     struct mg_channel *ch;
     struct mg_list sessions;
-    json_t *init_result;       /* cached initialize result */
+    json_t *init_result; /* cached initialize result */
     bool init_sent, initialized_sent, ended;
-    struct mg_list waiting;    /* struct post: initialize waiting for init_result */
+    struct mg_list waiting; /* struct post: initialize waiting for init_result */
 };
 
 struct post {
     struct mg_list link;
-    int kind;                  /* 1 = post, 2 = get stream */
+    int kind; /* 1 = post, 2 = get stream */
     struct session *s;
     struct mg_http_req *req;
-    json_t *ids;               /* awaited ids (original ids) */
-    json_t *tokens;            /* progress tokens of its requests */
-    json_t *answers;           /* JSON mode: collected responses */
-    json_t *init_id;           /* shared mode: a waiting initialize's id */
+    json_t *ids;     /* awaited ids (original ids) */
+    json_t *tokens;  /* progress tokens of its requests */
+    json_t *answers; /* JSON mode: collected responses */
+    json_t *init_id; /* shared mode: a waiting initialize's id */
     bool sse, batch;
 };
 
@@ -66,13 +66,13 @@ struct queued {
 };
 
 struct session {
-    struct mg_list link;       /* in H.sessions */
-    struct mg_list glink;      /* in group->sessions */
+    struct mg_list link;  /* in H.sessions */
+    struct mg_list glink; /* in group->sessions */
     char id[33];
     struct mg_gw *gw;
     const struct mg_route_rt *rt;
-    struct mg_channel *ch;     /* per-session mode */
-    struct group *group;       /* shared mode */
+    struct mg_channel *ch; /* per-session mode */
+    struct group *group;   /* shared mode */
     struct mg_list posts;
     struct post *get;
     struct mg_list queue;
@@ -121,7 +121,8 @@ static struct mg_channel_env channel_env(const struct mg_gw *gw, const struct mg
         .max_message = c->max_body_bytes * 4 > (64u << 20) ? (64u << 20) : c->max_body_bytes * 4,
         .kill_grace_ms = c->stdio_kill_grace_ms,
         .connect_timeout_ms = c->connect_timeout_ms,
-        .first_byte_timeout_ms = rt->conf->timeout_ms ? rt->conf->timeout_ms : c->first_byte_timeout_ms,
+        .first_byte_timeout_ms =
+            rt->conf->timeout_ms ? rt->conf->timeout_ms : c->first_byte_timeout_ms,
         .children = &mg_metrics.stdio_children,
     };
     if (e.max_message < (1u << 20))
@@ -202,8 +203,8 @@ static void post_complete(struct post *p)
         if (p->sse) {
             mg_http_finish(req);
         } else {
-            json_t *body = p->batch ? json_incref(p->answers)
-                                    : json_incref(json_array_get(p->answers, 0));
+            json_t *body =
+                p->batch ? json_incref(p->answers) : json_incref(json_array_get(p->answers, 0));
             size_t len = 0;
             char *txt = body ? dump(body, &len) : NULL;
             char hdr[128];
@@ -436,7 +437,8 @@ static struct mg_channel *open_channel(struct mg_gw *gw, const struct mg_route_r
     return ch;
 }
 
-static struct group *group_get(struct mg_gw *gw, const struct mg_route_rt *rt, char *err, size_t cap)
+static struct group *group_get(struct mg_gw *gw, const struct mg_route_rt *rt, char *err,
+                               size_t cap)
 {
     struct mg_list *pos, *tmp;
     mg_list_each(pos, tmp, &H.groups)
@@ -710,8 +712,8 @@ static void handle_post(struct mg_http_req *req, const struct mg_route_rt *rt,
     const char *body = req->body.data ? req->body.data : "";
     json_t *root = json_loadb(body, req->body.len, JSON_REJECT_DUPLICATES, &je);
     if (root == NULL && json_error_code(&je) == json_error_numeric_overflow)
-        root = json_loadb(body, req->body.len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL,
-                          &je);
+        root =
+            json_loadb(body, req->body.len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &je);
     if (root == NULL) {
         reply_error(req, 400, NULL, -32700, "parse error: body is not valid JSON");
         return;
@@ -806,8 +808,8 @@ static void handle_post(struct mg_http_req *req, const struct mg_route_rt *rt,
     if (g && is_init && g->init_result) {
         /* Shared child already initialized: answer from the cache. */
         mg_list_push(&s->posts, &p->link);
-        json_t *resp = json_pack("{s:s,s:O,s:O}", "jsonrpc", "2.0", "id", first_id, "result",
-                                 g->init_result);
+        json_t *resp =
+            json_pack("{s:s,s:O,s:O}", "jsonrpc", "2.0", "id", first_id, "result", g->init_result);
         json_remove(p->ids, first_id);
         send_to_post(p, resp);
         json_decref(resp);
@@ -978,7 +980,10 @@ static void on_conn(uv_stream_t *l, int status)
         mg_http_server_accept(&H.http, l);
 }
 
-static void noop_close(uv_handle_t *h) { MG_UNUSED(h); }
+static void noop_close(uv_handle_t *h)
+{
+    MG_UNUSED(h);
+}
 
 static void maybe_finish(void)
 {

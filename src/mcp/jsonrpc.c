@@ -49,8 +49,8 @@ static bool check_message(json_t *m, struct mg_jsonrpc_info *out, bool first_req
             /* Numbers were read as doubles only if some integer overflowed:
              * an integral id still prints as the integer it was. */
             double d = json_is_real(id) ? json_real_value(id) : 0.5;
-            if (as_real && json_is_real(id) && d == (double)(long long)d && d > -9007199254740992.0 &&
-                d < 9007199254740992.0) {
+            if (as_real && json_is_real(id) && d == (double)(long long)d &&
+                d > -9007199254740992.0 && d < 9007199254740992.0) {
                 json_t *i = json_integer((json_int_t)d);
                 out->id_json = json_dumps(i, JSON_ENCODE_ANY | JSON_COMPACT);
                 json_decref(i);

@@ -22,7 +22,7 @@ struct mg_jsonrpc_info {
     char method[96];        /* the first request's or notification's method, truncated */
     char *id_json;          /* the first request's id as compact JSON, or NULL */
     bool has_initialize;
-    const char *error;      /* why the body is INVALID */
+    const char *error; /* why the body is INVALID */
 };
 
 /* Inspects body. Never fails for bad input: shape says INVALID and error why. */

@@ -29,8 +29,8 @@ struct legacy_ch {
     SSL_CTX *ssl_ctx;
     struct mg_client_req *stream;
     struct mg_sse_parser sse;
-    char *endpoint;              /* path and query to POST to */
-    char **pending;              /* messages waiting for the endpoint */
+    char *endpoint; /* path and query to POST to */
+    char **pending; /* messages waiting for the endpoint */
     size_t *pending_len;
     size_t n_pending;
     struct mg_list posts;
@@ -53,7 +53,10 @@ static void free_channel(struct legacy_ch *l)
 
 /* Calls out to the owner; the owner may close the channel meanwhile, in
  * which case the memory is released once the outermost call returns. */
-static void enter(struct legacy_ch *l) { l->depth++; }
+static void enter(struct legacy_ch *l)
+{
+    l->depth++;
+}
 
 static bool leave(struct legacy_ch *l)
 {

@@ -10,9 +10,9 @@
 #include <signal.h>
 #include <stdatomic.h>
 
-#define STDERR_LINE_MAX 1024
+#define STDERR_LINE_MAX      1024
 #define STDERR_LINES_PER_SEC 50
-#define STDIN_QUEUE_MAX (16u << 20)
+#define STDIN_QUEUE_MAX      (16u << 20)
 
 struct stdio_ch {
     struct mg_channel ch;

@@ -8,8 +8,8 @@
 #include <openssl/x509v3.h>
 
 #define READ_BUF_SIZE 65536
-#define OUT_FLUSH_AT (256 * 1024) /* flush at once beyond this much pending output */
-#define BIO_PAIR_SIZE 17408 /* one TLS record plus overhead */
+#define OUT_FLUSH_AT  (256 * 1024) /* flush at once beyond this much pending output */
+#define BIO_PAIR_SIZE 17408        /* one TLS record plus overhead */
 
 static _Thread_local char read_buf[READ_BUF_SIZE];
 static _Thread_local char plain_buf[16384]; /* one TLS record of plaintext */
@@ -429,7 +429,10 @@ static void on_flush_check(uv_check_t *h)
     mg_stream_flush_all();
 }
 
-static void flush_check_closed(uv_handle_t *h) { free(h); }
+static void flush_check_closed(uv_handle_t *h)
+{
+    free(h);
+}
 
 void mg_stream_loop_fini(void)
 {

@@ -40,12 +40,12 @@ struct mg_stream {
     SSL *ssl;
     BIO *net; /* our end of the BIO pair; SSL holds the other end */
     const struct mg_stream_cbs *cbs;
-    void *data;          /* the owner */
-    struct mg_buf out;   /* plaintext written during this loop iteration, not yet flushed */
+    void *data;                /* the owner */
+    struct mg_buf out;         /* plaintext written during this loop iteration, not yet flushed */
     struct mg_list flush_link; /* in the thread's flush list while out is not empty */
-    size_t queued;       /* bytes handed to libuv and not yet written */
-    uint64_t n_written;  /* bytes whose write completed (progress watchdog) */
-    size_t high_mark;    /* above this, the owner should stop producing */
+    size_t queued;             /* bytes handed to libuv and not yet written */
+    uint64_t n_written;        /* bytes whose write completed (progress watchdog) */
+    size_t high_mark;          /* above this, the owner should stop producing */
     bool is_tls, handshake_done, is_client, reading, closing, ended, want_drain, is_pipe;
     int err;
 };

@@ -109,7 +109,10 @@ static int pem_key(FILE *f, void *k)
 {
     return PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
 }
-static int pem_cert(FILE *f, void *c) { return PEM_write_X509(f, c); }
+static int pem_cert(FILE *f, void *c)
+{
+    return PEM_write_X509(f, c);
+}
 
 int mg_tls_ensure_self_signed(const char *state_dir, char **cert_path, char **key_path,
                               struct mg_buf *err)
@@ -153,8 +156,7 @@ int mg_tls_ensure_self_signed(const char *state_dir, char **cert_path, char **ke
     X509V3_CTX v3;
     X509V3_set_ctx_nodb(&v3);
     X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-    ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name,
-                              "DNS:localhost,IP:127.0.0.1,IP:::1");
+    ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1,IP:::1");
     if (ext == NULL || !X509_add_ext(x, ext, -1) || !X509_sign(x, pkey, EVP_sha256())) {
         ssl_err(err, "signing self-signed certificate");
         goto out;
@@ -222,7 +224,10 @@ void mg_tls_server_free(struct mg_tls_server *t)
     free(t);
 }
 
-SSL_CTX *mg_tls_server_default(const struct mg_tls_server *t) { return t->ctxs[0]; }
+SSL_CTX *mg_tls_server_default(const struct mg_tls_server *t)
+{
+    return t->ctxs[0];
+}
 
 SSL_CTX *mg_tls_client_ctx_new(const char *ca_file, struct mg_buf *err)
 {

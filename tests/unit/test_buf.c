@@ -264,8 +264,7 @@ static void test_json(void)
         static const char bad[] = "/a\xff\xfe\xc3";
         char *j = json_of(bad, sizeof bad - 1, &rc);
         json_t *v = json_loads(j, JSON_DECODE_ANY, NULL);
-        TAP_OK(v != NULL,
-               "invalid UTF-8 input still gives a valid JSON literal (buf.c:109)");
+        TAP_OK(v != NULL, "invalid UTF-8 input still gives a valid JSON literal (buf.c:109)");
         json_decref(v);
         free(j);
     }

@@ -288,8 +288,7 @@ static void test_select(void)
         struct mg_buf out;
         mg_buf_init(&out, 4096);
         mg_gw_upstream_target(ra, "/sql#/../../admin", &out);
-        TAP_IS_STR(out.data, "/mcp",
-                   "the fragment of a target is not forwarded (gw.c:187)");
+        TAP_IS_STR(out.data, "/mcp", "the fragment of a target is not forwarded (gw.c:187)");
         mg_buf_fini(&out);
     }
 

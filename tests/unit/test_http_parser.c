@@ -602,9 +602,9 @@ static void test_smuggling(void)
            "3;a\nabc" CRLF "0" CRLF CRLF,
            400);
     REJECT_LATE(o, "bare LF ending the last chunk",
-           "POST / HTTP/1.1" CRLF "Host: x" CRLF "Transfer-Encoding: chunked" CRLF CRLF "3" CRLF
-           "abc" CRLF "0" CRLF "\n",
-           400);
+                "POST / HTTP/1.1" CRLF "Host: x" CRLF "Transfer-Encoding: chunked" CRLF CRLF
+                "3" CRLF "abc" CRLF "0" CRLF "\n",
+                400);
     /* llhttp 8.1.0 folds these into the previous value (CVE-2024-27982, fixed
      * in llhttp 8.1.2 / 9.2.1): a Content-Length a front proxy sees is gone. */
     REJECT(o, "CVE-2024-27982: folded Content-Length, body parsed as a request",
@@ -629,10 +629,8 @@ static void test_smuggling(void)
            400);
     REJECT(o, "bare LF line endings throughout", "GET / HTTP/1.1\nHost: x\n\n", 400);
     REJECT(o, "bare LF ending a header line", "GET / HTTP/1.1" CRLF "Host: x\nX: y" CRLF CRLF, 400);
-    REJECT(o, "bare LF ending the request line", "GET / HTTP/1.1\nHost: x" CRLF CRLF,
-           400);
-    REJECT(o, "bare LF ending the header section",
-           "GET / HTTP/1.1" CRLF "Host: x" CRLF "\n", 400);
+    REJECT(o, "bare LF ending the request line", "GET / HTTP/1.1\nHost: x" CRLF CRLF, 400);
+    REJECT(o, "bare LF ending the header section", "GET / HTTP/1.1" CRLF "Host: x" CRLF "\n", 400);
     REJECT(o, "bare CR ending the request line", "GET / HTTP/1.1\rHost: x" CRLF CRLF, 400);
     REJECT(o, "CVE-2023-30589: CR in an empty value hides Transfer-Encoding",
            "POST / HTTP/1.1" CRLF "Host: x" CRLF "X-Abc: \rxTransfer-Encoding: chunked" CRLF CRLF
@@ -662,8 +660,7 @@ static void test_smuggling(void)
            "POST / HTTP/1.1" CRLF "Host: x" CRLF "Transfer-Encoding : chunked" CRLF CRLF
            "0" CRLF CRLF,
            400);
-    REJECT(o, "empty header name", "GET / HTTP/1.1" CRLF "Host: x" CRLF ": y" CRLF CRLF,
-           400);
+    REJECT(o, "empty header name", "GET / HTTP/1.1" CRLF "Host: x" CRLF ": y" CRLF CRLF, 400);
     REJECT(o, "control byte in a header name",
            "GET / HTTP/1.1" CRLF "Host: x" CRLF "X\x01: y" CRLF CRLF, 400);
     REJECT(o, "invalid method GETT", "GETT / HTTP/1.1" CRLF "Host: x" CRLF CRLF, 400);
@@ -818,8 +815,8 @@ static void test_responses(void)
            502);
     REJECT(&RESP, "status code with four digits", "HTTP/1.1 2000 OK" CRLF CRLF, 502);
     /* RFC 9112 §4: status-code = 3DIGIT, and the status line ends in CRLF. */
-    REJECT(&RESP, "status code with one digit",
-           "HTTP/1.1 1 OK" CRLF "Content-Length: 0" CRLF CRLF, 502);
+    REJECT(&RESP, "status code with one digit", "HTTP/1.1 1 OK" CRLF "Content-Length: 0" CRLF CRLF,
+           502);
     REJECT(&RESP, "empty status code (found by fuzz_http_response)",
            "HTTP/1.1 " CRLF "Content-Length: 0" CRLF CRLF, 502);
     REJECT(&RESP, "status code with two digits",
@@ -860,10 +857,8 @@ static void test_lifecycle(void)
     TAP_OK(hp.paused && n == 1, "paused after one complete message");
     TAP_OK(!mg_http_parser_in_message(&hp), "not in a message while paused");
     mg_http_parser_resume(&hp);
-    TAP_OK(!mg_http_parser_in_message(&hp),
-           "not in a message after resume, before more bytes");
-    TAP_IS_INT(mg_http_parser_finish(&hp), 0,
-               "peer closing between messages is not a truncation");
+    TAP_OK(!mg_http_parser_in_message(&hp), "not in a message after resume, before more bytes");
+    TAP_IS_INT(mg_http_parser_finish(&hp), 0, "peer closing between messages is not a truncation");
     mg_http_parser_fini(&hp);
 
     /* A truncated request head at EOF is an error. */

@@ -199,8 +199,8 @@ static void test_parse(void)
            "EV message id=(none) [4]\n");
     /* WHATWG: "If the data buffer is an empty string, set the data buffer and
      * the event type buffer to the empty string and return." */
-    EXPECT("event name without data dispatches nothing (sse.c:26)",
-           "event: ping\n\ndata: x\n\n", "EV message id=(none) [x]\n");
+    EXPECT("event name without data dispatches nothing (sse.c:26)", "event: ping\n\ndata: x\n\n",
+           "EV message id=(none) [x]\n");
     /* Today such an event also carries the previous event's bytes in data
      * (NUL-terminated only at the old length): found by fuzz_sse. */
     EXPECT("event name without data after a data event dispatches nothing (sse.c:26)",
@@ -345,8 +345,7 @@ static void test_format(void)
         mg_sse_parser_init(&p, 1 << 20, on_one, &o);
         mg_sse_parser_feed(&p, out.data, out.len);
         mg_sse_parser_fini(&p);
-        TAP_IS_INT(o.n, 1,
-                   "data with CR formats as one event, no injected event (sse.c:122)");
+        TAP_IS_INT(o.n, 1, "data with CR formats as one event, no injected event (sse.c:122)");
         free(o.data);
         free(o.event);
         mg_buf_fini(&out);

@@ -28,7 +28,10 @@ static void on_drain(struct mg_stream *s)
     MG_UNUSED(s);
     n_drain++;
 }
-static void on_close(struct mg_stream *s) { MG_UNUSED(s); }
+static void on_close(struct mg_stream *s)
+{
+    MG_UNUSED(s);
+}
 
 static const struct mg_stream_cbs cbs = {
     .on_read = on_read, .on_end = on_end, .on_drain = on_drain, .on_close = on_close};
