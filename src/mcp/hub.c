@@ -44,6 +44,7 @@ struct group { /* shared mode: one child for many sessions */
     struct mg_list sessions;
     json_t *init_result; /* cached initialize result */
     bool init_sent, initialized_sent, ended;
+    bool ending; /* group_end is ending its sessions: they must not free it */
     struct mg_list waiting; /* struct post: initialize waiting for init_result */
 };
 
@@ -467,7 +468,7 @@ static struct group *group_get(struct mg_gw *gw, const struct mg_route_rt *rt, c
 
 static void group_free_if_unused(struct group *g)
 {
-    if (!mg_list_empty(&g->sessions))
+    if (!mg_list_empty(&g->sessions) || g->ending)
         return;
     mg_list_remove(&g->link);
     if (g->ch)
@@ -484,12 +485,12 @@ static void group_end(struct group *g, const char *why)
     g->ch = NULL;
     if (ch)
         ch->ops->close(ch);
+    g->ending = true;
     while (!mg_list_empty(&g->sessions)) {
         struct session *s = mg_list_entry(g->sessions.next, struct session, glink);
-        session_end(s, why); /* removes s from g->sessions; may free g when empty */
-        if (mg_list_empty(&g->sessions))
-            return;
+        session_end(s, why); /* removes s from g->sessions */
     }
+    g->ending = false;
     group_free_if_unused(g);
 }
 

@@ -4,6 +4,7 @@
  * Reads use one per-thread buffer, so an idle connection holds no read memory. */
 #include "net/stream.h"
 
+#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
@@ -334,12 +335,23 @@ int mg_stream_connect(struct mg_stream *s, const struct sockaddr *addr, SSL_CTX 
             return MG_ETLS;
         SSL_set_connect_state(s->ssl);
         if (sni && *sni) {
-            SSL_set_tlsext_host_name(s->ssl, sni);
+            unsigned char ip[16];
+            bool is_ip = inet_pton(AF_INET, sni, ip) == 1 || inet_pton(AF_INET6, sni, ip) == 1;
+            /* RFC 6066 §3: SNI carries host names only, never an address. */
+            if (!is_ip)
+                SSL_set_tlsext_host_name(s->ssl, sni);
             if (verify) {
-                /* RFC 6125 name check of the upstream certificate. */
-                SSL_set_hostflags(s->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-                if (!SSL_set1_host(s->ssl, sni))
-                    return MG_ETLS;
+                /* RFC 6125 check of the upstream certificate: the host name, or
+                 * the address against the certificate's IP SANs. */
+                X509_VERIFY_PARAM *vp = SSL_get0_param(s->ssl);
+                if (is_ip) {
+                    if (!X509_VERIFY_PARAM_set1_ip_asc(vp, sni))
+                        return MG_ETLS;
+                } else {
+                    SSL_set_hostflags(s->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+                    if (!SSL_set1_host(s->ssl, sni))
+                        return MG_ETLS;
+                }
             }
         }
         SSL_set_verify(s->ssl, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
