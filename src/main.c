@@ -78,6 +78,7 @@ struct gateway {
     char hub_path[128];
     char hub_key[65];
     bool stopping;
+    bool hub_started;
 };
 
 static struct gateway G;
@@ -144,6 +145,15 @@ static void reload(void)
     if (strcmp(conf->address, old->address) != 0 || conf->insecure_server != old->insecure_server ||
         conf->workers != old->workers)
         mg_log_warn("reload: address, insecure_server and workers take effect after a restart");
+    if (conf->n_certs != old->n_certs || (conf->tls_min_version && old->tls_min_version &&
+                                          strcmp(conf->tls_min_version, old->tls_min_version)))
+        mg_log_warn("reload: listener TLS settings (tls:) take effect after a restart");
+    for (size_t i = 0; i < conf->n_certs && i < old->n_certs; i++)
+        if (strcmp(conf->certs[i].cert_file, old->certs[i].cert_file) ||
+            strcmp(conf->certs[i].key_file, old->certs[i].key_file)) {
+            mg_log_warn("reload: listener TLS settings (tls:) take effect after a restart");
+            break;
+        }
     struct mg_buf eb;
     mg_buf_init(&eb, 4096);
     struct mg_gw *gw = NULL;
@@ -260,6 +270,14 @@ static int cmd_serve(const char *path)
         goto fail;
     }
     conf = NULL;
+    /* Signals before any port opens: a SIGHUP sent the moment the port
+     * answers must reload, not kill the process with the default action. */
+    uv_signal_init(G.loop, &G.sig_term);
+    uv_signal_init(G.loop, &G.sig_int);
+    uv_signal_init(G.loop, &G.sig_hup);
+    uv_signal_start(&G.sig_term, on_signal, SIGTERM);
+    uv_signal_start(&G.sig_int, on_signal, SIGINT);
+    uv_signal_start(&G.sig_hup, on_signal, SIGHUP);
     fds = mg_xcalloc((size_t)n, sizeof *fds);
     for (int i = 0; i < n; i++)
         fds[i] = -1;
@@ -270,6 +288,7 @@ static int cmd_serve(const char *path)
         goto fail;
     if (mg_hub_start(G.gw, G.hub_path, &err) < 0)
         goto fail;
+    G.hub_started = true;
     G.workers = mg_xcalloc((size_t)n, sizeof *G.workers);
     for (int i = 0; i < n; i++) {
         if (mg_worker_start(&G.workers[i], i, fds[i], G.gw,
@@ -279,12 +298,6 @@ static int cmd_serve(const char *path)
         }
         G.n_workers++;
     }
-    uv_signal_init(G.loop, &G.sig_term);
-    uv_signal_init(G.loop, &G.sig_int);
-    uv_signal_init(G.loop, &G.sig_hup);
-    uv_signal_start(&G.sig_term, on_signal, SIGTERM);
-    uv_signal_start(&G.sig_int, on_signal, SIGINT);
-    uv_signal_start(&G.sig_hup, on_signal, SIGHUP);
     mg_log_info("mcpgate %s listening on %s://%s with %d workers, %zu routes%s%s", MG_VERSION,
                 tls ? "https" : "http", G.gw->conf->address, n, G.gw->conf->n_routes,
                 G.gw->conf->metrics_address ? ", metrics on " : "",
@@ -303,9 +316,16 @@ fail:
             if (fds[i] >= 0)
                 close(fds[i]);
     rc = 1;
-    if (G.n_workers > 0) {
+    if (G.n_workers > 0 || G.hub_started) {
+        /* Threads are running: there is no orderly way back from here. */
         mg_log_stop();
         _exit(1);
+    }
+    if (G.sig_term.loop) {
+        uv_close((uv_handle_t *)&G.sig_term, on_close_noop);
+        uv_close((uv_handle_t *)&G.sig_int, on_close_noop);
+        uv_close((uv_handle_t *)&G.sig_hup, on_close_noop);
+        uv_run(G.loop, UV_RUN_DEFAULT);
     }
 out:
     free(fds);
