@@ -104,18 +104,26 @@ bench: deps
 
 # Fuzz targets: the library rebuilt with clang and libFuzzer instrumentation,
 # every time (the recursive make decides what is stale), then each target.
-# FUZZ_SECONDS=N runs each target for N seconds over its seed corpus.
+# Every target first replays its committed corpus (fuzz/corpus/NAME); with
+# FUZZ_SECONDS=N each then fuzzes for N seconds, writing new inputs to
+# build-fuzz/corpus/NAME (the committed seeds stay small).
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 fuzz:
 	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" SAN_FLAGS="$(FUZZ_FLAGS)" build-fuzz/libmcpgate.a
 	$(MAKE) $(FUZZ_BIN)
+	@# Every seed (and every past crash kept in the corpus) must still pass.
+	@for f in $(FUZZ_BIN); do n=$${f#build-fuzz/fuzz_}; \
+	  $$f -runs=0 fuzz/corpus/$$n 2>&1 | grep -E "^(INFO: seed corpus|Done)|ERROR" ; \
+	  $$f -runs=0 fuzz/corpus/$$n >/dev/null 2>&1 || { echo "fuzz: $$f fails on its corpus"; exit 1; }; done
 	@if [ -n "$(FUZZ_SECONDS)" ]; then for f in $(FUZZ_BIN); do n=$${f#build-fuzz/fuzz_}; \
 	  echo "fuzz: $$f for $(FUZZ_SECONDS) s"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 fuzz/corpus/$$n || exit 1; done; fi
-build-fuzz/fuzz_%: fuzz/fuzz_%.c build-fuzz/libmcpgate.a
-	clang $(CPPFLAGS) -std=c11 -O1 -g $(WARN) -Wno-missing-prototypes -fsanitize=fuzzer,address,undefined \
+	  mkdir -p build-fuzz/corpus/$$n; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build-fuzz/corpus/$$n fuzz/corpus/$$n \
+	    || exit 1; done; fi
+build-fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_util.h build-fuzz/libmcpgate.a
+	clang $(CPPFLAGS) -Ifuzz -std=c11 -O1 -g $(WARN) -Wno-missing-prototypes -fsanitize=fuzzer,address,undefined \
 	  $(shell pkg-config --cflags $(PKGS)) -o $@ $< build-fuzz/libmcpgate.a $(LDLIBS)
 
 format:

@@ -529,12 +529,23 @@ bad:
     return 1;
 }
 
+static int port_arg(const char *s)
+{
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || v < 1 || v > 65535) {
+        fprintf(stderr, "benchtool: bad port '%s'\n", s);
+        exit(2);
+    }
+    return (int)v;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 3 && strcmp(argv[1], "upstream") == 0)
-        return upstream_main(atoi(argv[2]));
+        return upstream_main(port_arg(argv[2]));
     if (argc >= 5 && strcmp(argv[1], "sse-client") == 0)
-        return sse_client_main(atoi(argv[2]), argv[3], strtoull(argv[4], NULL, 10),
+        return sse_client_main(port_arg(argv[2]), argv[3], strtoull(argv[4], NULL, 10),
                                argc >= 6 && strcmp(argv[5], "post") == 0);
     fprintf(stderr, "usage: benchtool upstream PORT | sse-client PORT PATH N [post]\n");
     return 2;

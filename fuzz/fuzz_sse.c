@@ -7,6 +7,7 @@
  * the name, no CR in the data) and must survive mg_sse_format then parse
  * unchanged. */
 #include "http/sse.h"
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -15,19 +16,6 @@ struct run {
     size_t max_event;
     int n;
 };
-
-static uint64_t mix(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *s = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ s[i]) * 0x100000001b3ull;
-    return h;
-}
-
-static uint64_t mix_u(uint64_t h, uint64_t v)
-{
-    return mix(h, &v, sizeof v);
-}
 
 struct one {
     int n;

@@ -44,7 +44,7 @@ struct group { /* shared mode: one child for many sessions */
     struct mg_list sessions;
     json_t *init_result; /* cached initialize result */
     bool init_sent, initialized_sent, ended;
-    bool ending; /* group_end is ending its sessions: they must not free it */
+    bool ending;            /* group_end is ending its sessions: they must not free it */
     struct mg_list waiting; /* struct post: initialize waiting for init_result */
 };
 
