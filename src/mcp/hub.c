@@ -675,6 +675,21 @@ static int session_send(struct session *s, json_t *msg)
     return rc;
 }
 
+/* One message to its own server: forwards the very bytes that were inspected,
+ * not a re-serialization (numbers and escapes keep their spelling). Raw CR/LF
+ * can only be whitespace between JSON tokens, so turning them into spaces
+ * keeps the stdio framing intact. */
+static int send_raw(struct session *s, const char *body, size_t len)
+{
+    MG_ASSERT(s->group == NULL);
+    char *raw = mg_xmalloc(len);
+    for (size_t k = 0; k < len; k++)
+        raw[k] = (body[k] == '\r' || body[k] == '\n') ? ' ' : body[k];
+    int rc = s->ch ? s->ch->ops->send(s->ch, raw, len) : MG_ECLOSED;
+    free(raw);
+    return rc;
+}
+
 /* --- the HTTP side ---------------------------------------------------------------------- */
 
 static void reply_error(struct mg_http_req *req, int status, json_t *id, int code, const char *msg)
@@ -780,7 +795,10 @@ static void handle_post(struct mg_http_req *req, const struct mg_route_rt *rt,
     }
     if (json_array_size(p->ids) == 0) {
         /* Only notifications and responses: accepted, nothing to wait for. */
-        json_array_foreach(msgs, i, m) session_send(s, m);
+        if (!batch && s->group == NULL)
+            send_raw(s, body, req->body.len);
+        else
+            json_array_foreach(msgs, i, m) session_send(s, m);
         post_free(p);
         p = NULL;
         char hdr[96];
@@ -829,15 +847,7 @@ static void handle_post(struct mg_http_req *req, const struct mg_route_rt *rt,
     mg_list_push(&s->posts, &p->link);
     session_idle_check(s);
     if (!batch && s->group == NULL) {
-        /* One message to its own server: forward the very bytes that were
-         * inspected, not a re-serialization (numbers and escapes keep their
-         * spelling). Raw CR/LF can only be whitespace between JSON tokens,
-         * so turning them into spaces keeps the stdio framing intact. */
-        char *raw = mg_xmalloc(req->body.len);
-        for (size_t k = 0; k < req->body.len; k++)
-            raw[k] = (body[k] == '\r' || body[k] == '\n') ? ' ' : body[k];
-        int rc = s->ch ? s->ch->ops->send(s->ch, raw, req->body.len) : MG_ECLOSED;
-        free(raw);
+        int rc = send_raw(s, body, req->body.len);
         if (rc < 0)
             fail_post(p, rc == MG_ELIMIT ? "MCP server is not reading its input"
                                          : "MCP server is not running");
