@@ -1,0 +1,190 @@
+/* Opaque bearer tokens and the strict base64url codec. A token is
+ * "mcpg_<kind>_<base64url(32 random bytes)>": the prefix lets secret scanners
+ * and people recognise it, the 256 random bits make guessing hopeless, and
+ * only SHA-256(token) is ever stored, so a leaked database yields no usable
+ * token. */
+#include "authn/token.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+static const char *const kind_names[] = {
+    [MG_TOKEN_ACCESS] = "at",
+    [MG_TOKEN_REFRESH] = "rt",
+    [MG_TOKEN_CODE] = "ac",
+    [MG_TOKEN_SERVICE] = "sa",
+};
+
+static const char b64url_chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static int b64url_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-')
+        return 62;
+    if (c == '_')
+        return 63;
+    return -1;
+}
+
+size_t mg_authn_b64url_len(size_t n)
+{
+    return n / 3 * 4 + (n % 3 == 0 ? 0 : n % 3 + 1);
+}
+
+int mg_authn_b64url_encode(const uint8_t *in, size_t n, char *out, size_t cap)
+{
+    size_t need = mg_authn_b64url_len(n);
+    if (need >= cap)
+        return MG_ELIMIT;
+    size_t o = 0, i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = b64url_chars[v >> 18 & 63];
+        out[o++] = b64url_chars[v >> 12 & 63];
+        out[o++] = b64url_chars[v >> 6 & 63];
+        out[o++] = b64url_chars[v & 63];
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        out[o++] = b64url_chars[v >> 18 & 63];
+        out[o++] = b64url_chars[v >> 12 & 63];
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+        out[o++] = b64url_chars[v >> 18 & 63];
+        out[o++] = b64url_chars[v >> 12 & 63];
+        out[o++] = b64url_chars[v >> 6 & 63];
+    }
+    MG_ASSERT(o == need);
+    out[o] = '\0';
+    return MG_OK;
+}
+
+bool mg_authn_b64url_alphabet(const char *in, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (b64url_value((unsigned char)in[i]) < 0)
+            return false;
+    return true;
+}
+
+int mg_authn_b64url_decode(const char *in, size_t len, uint8_t *out, size_t cap, size_t *out_len)
+{
+    if (len % 4 == 1)
+        return MG_EINVAL;
+    size_t need = len / 4 * 3 + (len % 4 == 0 ? 0 : len % 4 - 1);
+    if (need > cap)
+        return MG_ELIMIT;
+    size_t o = 0;
+    uint32_t acc = 0;
+    unsigned bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64url_value((unsigned char)in[i]);
+        if (v < 0)
+            return MG_EINVAL;
+        acc = (acc << 6 | (uint32_t)v) & 0xffffff;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    /* RFC 4648 §3.5: the left-over bits must be zero (canonical encoding). */
+    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
+        return MG_EINVAL;
+    MG_ASSERT(o == need);
+    *out_len = o;
+    return MG_OK;
+}
+
+const char *mg_token_kind_name(enum mg_token_kind kind)
+{
+    if ((unsigned)kind >= MG_ARRAY_LEN(kind_names))
+        return NULL;
+    return kind_names[kind];
+}
+
+int mg_token_new(enum mg_token_kind kind, char *out, size_t cap)
+{
+    uint8_t rnd[MG_TOKEN_RANDOM_BYTES];
+    const char *name = mg_token_kind_name(kind);
+    if (name == NULL)
+        return MG_EINVAL;
+    if (cap < MG_TOKEN_BUF)
+        return MG_ELIMIT;
+    out[0] = '\0';
+    if (RAND_bytes(rnd, sizeof rnd) != 1)
+        return MG_EIO;
+    memcpy(out, "mcpg_", 5);
+    memcpy(out + 5, name, 2);
+    out[7] = '_';
+    int rc = mg_authn_b64url_encode(rnd, sizeof rnd, out + 8, cap - 8);
+    OPENSSL_cleanse(rnd, sizeof rnd);
+    MG_ASSERT(rc == MG_OK && strlen(out) == MG_TOKEN_LEN);
+    return MG_OK;
+}
+
+int mg_token_kind_of(const char *token, enum mg_token_kind *kind)
+{
+    uint8_t rnd[MG_TOKEN_RANDOM_BYTES];
+    size_t n;
+    if (token == NULL || strnlen(token, MG_TOKEN_LEN + 1) != MG_TOKEN_LEN)
+        return MG_EINVAL;
+    if (memcmp(token, "mcpg_", 5) != 0 || token[7] != '_')
+        return MG_EINVAL;
+    /* Canonical base64url of exactly 32 bytes: rejects a non-zero last bit
+     * pair, so each random value has one spelling. */
+    int rc = mg_authn_b64url_decode(token + 8, MG_TOKEN_LEN - 8, rnd, sizeof rnd, &n);
+    OPENSSL_cleanse(rnd, sizeof rnd);
+    if (rc != MG_OK || n != MG_TOKEN_RANDOM_BYTES)
+        return MG_EINVAL;
+    for (size_t k = 0; k < MG_ARRAY_LEN(kind_names); k++) {
+        if (memcmp(token + 5, kind_names[k], 2) == 0) {
+            if (kind)
+                *kind = (enum mg_token_kind)k;
+            return MG_OK;
+        }
+    }
+    return MG_EINVAL;
+}
+
+int mg_token_hash(const char *token, uint8_t out[MG_TOKEN_HASH_LEN])
+{
+    unsigned int n = 0;
+    if (token == NULL)
+        return MG_EINVAL;
+    if (EVP_Digest(token, strlen(token), out, &n, EVP_sha256(), NULL) != 1 ||
+        n != MG_TOKEN_HASH_LEN)
+        return MG_EIO;
+    return MG_OK;
+}
+
+int mg_token_hash_hex(const char *token, char out[MG_TOKEN_HASH_HEX_BUF])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t h[MG_TOKEN_HASH_LEN];
+    int rc = mg_token_hash(token, h);
+    if (rc != MG_OK) {
+        out[0] = '\0';
+        return rc;
+    }
+    for (size_t i = 0; i < MG_TOKEN_HASH_LEN; i++) {
+        out[2 * i] = hex[h[i] >> 4];
+        out[2 * i + 1] = hex[h[i] & 15];
+    }
+    out[2 * MG_TOKEN_HASH_LEN] = '\0';
+    OPENSSL_cleanse(h, sizeof h);
+    return MG_OK;
+}
+
+bool mg_ct_equal(const void *a, const void *b, size_t n)
+{
+    return CRYPTO_memcmp(a, b, n) == 0;
+}
