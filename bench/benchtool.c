@@ -41,9 +41,9 @@
 #include <unistd.h>
 
 #define EVENT_LEN 100
-#define MAX_HEAD 16384
-#define OUT_CAP (256 * 1024)
-#define BULK_BUF (1024 * 1024)
+#define MAX_HEAD  16384
+#define OUT_CAP   (256 * 1024)
+#define BULK_BUF  (1024 * 1024)
 
 static void die(const char *what)
 {
@@ -70,9 +70,9 @@ struct conn {
     size_t body_left; /* request body bytes still to discard */
     char *out;        /* pending response bytes (heap, OUT_CAP) */
     size_t out_len, out_off;
-    uint64_t left;    /* SSE events or bulk bytes still to produce */
+    uint64_t left; /* SSE events or bulk bytes still to produce */
     unsigned batch;
-    bool want_out;    /* registered for EPOLLOUT */
+    bool want_out; /* registered for EPOLLOUT */
 };
 
 static int g_ep;
@@ -380,8 +380,9 @@ static int sse_client_main(int port, const char *path, uint64_t want, bool post)
         die("connect");
     struct timeval tv = {.tv_sec = 60};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    const char *body = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
-                       "\"slow_count\",\"arguments\":{},\"_meta\":{\"progressToken\":1}}}";
+    const char *body =
+        "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+        "\"slow_count\",\"arguments\":{},\"_meta\":{\"progressToken\":1}}}";
     char req[2048];
     int n;
     if (post)
@@ -506,8 +507,7 @@ static int sse_client_main(int port, const char *path, uint64_t want, bool post)
                     trailer_empty = false;
                 }
                 break;
-            case C_DONE:
-                break;
+            case C_DONE: break;
             }
         }
         if (events >= want || st == C_DONE)
