@@ -164,40 +164,6 @@ static const char demo_sql[] =
 
 /* ---- JSON helpers ------------------------------------------------------ */
 
-/* Length of the well-formed UTF-8 sequence at s (RFC 3629 §4), 0 if the
- * bytes are not one. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    unsigned min;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    unsigned cp = c & (0x3f >> (len - 1));
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
 /* A JSON string for bytes that may not be UTF-8 (SQLite TEXT can hold
  * anything): invalid bytes become U+FFFD, because jansson refuses to build
  * or dump invalid strings. */
@@ -210,7 +176,7 @@ static json_t *text_value(const char *s, size_t n)
     mg_buf_init(&b, n * 3 + 1);
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < n;) {
-        size_t l = utf8_seq_len(u + i, n - i);
+        size_t l = mg_utf8_seq_len(u + i, n - i);
         if (l == 0) {
             MG_ASSERT(mg_buf_append(&b, "\xef\xbf\xbd", 3) == 0);
             i++;

@@ -112,39 +112,6 @@ char *mg_buf_steal(struct mg_buf *b, size_t *len)
     return d;
 }
 
-/* Length of the valid UTF-8 sequence at s (RFC 3629), or 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    return len;
-}
-
 int mg_buf_append_json_str(struct mg_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -153,7 +120,7 @@ int mg_buf_append_json_str(struct mg_buf *b, const char *s, size_t n)
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x80) {
             /* Invalid UTF-8 becomes U+FFFD so every log line stays valid JSON. */
-            size_t l = utf8_len((const unsigned char *)s + i, n - i);
+            size_t l = mg_utf8_seq_len((const unsigned char *)s + i, n - i);
             if (l == 0) {
                 rc = mg_buf_append(b, "\\ufffd", 6);
             } else {

@@ -56,6 +56,9 @@ char *mg_xstrndup(const char *s, size_t n);
 /* Case-insensitive comparison of a length-delimited string with a C string. */
 bool mg_str_ieq(const char *a, size_t a_len, const char *b);
 bool mg_str_eq(const char *a, size_t a_len, const char *b);
+/* Length of the well-formed UTF-8 sequence at s (RFC 3629 §4: no overlongs,
+ * no surrogates, nothing above U+10FFFF), or 0 if the bytes are not one. */
+size_t mg_utf8_seq_len(const unsigned char *s, size_t n);
 /* Parses a decimal unsigned integer that must fill the whole slice. */
 int mg_parse_u64(const char *s, size_t len, uint64_t *out);
 
