@@ -9,8 +9,9 @@ import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import {
   startGateway, startSqlite, rawInitialize, postMcp, connectClient, E2E_DIR, sleep, within,
-  MCPGATE_BIN, tmpDir,
+  MCPGATE_BIN, tmpDir, rawHttp,
 } from './lib/harness.mjs';
+import net from 'node:net';
 
 const T = { timeout: 60000 };
 const FAULTY = path.join(E2E_DIR, 'fixtures/stdio-faulty.mjs');
@@ -247,5 +248,37 @@ describe('mcpgate check', () => {
     const usage = spawnSync(MCPGATE_BIN, ['check'], { encoding: 'utf8', timeout: 10000 });
     assert.equal(usage.status, 2, 'a missing -c is a usage error');
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('limits.max_connections', () => {
+  let up; let gw;
+  before(async () => {
+    up = await startSqlite('http', { name: 'lifecycle-maxconn-sqlite' });
+    gw = await startGateway({
+      name: 'lifecycle-maxconn',
+      routes: [{ name: 'sql', to: up.url }],
+      extra: { limits: { max_connections: 3 }, timeouts: { request_header: '5s' } },
+    });
+  });
+  after(async () => { await gw?.stop(); await up?.stop(); });
+
+  test('over the cap: 503 with a JSON-RPC error and the connection closed; under it again: served', T, async () => {
+    const held = [];
+    for (let i = 0; i < 3; i++) {
+      const sock = net.connect(gw.port, '127.0.0.1');
+      await new Promise((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
+      held.push(sock);
+    }
+    await sleep(200); // both workers have accepted and counted them
+    const over = await rawHttp(gw.port, `GET /sql HTTP/1.1\r\nHost: 127.0.0.1:${gw.port}\r\n\r\n`, { timeoutMs: 3000 });
+    assert.equal(over.status, 503, over.raw);
+    assert.ok(over.closed, 'the connection over the cap is closed');
+    assert.match(over.body, /too many connections/);
+    for (const sock of held) sock.destroy();
+    await sleep(300);
+    const { sessionId } = await rawInitialize(gw.routeUrl('sql'));
+    assert.ok(sessionId, 'served again once connections are below the cap');
+    assert.equal(await metric(gw, 'mcpgate_open_connections') <= 2, true);
   });
 });
