@@ -156,11 +156,10 @@ bool mg_gw_path_is_safe(const char *p)
 }
 
 const struct mg_route_rt *mg_gw_select(const struct mg_gw *gw, const char *host, size_t host_len,
-                                       const char *path, bool tls, int *status)
+                                       const char *path, int *status)
 {
     char name[256];
     uint16_t port;
-    MG_UNUSED(tls);
     if (!mg_gw_parse_host(host, host_len, name, sizeof name, &port)) {
         *status = 400;
         return NULL;

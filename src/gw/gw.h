@@ -39,7 +39,7 @@ void mg_gw_unref(struct mg_gw *gw);
  * set: 400 (malformed Host or target), 403 (Host not served here: DNS
  * rebinding protection), 404 (no route for the path on that host). */
 const struct mg_route_rt *mg_gw_select(const struct mg_gw *gw, const char *host, size_t host_len,
-                                       const char *path, bool tls, int *status);
+                                       const char *path, int *status);
 const struct mg_route_rt *mg_gw_route_by_name(const struct mg_gw *gw, const char *name, size_t len);
 /* Validates a request path: origin-form, no dot segments, no encoded '/', '.'
  * or '\' (they let an upstream's normalisation escape the route prefix). */

@@ -358,7 +358,7 @@ static void on_request(struct mg_http_req *req)
         return;
     }
     int st = 0;
-    p->route = mg_gw_select(p->gw, host->value, host->value_len, req->path, w->http.is_tls, &st);
+    p->route = mg_gw_select(p->gw, host->value, host->value_len, req->path, &st);
     if (p->route == NULL) {
         if (st == 403)
             reply_error(p, 403, RPC_GATEWAY_REFUSED, "host not allowed");

@@ -10,23 +10,20 @@
 
 int mg_worker_listen_fd(const char *address, int *out, struct mg_buf *err)
 {
-    char host[256];
+    /* The same parser the config loader validated the address with. */
+    char *host = NULL;
     uint16_t port = 0;
-    const char *colon = strrchr(address, ':');
-    if (colon == NULL) {
-        mg_buf_appendf(err, "address %s: expected host:port", address);
-        return MG_EINVAL;
-    }
-    if (!mg_gw_parse_host(address, strlen(address), host, sizeof host, &port) || port == 0) {
+    if (mg_hostport_parse(address, &host, &port) < 0) {
         mg_buf_appendf(err, "address %s: expected host:port", address);
         return MG_EINVAL;
     }
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
-    if (strcmp(host, "localhost") == 0)
-        snprintf(host, sizeof host, "127.0.0.1");
-    if (uv_ip4_addr(host[0] ? host : "0.0.0.0", port, (struct sockaddr_in *)&ss) != 0 &&
-        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) {
+    const char *ip = strcmp(host, "localhost") == 0 ? "127.0.0.1" : host[0] ? host : "0.0.0.0";
+    int bad = uv_ip4_addr(ip, port, (struct sockaddr_in *)&ss) != 0 &&
+              uv_ip6_addr(ip, port, (struct sockaddr_in6 *)&ss) != 0;
+    free(host);
+    if (bad) {
         mg_buf_appendf(err, "address %s: host must be an IP address or localhost", address);
         return MG_EINVAL;
     }

@@ -178,10 +178,8 @@ static void protocol_error(struct mg_http_conn *c, int status, const char *reaso
     c->req->close_after = true;
     c->req->error = reason;
     const char *msg = reason ? reason : mg_http_status_text(status);
-    int code = status == 413 || status == 431 ? -32600 : -32700;
-    if (status == 405 || status == 400)
-        code = -32600;
-    mg_http_reply_jsonrpc_error(c->req, status, NULL, code, msg, NULL);
+    /* An HTTP-level refusal: the message never got as far as JSON. */
+    mg_http_reply_jsonrpc_error(c->req, status, NULL, -32600, msg, NULL);
 }
 
 static void dispatch(struct mg_http_conn *c)

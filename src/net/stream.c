@@ -14,7 +14,6 @@
 
 static _Thread_local char read_buf[READ_BUF_SIZE];
 static _Thread_local char plain_buf[16384]; /* one TLS record of plaintext */
-static _Thread_local bool read_buf_busy;
 static _Thread_local struct mg_list flush_list;
 static _Thread_local uv_check_t *flush_check;
 
@@ -214,12 +213,6 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     MG_UNUSED(h);
     MG_UNUSED(suggested);
-    if (read_buf_busy) {
-        buf->base = NULL;
-        buf->len = 0;
-        return;
-    }
-    read_buf_busy = true;
     buf->base = read_buf;
     buf->len = READ_BUF_SIZE;
 }
@@ -227,8 +220,6 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_uv_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
 {
     struct mg_stream *s = h->data;
-    if (buf->base == read_buf)
-        read_buf_busy = false;
     if (n == 0 || s->closing)
         return;
     if (n < 0) {

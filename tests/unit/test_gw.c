@@ -163,7 +163,7 @@ static struct mg_gw *gw_of(const char *yaml)
 static const char *sel(const struct mg_gw *gw, const char *host, const char *path, int *status)
 {
     *status = 0;
-    const struct mg_route_rt *rt = mg_gw_select(gw, host, strlen(host), path, false, status);
+    const struct mg_route_rt *rt = mg_gw_select(gw, host, strlen(host), path, status);
     return rt ? rt->conf->name : NULL;
 }
 
