@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import {
   startGateway, startSqlite, rawInitialize, postMcp, connectClient, E2E_DIR, sleep, within,
-  MCPGATE_BIN, tmpDir, rawHttp,
+  MCPGATE_BIN, tmpDir, rawHttp, freePort,
 } from './lib/harness.mjs';
 import net from 'node:net';
 
@@ -280,5 +280,51 @@ describe('limits.max_connections', () => {
     const { sessionId } = await rawInitialize(gw.routeUrl('sql'));
     assert.ok(sessionId, 'served again once connections are below the cap');
     assert.equal(await metric(gw, 'mcpgate_open_connections') <= 2, true);
+  });
+});
+
+describe('upstream failures become JSON-RPC errors with the request id', () => {
+  let gw; let silent; let refusedPort;
+  const held = [];
+  before(async () => {
+    refusedPort = await freePort(); // nothing listens there
+    // Accepts connections and never answers: the first-byte timeout must fire.
+    silent = net.createServer((sock) => { held.push(sock); sock.on('error', () => {}); });
+    await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    gw = await startGateway({
+      name: 'lifecycle-upstream-failures',
+      routes: [
+        { name: 'refused', to: `http://127.0.0.1:${refusedPort}/mcp` },
+        { name: 'silent', to: `http://127.0.0.1:${silent.address().port}/mcp`, options: { timeout: '1s' } },
+      ],
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    for (const s of held) s.destroy();
+    await new Promise((resolve) => silent?.close(resolve));
+  });
+
+  test('connection refused: 502, code -32000, the request id, logged', T, async () => {
+    const r = await postMcp(gw.routeUrl('refused'), call('req-502', 'x'));
+    assert.equal(r.status, 502);
+    assert.deepEqual(JSON.parse(r.text), {
+      jsonrpc: '2.0', id: 'req-502', error: { code: -32000, message: 'upstream unavailable' },
+    });
+    await sleep(100);
+    const line = gw.accessLog().find((l) => l.route === 'refused');
+    assert.equal(line?.status, 502);
+    assert.equal(line?.error, 'upstream unavailable');
+  });
+
+  test('no first byte within the route timeout: 504, code -32001, the request id', T, async () => {
+    const started = Date.now();
+    const r = await postMcp(gw.routeUrl('silent'), call(504, 'x'), { timeoutMs: 8000 });
+    const took = Date.now() - started;
+    assert.equal(r.status, 504);
+    assert.deepEqual(JSON.parse(r.text), {
+      jsonrpc: '2.0', id: 504, error: { code: -32001, message: 'upstream timed out' },
+    });
+    assert.ok(took >= 900 && took < 4000, `answered after ${took} ms (route timeout 1s)`);
   });
 });
