@@ -75,7 +75,21 @@ struct mg_store_token {
     char *scopes;   /* space-separated */
     int64_t expires_at;
     int64_t created_at;
-    int64_t revoked_at; /* 0 while not revoked */
+    int64_t revoked_at;  /* 0 while not revoked */
+    char *identity_json; /* JSON object: who the token speaks for (email, name,
+                          * groups, claims, idp, method, owner); "{}" if none */
+    char *extra_json;    /* JSON object: grant data (a code's redirect_uri,
+                          * code_challenge, ...); "{}" if none */
+};
+
+/* A person's remembered consent for one client on one route (audience). */
+struct mg_store_consent {
+    char *subject;
+    char *client_id;
+    char *audience;
+    char *scopes; /* space-separated, as approved */
+    int64_t created_at;
+    int64_t expires_at;
 };
 
 struct mg_store;
@@ -122,6 +136,15 @@ struct mg_store_ops {
                       struct mg_store_token **out, size_t *n);
     int (*token_delete_expired)(struct mg_store *st, int64_t now, size_t *n_deleted);
     int (*revocation_seq)(struct mg_store *st, uint64_t *seq);
+    int (*revocation_wait)(struct mg_store *st, uint64_t known, int64_t timeout_ms, uint64_t *seq);
+
+    int (*consent_put)(struct mg_store *st, const struct mg_store_consent *c);
+    int (*consent_get)(struct mg_store *st, const char *subject, const char *client_id,
+                       const char *audience, int64_t now, struct mg_store_consent *out);
+    int (*consent_delete_subject)(struct mg_store *st, const char *subject, size_t *n_deleted);
+
+    int (*secret_get_or_create)(struct mg_store *st, const char *name, const uint8_t *candidate,
+                                size_t len, uint8_t *out, size_t cap, size_t *out_len);
 };
 
 struct mg_store {
@@ -132,7 +155,7 @@ struct mg_store {
 
 /* Opens a store. dsn: "sqlite:PATH" or a plain PATH selects SQLite (the file
  * is created with mode 0600 and must not be a symlink); "postgres://" and
- * "postgresql://" are refused with MG_EINVAL until that backend exists. On
+ * "postgresql://" select PostgreSQL (libpq connection URI). On
  * success *out is owned by the caller (mg_store_free). On failure *err, if err
  * is non-NULL, receives a malloc'd message the caller frees. Does not migrate:
  * call mg_store_migrate. */
@@ -222,6 +245,31 @@ void mg_store_token_list_free(struct mg_store_token *list, size_t n);
  * Cheap to read: instances poll it (or get notified) to drop cached tokens. */
 int mg_store_revocation_seq(struct mg_store *st, uint64_t *seq);
 
+/* Blocks until the revocation sequence differs from known, or timeout_ms has
+ * passed; *seq gets the current value either way. PostgreSQL wakes at once on
+ * NOTIFY mcpgate_revocation (sent by every revoking transaction); SQLite polls
+ * the counter every 50 ms. A dead connection is MG_EIO (the caller treats its
+ * cache as stale) and is re-established on the next call. Runs on the
+ * watcher thread only. */
+int mg_store_revocation_wait(struct mg_store *st, uint64_t known, int64_t timeout_ms,
+                             uint64_t *seq);
+
+/* Consents. put replaces any consent for the same (subject, client_id,
+ * audience). get returns MG_ENOTFOUND when none exists or it has expired
+ * (expires_at <= now). */
+int mg_store_consent_put(struct mg_store *st, const struct mg_store_consent *c);
+int mg_store_consent_get(struct mg_store *st, const char *subject, const char *client_id,
+                         const char *audience, int64_t now, struct mg_store_consent *out);
+int mg_store_consent_delete_subject(struct mg_store *st, const char *subject, size_t *n_deleted);
+void mg_store_consent_fini(struct mg_store_consent *c);
+
+/* Shared secrets (the key that seals browser cookies, ...): returns the value
+ * stored under name, first inserting candidate (len bytes) if there is none,
+ * atomically, so every instance on one database ends up with the same value.
+ * MG_ELIMIT if the stored value does not fit cap. */
+int mg_store_secret_get_or_create(struct mg_store *st, const char *name, const uint8_t *candidate,
+                                  size_t len, uint8_t *out, size_t cap, size_t *out_len);
+
 const char *mg_store_client_kind_name(enum mg_store_client_kind k);
 const char *mg_store_token_kind_name(enum mg_store_token_kind k);
 /* Parses the names above; MG_EINVAL for anything else. */
@@ -233,7 +281,8 @@ void mg_store__set_error(struct mg_store *st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Migrations are backend SQL, but their count is shared so every backend
  * agrees on mg_store_schema_latest(). */
-#define MG_STORE__SCHEMA_LATEST 1
+#define MG_STORE__SCHEMA_LATEST 2
 extern const struct mg_store_ops mg_store__sqlite_ops;
+extern const struct mg_store_ops mg_store__postgres_ops;
 
 #endif
