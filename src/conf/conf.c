@@ -919,10 +919,14 @@ static void route_fini(struct mg_conf_route *r)
     }
     free(r->set_request_headers);
     free_strv(r->remove_request_headers, r->n_remove_request_headers);
+    free_strv(r->scopes, r->n_scopes);
 }
+
+static void identity_fini(struct mg_conf *c);
 
 static void conf_free(struct mg_conf *c)
 {
+    identity_fini(c);
     free(c->path);
     free(c->address);
     free(c->metrics_address);
@@ -984,6 +988,20 @@ static struct mg_conf *conf_new(const char *name)
     c->session_idle_timeout_ms = 600000;
     c->stdio_kill_grace_ms = 5000;
     c->drain_timeout_ms = 30000;
+    c->oauth.access_token_ttl_ms = 10 * 60000;
+    c->oauth.refresh_token_ttl_ms = 168 * 3600000ULL;
+    c->oauth.code_ttl_ms = 60000;
+    c->oauth.session_ttl_ms = 8 * 3600000ULL;
+    c->oauth.consent_ttl_ms = 168 * 3600000ULL;
+    c->oauth.dynamic_registration = true;
+    c->oauth.max_clients = 10000;
+    c->oauth.registrations_per_minute = 30;
+    c->oauth.client_metadata_documents = true;
+    c->oauth.client_metadata_max_bytes = 64 * KIB;
+    c->oauth.client_metadata_timeout_ms = 5000;
+    c->oauth.builtin_accounts = true;
+    c->oauth.max_failed_logins = 5;
+    c->oauth.lockout_ms = 15 * 60000;
     return c;
 }
 
@@ -1453,6 +1471,16 @@ static void load_route(struct loader *ld, struct mg_conf_route *r, const struct 
             load_remove_headers(ld, r, k, v);
         } else if (key_is(k, "allow_public_unauthenticated_access")) {
             get_bool(ld, k, v, &r->allow_public_unauthenticated_access);
+        } else if (key_is(k, "scopes")) {
+            if (get_string_list(ld, k, v, &r->scopes, &r->n_scopes))
+                for (size_t j = 0; j < r->n_scopes; j++)
+                    for (const char *c = r->scopes[j]; *c; c++)
+                        /* RFC 6749 §3.3 scope-token: %x21 / %x23-5B / %x5D-7E */
+                        if (*c < 0x21 || *c > 0x7e || *c == '"' || *c == '\\') {
+                            fail_at(ld, v->kids[j], "scope '%s' has a character RFC 6749 "
+                                    "does not allow", qs(&q, r->scopes[j], strlen(r->scopes[j])));
+                            break;
+                        }
         } else if (key_in(k, reserved_route_keys, MG_ARRAY_LEN(reserved_route_keys))) {
             continue;
         } else {
@@ -1577,15 +1605,406 @@ static void load_routes(struct loader *ld, struct mg_conf *c, const struct node 
 }
 
 /* ---------------------------------------------------------------------------
+ * Identity: store, oauth, identity_providers, jwt_issuers.
+ */
+
+/* An absolute http(s) URL that names an issuer or a document. Plain http is
+ * allowed only towards loopback hosts (development IdPs, tests). */
+static bool get_http_url(struct loader *ld, const struct node *k, const struct node *v,
+                         bool want_origin, char **out)
+{
+    struct qstr q;
+    struct mg_url u;
+    if (!get_string(ld, k, v, false, out))
+        return false;
+    const char *why = url_parse(*out, &u);
+    if (why == NULL && strcmp(u.scheme, "https") != 0 &&
+        !(strcmp(u.scheme, "http") == 0 && is_loopback_host(u.host)))
+        why = "must be https (http only for loopback hosts)";
+    if (why == NULL && want_origin && u.path[0] != '\0')
+        why = "must be an origin (https://host[:port]) without a path";
+    if (why == NULL && (*out)[strlen(*out) - 1] == '/')
+        why = "must not end with '/'";
+    mg_url_fini(&u);
+    if (why) {
+        fail_at(ld, v, "invalid '%s' '%s': %s", qs(&q, k->str, k->len), v->str, why);
+        return false;
+    }
+    return true;
+}
+
+static void load_store(struct loader *ld, struct mg_conf *c, const struct node *k,
+                       const struct node *v)
+{
+    if (!want_kind(ld, k, v, NODE_MAP))
+        return;
+    if (v->n_kids != 2) {
+        fail_at(ld, v, "'store' takes exactly one of 'sqlite: PATH' or 'postgres: URI'");
+        return;
+    }
+    const struct node *sk = v->kids[0], *sv = v->kids[1];
+    char *s = NULL;
+    if (key_is(sk, "sqlite")) {
+        if (get_string(ld, sk, sv, false, &s)) {
+            free(c->store_dsn);
+            c->store_dsn = mg_xmalloc(strlen(s) + 8);
+            snprintf(c->store_dsn, strlen(s) + 8, "sqlite:%s", s);
+        }
+    } else if (key_is(sk, "postgres")) {
+        if (get_string(ld, sk, sv, false, &s)) {
+            if (strncmp(s, "postgres://", 11) != 0 && strncmp(s, "postgresql://", 13) != 0) {
+                fail_at(ld, sv, "'postgres' must be a URI: postgresql://user@host:port/dbname "
+                                "(put the password in PGPASSFILE or PGPASSWORD, not here)");
+            } else {
+                free(c->store_dsn);
+                c->store_dsn = mg_xstrdup(s);
+            }
+        }
+    } else {
+        unknown_key(ld, sk, "in store (use sqlite or postgres)");
+    }
+    free(s);
+}
+
+static bool is_name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || is_digit(c) || c == '_' || c == '-';
+}
+
+static void load_oauth_client(struct loader *ld, struct mg_conf_oauth_client *cl,
+                              const struct node *n)
+{
+    struct qstr q;
+    cl->line = n->line;
+    if (n->kind != NODE_MAP) {
+        fail_at(ld, n, "each client must be a mapping, not %s", kind_desc(n));
+        return;
+    }
+    for (size_t i = 0; i < n->n_kids; i += 2) {
+        const struct node *k = n->kids[i], *v = n->kids[i + 1];
+        if (key_is(k, "client_id")) {
+            if (get_string(ld, k, v, false, &cl->client_id) && v->len > 255)
+                fail_at(ld, v, "'client_id' must be at most 255 characters");
+        } else if (key_is(k, "name")) {
+            get_string(ld, k, v, false, &cl->name);
+        } else if (key_is(k, "redirect_uris")) {
+            get_string_list(ld, k, v, &cl->redirect_uris, &cl->n_redirect_uris);
+        } else if (key_is(k, "client_secret_file")) {
+            get_string(ld, k, v, false, &cl->secret_file);
+        } else if (key_is(k, "client_secret_env")) {
+            get_string(ld, k, v, false, &cl->secret_env);
+        } else if (key_is(k, "client_secret")) {
+            fail_at(ld, k, "secrets are not accepted inline; use client_secret_file or "
+                           "client_secret_env");
+        } else if (key_is(k, "grant_types")) {
+            char **g = NULL;
+            size_t ng = 0;
+            if (get_string_list(ld, k, v, &g, &ng)) {
+                for (size_t j = 0; j < ng; j++) {
+                    if (strcmp(g[j], "client_credentials") == 0)
+                        cl->client_credentials = true;
+                    else if (strcmp(g[j], "authorization_code") != 0 &&
+                             strcmp(g[j], "refresh_token") != 0)
+                        fail_at(ld, v->kids[j],
+                                "unknown grant type '%s' (authorization_code, refresh_token, "
+                                "client_credentials)",
+                                qs(&q, g[j], strlen(g[j])));
+                }
+            }
+            free_strv(g, ng);
+        } else if (key_is(k, "groups")) {
+            get_string_list(ld, k, v, &cl->groups, &cl->n_groups);
+        } else {
+            unknown_key(ld, k, "in oauth client");
+        }
+    }
+    if (cl->client_id == NULL)
+        fail_at(ld, n, "client is missing 'client_id'");
+    if (cl->secret_file && cl->secret_env)
+        fail_at(ld, n, "give one of client_secret_file and client_secret_env, not both");
+    if (cl->client_credentials && !cl->secret_file && !cl->secret_env)
+        fail_at(ld, n, "client_credentials needs a secret (client_secret_file or "
+                       "client_secret_env)");
+    if (!cl->client_credentials && cl->n_redirect_uris == 0)
+        fail_at(ld, n, "client needs 'redirect_uris' (or grant_types: [client_credentials])");
+}
+
+static void load_oauth(struct loader *ld, struct mg_conf *c, const struct node *k,
+                       const struct node *v)
+{
+    struct mg_conf_oauth *o = &c->oauth;
+    uint64_t n;
+    if (!want_kind(ld, k, v, NODE_MAP))
+        return;
+    for (size_t i = 0; i < v->n_kids; i += 2) {
+        const struct node *ok = v->kids[i], *ov = v->kids[i + 1];
+        if (key_is(ok, "access_token_ttl"))
+            get_duration(ld, ok, ov, &o->access_token_ttl_ms);
+        else if (key_is(ok, "refresh_token_ttl"))
+            get_duration(ld, ok, ov, &o->refresh_token_ttl_ms);
+        else if (key_is(ok, "code_ttl"))
+            get_duration(ld, ok, ov, &o->code_ttl_ms);
+        else if (key_is(ok, "session_ttl"))
+            get_duration(ld, ok, ov, &o->session_ttl_ms);
+        else if (key_is(ok, "consent_ttl"))
+            get_duration(ld, ok, ov, &o->consent_ttl_ms);
+        else if (key_is(ok, "dynamic_registration"))
+            get_bool(ld, ok, ov, &o->dynamic_registration);
+        else if (key_is(ok, "max_clients")) {
+            if (get_uint(ld, ok, ov, 1, 10000000, &n))
+                o->max_clients = (size_t)n;
+        } else if (key_is(ok, "registrations_per_minute")) {
+            if (get_uint(ld, ok, ov, 1, 100000, &n))
+                o->registrations_per_minute = (size_t)n;
+        } else if (key_is(ok, "client_metadata_documents"))
+            get_bool(ld, ok, ov, &o->client_metadata_documents);
+        else if (key_is(ok, "client_metadata_allow_private"))
+            get_bool(ld, ok, ov, &o->client_metadata_allow_private);
+        else if (key_is(ok, "client_metadata_max_bytes"))
+            get_size(ld, ok, ov, KIB, MIB, &o->client_metadata_max_bytes);
+        else if (key_is(ok, "client_metadata_timeout"))
+            get_duration(ld, ok, ov, &o->client_metadata_timeout_ms);
+        else if (key_is(ok, "client_metadata_ca_file"))
+            get_string(ld, ok, ov, false, &o->client_metadata_ca_file);
+        else if (key_is(ok, "builtin_accounts"))
+            get_bool(ld, ok, ov, &o->builtin_accounts);
+        else if (key_is(ok, "max_failed_logins")) {
+            if (get_uint(ld, ok, ov, 1, 1000, &n))
+                o->max_failed_logins = (size_t)n;
+        } else if (key_is(ok, "lockout"))
+            get_duration(ld, ok, ov, &o->lockout_ms);
+        else if (key_is(ok, "clients")) {
+            if (!want_kind(ld, ok, ov, NODE_SEQ))
+                continue;
+            o->n_clients = ov->n_kids;
+            o->clients = mg_xcalloc(ov->n_kids ? ov->n_kids : 1, sizeof *o->clients);
+            for (size_t j = 0; j < ov->n_kids; j++)
+                load_oauth_client(ld, &o->clients[j], ov->kids[j]);
+            for (size_t a = 0; a < o->n_clients; a++)
+                for (size_t b = a + 1; b < o->n_clients; b++)
+                    if (o->clients[a].client_id && o->clients[b].client_id &&
+                        strcmp(o->clients[a].client_id, o->clients[b].client_id) == 0)
+                        fail_at(ld, ov->kids[b], "duplicate client_id (first at line %d)",
+                                o->clients[a].line);
+        } else
+            unknown_key(ld, ok, "in oauth");
+    }
+    if (o->access_token_ttl_ms < 1000)
+        fail_at(ld, k, "'access_token_ttl' must be at least 1s");
+}
+
+static void load_claims(struct loader *ld, const struct node *k, const struct node *v,
+                        char **email, char **name, char **groups)
+{
+    if (!want_kind(ld, k, v, NODE_MAP))
+        return;
+    for (size_t i = 0; i < v->n_kids; i += 2) {
+        const struct node *ck = v->kids[i], *cv = v->kids[i + 1];
+        if (key_is(ck, "email"))
+            get_string(ld, ck, cv, false, email);
+        else if (key_is(ck, "name"))
+            get_string(ld, ck, cv, false, name);
+        else if (key_is(ck, "groups"))
+            get_string(ld, ck, cv, false, groups);
+        else
+            unknown_key(ld, ck, "in claims (email, name, groups)");
+    }
+}
+
+static void load_idp(struct loader *ld, struct mg_conf_idp *p, const struct node *n)
+{
+    struct qstr q;
+    bool inline_secret = false;
+    p->line = n->line;
+    if (n->kind != NODE_MAP) {
+        fail_at(ld, n, "each identity provider must be a mapping, not %s", kind_desc(n));
+        return;
+    }
+    for (size_t i = 0; i < n->n_kids; i += 2) {
+        const struct node *k = n->kids[i], *v = n->kids[i + 1];
+        if (key_is(k, "name")) {
+            if (get_string(ld, k, v, false, &p->name)) {
+                bool ok = v->len <= 32;
+                for (size_t j = 0; ok && j < v->len; j++)
+                    ok = is_name_char(v->str[j]);
+                if (!ok)
+                    fail_at(ld, v, "provider name '%s' must be 1 to 32 of a-z 0-9 _ -",
+                            qs(&q, v->str, v->len));
+            }
+        } else if (key_is(k, "display_name")) {
+            get_string(ld, k, v, false, &p->display_name);
+        } else if (key_is(k, "issuer")) {
+            get_http_url(ld, k, v, false, &p->issuer);
+        } else if (key_is(k, "client_id")) {
+            get_string(ld, k, v, false, &p->client_id);
+        } else if (key_is(k, "client_secret_file")) {
+            get_string(ld, k, v, false, &p->client_secret_file);
+        } else if (key_is(k, "client_secret_env")) {
+            get_string(ld, k, v, false, &p->client_secret_env);
+        } else if (key_is(k, "client_secret")) {
+            fail_at(ld, k, "secrets are not accepted inline; use client_secret_file or "
+                           "client_secret_env");
+            inline_secret = true;
+        } else if (key_is(k, "scopes")) {
+            get_string_list(ld, k, v, &p->scopes, &p->n_scopes);
+        } else if (key_is(k, "claims")) {
+            load_claims(ld, k, v, &p->claim_email, &p->claim_name, &p->claim_groups);
+        } else if (key_is(k, "tls_custom_ca_file")) {
+            get_string(ld, k, v, false, &p->ca_file);
+        } else if (key_is(k, "token_endpoint_auth_method")) {
+            char *m = NULL;
+            if (get_string(ld, k, v, false, &m)) {
+                if (strcmp(m, "client_secret_post") == 0)
+                    p->client_secret_post = true;
+                else if (strcmp(m, "client_secret_basic") != 0)
+                    fail_at(ld, v, "'token_endpoint_auth_method' must be client_secret_basic or "
+                                   "client_secret_post");
+            }
+            free(m);
+        } else {
+            unknown_key(ld, k, "in identity provider");
+        }
+    }
+    if (!p->name)
+        fail_at(ld, n, "identity provider is missing 'name'");
+    if (!p->issuer)
+        fail_at(ld, n, "identity provider is missing 'issuer'");
+    if (!p->client_id)
+        fail_at(ld, n, "identity provider is missing 'client_id'");
+    if (!inline_secret && !p->client_secret_file == !p->client_secret_env)
+        fail_at(ld, n, "identity provider needs exactly one of client_secret_file and "
+                       "client_secret_env");
+    if (!p->display_name && p->name)
+        p->display_name = mg_xstrdup(p->name);
+    if (!p->claim_email)
+        p->claim_email = mg_xstrdup("email");
+    if (!p->claim_name)
+        p->claim_name = mg_xstrdup("name");
+    if (!p->claim_groups)
+        p->claim_groups = mg_xstrdup("groups");
+    if (p->n_scopes == 0) {
+        free(p->scopes);
+        p->n_scopes = 3;
+        p->scopes = mg_xcalloc(3, sizeof *p->scopes);
+        p->scopes[0] = mg_xstrdup("openid");
+        p->scopes[1] = mg_xstrdup("email");
+        p->scopes[2] = mg_xstrdup("profile");
+    }
+}
+
+static void load_idps(struct loader *ld, struct mg_conf *c, const struct node *k,
+                      const struct node *v)
+{
+    if (!want_kind(ld, k, v, NODE_SEQ))
+        return;
+    c->n_idps = v->n_kids;
+    c->idps = mg_xcalloc(v->n_kids ? v->n_kids : 1, sizeof *c->idps);
+    for (size_t i = 0; i < v->n_kids; i++)
+        load_idp(ld, &c->idps[i], v->kids[i]);
+    for (size_t a = 0; a < c->n_idps; a++)
+        for (size_t b = a + 1; b < c->n_idps; b++)
+            if (c->idps[a].name && c->idps[b].name && strcmp(c->idps[a].name, c->idps[b].name) == 0)
+                fail_at(ld, v->kids[b], "duplicate identity provider name (first at line %d)",
+                        c->idps[a].line);
+}
+
+static void load_jwt_issuers(struct loader *ld, struct mg_conf *c, const struct node *k,
+                             const struct node *v)
+{
+    if (!want_kind(ld, k, v, NODE_SEQ))
+        return;
+    c->n_jwt_issuers = v->n_kids;
+    c->jwt_issuers = mg_xcalloc(v->n_kids ? v->n_kids : 1, sizeof *c->jwt_issuers);
+    for (size_t i = 0; i < v->n_kids; i++) {
+        struct mg_conf_jwt_issuer *j = &c->jwt_issuers[i];
+        const struct node *n = v->kids[i];
+        j->line = n->line;
+        if (n->kind != NODE_MAP) {
+            fail_at(ld, n, "each JWT issuer must be a mapping, not %s", kind_desc(n));
+            continue;
+        }
+        for (size_t x = 0; x < n->n_kids; x += 2) {
+            const struct node *jk = n->kids[x], *jv = n->kids[x + 1];
+            if (key_is(jk, "issuer"))
+                get_string(ld, jk, jv, false, &j->issuer);
+            else if (key_is(jk, "jwks_url"))
+                get_http_url(ld, jk, jv, false, &j->jwks_url);
+            else if (key_is(jk, "audience"))
+                get_string(ld, jk, jv, false, &j->audience);
+            else if (key_is(jk, "claims"))
+                load_claims(ld, jk, jv, &j->claim_email, &j->claim_name, &j->claim_groups);
+            else if (key_is(jk, "tls_custom_ca_file"))
+                get_string(ld, jk, jv, false, &j->ca_file);
+            else
+                unknown_key(ld, jk, "in JWT issuer");
+        }
+        if (!j->issuer)
+            fail_at(ld, n, "JWT issuer is missing 'issuer'");
+        if (!j->jwks_url)
+            fail_at(ld, n, "JWT issuer is missing 'jwks_url'");
+        if (!j->claim_email)
+            j->claim_email = mg_xstrdup("email");
+        if (!j->claim_name)
+            j->claim_name = mg_xstrdup("name");
+        if (!j->claim_groups)
+            j->claim_groups = mg_xstrdup("groups");
+    }
+}
+
+static void identity_fini(struct mg_conf *c)
+{
+    free(c->issuer);
+    free(c->store_dsn);
+    struct mg_conf_oauth *o = &c->oauth;
+    free(o->client_metadata_ca_file);
+    for (size_t i = 0; i < o->n_clients; i++) {
+        struct mg_conf_oauth_client *cl = &o->clients[i];
+        free(cl->client_id);
+        free(cl->name);
+        free_strv(cl->redirect_uris, cl->n_redirect_uris);
+        free(cl->secret_file);
+        free(cl->secret_env);
+        free_strv(cl->groups, cl->n_groups);
+    }
+    free(o->clients);
+    for (size_t i = 0; i < c->n_idps; i++) {
+        struct mg_conf_idp *p = &c->idps[i];
+        free(p->name);
+        free(p->display_name);
+        free(p->issuer);
+        free(p->client_id);
+        free(p->client_secret_file);
+        free(p->client_secret_env);
+        free_strv(p->scopes, p->n_scopes);
+        free(p->claim_email);
+        free(p->claim_name);
+        free(p->claim_groups);
+        free(p->ca_file);
+    }
+    free(c->idps);
+    for (size_t i = 0; i < c->n_jwt_issuers; i++) {
+        struct mg_conf_jwt_issuer *j = &c->jwt_issuers[i];
+        free(j->issuer);
+        free(j->jwks_url);
+        free(j->audience);
+        free(j->claim_email);
+        free(j->claim_name);
+        free(j->claim_groups);
+        free(j->ca_file);
+    }
+    free(c->jwt_issuers);
+}
+
+/* ---------------------------------------------------------------------------
  * The top level.
  */
 
 static const char *const reserved_top_keys[] = {
-    /* Reserved for the identity, store, policy and audit phases: accepted,
+    /* Reserved for the policy and audit phases: accepted,
      * and ignored whatever they contain, so configurations written for
      * those phases load now. */
-    "authenticate_service_url", "identity_providers", "jwt_issuers", "store", "policy", "audit",
-    "service_accounts",
+    "policy",
+    "audit",
 };
 
 static bool get_listen(struct loader *ld, const struct node *k, const struct node *v, char **out)
@@ -1660,6 +2079,16 @@ static void load_root(struct loader *ld, struct mg_conf *c, const struct node *r
         } else if (key_is(k, "routes")) {
             routes_k = k;
             routes_v = v;
+        } else if (key_is(k, "authenticate_service_url")) {
+            get_http_url(ld, k, v, true, &c->issuer);
+        } else if (key_is(k, "store")) {
+            load_store(ld, c, k, v);
+        } else if (key_is(k, "oauth")) {
+            load_oauth(ld, c, k, v);
+        } else if (key_is(k, "identity_providers")) {
+            load_idps(ld, c, k, v);
+        } else if (key_is(k, "jwt_issuers")) {
+            load_jwt_issuers(ld, c, k, v);
         } else if (key_in(k, reserved_top_keys, MG_ARRAY_LEN(reserved_top_keys))) {
             continue;
         } else {
@@ -1686,6 +2115,11 @@ static void load_root(struct loader *ld, struct mg_conf *c, const struct node *r
                     "insecure_server: true needs a loopback address (127.0.0.1, ::1, "
                     "localhost) unless insecure_server_allow_non_loopback: true");
         free(host);
+    }
+    if (c->store_dsn == NULL) {
+        size_t n_dsn = strlen(c->state_dir) + 32;
+        c->store_dsn = mg_xmalloc(n_dsn);
+        snprintf(c->store_dsn, n_dsn, "sqlite:%s/mcpgate.db", c->state_dir);
     }
     if (metrics_v && c->metrics_address) {
         char *h1 = NULL, *h2 = NULL;

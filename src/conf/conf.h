@@ -64,8 +64,74 @@ struct mg_conf_route {
     size_t n_set_request_headers;
     char **remove_request_headers; /* remove_request_headers: list */
     size_t n_remove_request_headers;
-    bool allow_public_unauthenticated_access; /* parsed now; enforced by the identity phase */
+    bool allow_public_unauthenticated_access; /* no sign-in: callers are anonymous */
+    char **scopes; /* scopes: OAuth scopes a token must carry on this route (403 otherwise) */
+    size_t n_scopes;
     int line;                                 /* where the route starts in the file, for messages */
+};
+
+/* A client pre-registered in the configuration (oauth.clients). */
+struct mg_conf_oauth_client {
+    char *client_id;
+    char *name;
+    char **redirect_uris; /* exact strings; loopback http ports vary (RFC 8252 §7.3) */
+    size_t n_redirect_uris;
+    char *secret_file; /* confidential clients: the secret's file, or */
+    char *secret_env;  /* the environment variable holding it */
+    bool client_credentials; /* grant_types includes client_credentials */
+    char **groups;           /* the groups of the identity client_credentials tokens carry */
+    size_t n_groups;
+    int line;
+};
+
+/* An OpenID Connect provider people sign in with (identity_providers). */
+struct mg_conf_idp {
+    char *name;         /* [a-z0-9_-]+, unique: appears in subjects and URLs */
+    char *display_name; /* the sign-in button's text; default name */
+    char *issuer;       /* exact issuer URL; http only for loopback hosts */
+    char *client_id;
+    char *client_secret_file; /* one of these two is required */
+    char *client_secret_env;
+    char **scopes; /* default openid email profile */
+    size_t n_scopes;
+    char *claim_email;  /* claims.email, default "email" */
+    char *claim_name;   /* claims.name, default "name" */
+    char *claim_groups; /* claims.groups, default "groups" */
+    char *ca_file;      /* tls_custom_ca_file for the provider */
+    bool client_secret_post; /* token_endpoint_auth_method: client_secret_post */
+    int line;
+};
+
+/* An external authorization server whose JWT access tokens are accepted. */
+struct mg_conf_jwt_issuer {
+    char *issuer;
+    char *jwks_url;
+    char *audience; /* NULL: the route's URL (RFC 8707) */
+    char *claim_email, *claim_name, *claim_groups;
+    char *ca_file;
+    int line;
+};
+
+/* The authorization server's settings (oauth:). */
+struct mg_conf_oauth {
+    uint64_t access_token_ttl_ms;  /* default 10m */
+    uint64_t refresh_token_ttl_ms; /* default 168h */
+    uint64_t code_ttl_ms;          /* default 60s */
+    uint64_t session_ttl_ms;       /* browser sign-in session, default 8h */
+    uint64_t consent_ttl_ms;       /* remembered consent, default 168h */
+    bool dynamic_registration;     /* default true */
+    size_t max_clients;            /* dynamic registrations in the store, default 10000 */
+    size_t registrations_per_minute; /* default 30 */
+    bool client_metadata_documents;  /* https client_id URLs, default true */
+    bool client_metadata_allow_private; /* SSRF guard off (tests only), default false */
+    size_t client_metadata_max_bytes;   /* default 64KiB */
+    uint64_t client_metadata_timeout_ms; /* default 5s */
+    char *client_metadata_ca_file;       /* extra CA for fetching documents (tests) */
+    bool builtin_accounts;               /* sign-in form for `mcpgate users` accounts, default true */
+    size_t max_failed_logins;            /* before the account is throttled, default 5 */
+    uint64_t lockout_ms;                 /* throttle period, default 15m */
+    struct mg_conf_oauth_client *clients;
+    size_t n_clients;
 };
 
 struct mg_conf_cert {
@@ -112,6 +178,15 @@ struct mg_conf {
 
     struct mg_conf_route *routes;
     size_t n_routes;
+
+    /* identity */
+    char *issuer;    /* authenticate_service_url ("https://host[:port]"); NULL: derived */
+    char *store_dsn; /* store: {sqlite: PATH} | {postgres: URI}; default sqlite:<state_dir>/mcpgate.db */
+    struct mg_conf_oauth oauth;
+    struct mg_conf_idp *idps; /* identity_providers */
+    size_t n_idps;
+    struct mg_conf_jwt_issuer *jwt_issuers;
+    size_t n_jwt_issuers;
 };
 
 /* Loads and validates a config file. On success returns 0 and *out (refs = 1).

@@ -102,12 +102,12 @@ static const char full[] =
     "  drain: 10s\n"                                                 /* 32 */
     "authenticate_service_url: https://auth.example.com\n"           /* 33 */
     "identity_providers:\n"                                          /* 34 */
-    "  - {name: corp, issuer: https://idp.example.com, x: [1, 2]}\n" /* 35 */
-    "jwt_issuers: [a, b]\n"                                          /* 36 */
-    "store: {kind: sqlite, path: state.db}\n"                        /* 37 */
+    "  - {name: corp, issuer: https://idp.example.com, client_id: gw, client_secret_env: S}\n"
+    "jwt_issuers: [{issuer: https://as.example.com, jwks_url: https://as.example.com/k}]\n"
+    "store: {sqlite: state.db}\n" /* 37 */
     "policy: {default: deny}\n"                                      /* 38 */
     "audit: true\n"                                                  /* 39 */
-    "service_accounts: ~\n"                                          /* 40 */
+    "oauth: {access_token_ttl: 5m, clients: [{client_id: c1, redirect_uris: [x]}]}\n"
     "routes:\n"                                                      /* 41 */
     "  - name: files\n"                                              /* 42 */
     "    from: https://MCP.Example.com/files/\n"                     /* 43 */
@@ -510,9 +510,50 @@ static void test_top_level_errors(void)
     ERR("routes: [just-a-string]\n", NAME ":1:10: each route must be a mapping, not a string");
 
     /* Reserved keys: accepted whatever they hold. */
-    OK("authenticate_service_url: x\nidentity_providers: {a: [1, {b: c}]}\njwt_issuers:\n"
-       "store: [1]\npolicy: '?'\naudit: {x: y}\nservice_accounts: [[[]]]\n" ROUTE,
-       "reserved top-level keys");
+    OK("policy: '?'\naudit: {x: y}\n" ROUTE, "reserved top-level keys");
+
+    /* Identity. */
+    ERR("authenticate_service_url: x\n" ROUTE,
+        NAME ":1:27: invalid 'authenticate_service_url' 'x': expected scheme://host");
+    ERR("authenticate_service_url: https://a.example/p\n" ROUTE,
+        NAME ":1:27: invalid 'authenticate_service_url' 'https://a.example/p': must be an origin "
+             "(https://host[:port]) without a path");
+    ERR("authenticate_service_url: http://a.example\n" ROUTE,
+        NAME ":1:27: invalid 'authenticate_service_url' 'http://a.example': must be https (http "
+             "only for loopback hosts)");
+    OK("authenticate_service_url: http://127.0.0.1:8080\n" ROUTE, "loopback http issuer");
+    ERR("store: {sqlite: a, postgres: b}\n" ROUTE,
+        NAME ":1:8: 'store' takes exactly one of 'sqlite: PATH' or 'postgres: URI'");
+    ERR("store: {postgres: 'host=x'}\n" ROUTE,
+        NAME ":1:19: 'postgres' must be a URI: postgresql://user@host:port/dbname (put the "
+             "password in PGPASSFILE or PGPASSWORD, not here)");
+    ERR("store: {mysql: x}\n" ROUTE, NAME ":1:9: unknown key 'mysql' in store (use sqlite or postgres)");
+    OK("store: {postgres: 'postgresql://u@127.0.0.1:5432/db'}\n" ROUTE, "postgres store");
+    ERR("identity_providers: [{name: corp, issuer: https://i.example, client_id: a, "
+        "client_secret: s}]\n" ROUTE,
+        NAME ":1:76: secrets are not accepted inline; use client_secret_file or client_secret_env");
+    ERR("identity_providers: [{name: Corp, issuer: https://i.example, client_id: a, "
+        "client_secret_env: S}]\n" ROUTE,
+        NAME ":1:29: provider name 'Corp' must be 1 to 32 of a-z 0-9 _ -");
+    ERR("identity_providers: [{name: c, issuer: https://i.example, client_id: a}]\n" ROUTE,
+        NAME ":1:22: identity provider needs exactly one of client_secret_file and "
+             "client_secret_env");
+    ERR("identity_providers: [{name: c, issuer: https://i.example, client_id: a, "
+        "client_secret_env: S}, {name: c, issuer: https://i.example, client_id: a, "
+        "client_secret_env: S}]\n" ROUTE,
+        NAME ":1:96: duplicate identity provider name (first at line 1)");
+    ERR("oauth: {clients: [{client_id: a}]}\n" ROUTE,
+        NAME ":1:19: client needs 'redirect_uris' (or grant_types: [client_credentials])");
+    ERR("oauth: {clients: [{client_id: a, grant_types: [client_credentials]}]}\n" ROUTE,
+        NAME ":1:19: client_credentials needs a secret (client_secret_file or client_secret_env)");
+    ERR("oauth: {clients: [{client_id: a, grant_types: [implicit], redirect_uris: [x]}]}\n" ROUTE,
+        NAME ":1:48: unknown grant type 'implicit' (authorization_code, refresh_token, "
+             "client_credentials)");
+    ERR("oauth: {access_token_ttl: 10ms}\n" ROUTE, NAME ":1:1: 'access_token_ttl' must be at least 1s");
+    ERR("oauth: {nope: 1}\n" ROUTE, NAME ":1:9: unknown key 'nope' in oauth");
+    ERR("jwt_issuers: [{issuer: x}]\n" ROUTE, NAME ":1:15: JWT issuer is missing 'jwks_url'");
+    ERR(HEAD "    from: https://a.example.com\n    to: http://b\n    scopes: ['a b']\n",
+        NAME ":5:14: scope 'a b' has a character RFC 6749 does not allow");
     OK(HEAD "    from: https://a.example.com\n    to: http://b\n    policy: [x]\n"
             "    allowed_users: {a: b}\n    allowed_groups:\n    mcp: {tools: [a]}\n",
        "reserved route keys");
