@@ -7,7 +7,7 @@
 //   MCPGATE_BUILD  directory with the mcpgate and mcp-sqlite binaries (default <repo>/build)
 //   E2E_DIRECT=1   for checking the tests themselves: startGateway() starts no gateway and
 //                  routeUrl() points clients straight at HTTP upstreams (other routes skip)
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { after } from 'node:test';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -254,7 +254,8 @@ function deepMerge(target, src) {
  * Route spec for startGateway():
  *   { name, to: 'http://127.0.0.1:P/mcp' | 'sse+http://127.0.0.1:P/sse' }   HTTP / legacy SSE upstream
  *   { name, stdio: { command, args, env, cwd } }                             gateway-hosted stdio child
- *   optional: path (default = name), from (overrides the computed one), options (extra route keys)
+ *   optional: path (default = name), from (overrides the computed one), options (extra route keys),
+ *   public (default true: allow_public_unauthenticated_access; false for routes behind sign-in)
  * A route is served at http://127.0.0.1:PORT/<path>.
  */
 export function routeConfig(r, origin, cwd) {
@@ -266,8 +267,8 @@ export function routeConfig(r, origin, cwd) {
   if (r.stdio) {
     route.stdio = { args: r.stdio.args ?? [], env: r.stdio.env ?? {}, cwd: r.stdio.cwd ?? cwd };
   }
-  // Tests run without sign-in; the identity phase must let these routes through.
-  route.allow_public_unauthenticated_access = true;
+  // Tests run without sign-in unless a route says public: false (the identity tests).
+  route.allow_public_unauthenticated_access = r.public ?? true;
   return deepMerge(route, r.options || {});
 }
 
@@ -284,19 +285,22 @@ export const DEFAULT_TIMEOUTS = {
 /**
  * Starts `mcpgate serve -c CONFIG` on free loopback ports.
  * options: routes (see routeConfig), extra (deep-merged into the top-level config,
- * e.g. {timeouts: {...}, limits: {...}}), name (artifact folder), workers, metrics.
+ * e.g. {timeouts: {...}, limits: {...}} or identityConfig({...})), name (artifact folder),
+ * workers, metrics, port (default a free one; give one picked with freePort() when the
+ * config must name the gateway's origin before it starts, e.g. an https `from` or an
+ * OpenID provider's redirect URI).
  * Returns { url, port, metricsPort, metricsUrl, routeUrl(name), configPath, dir, proc,
  *           stop(), reload(), updateConfig(), accessLog(), logs(), stderrText(), alive() }.
  */
 export async function startGateway({ routes = [], extra = {}, name = 'gateway', workers = 2, metrics = true,
-  env = {}, readyTimeoutMs = 10000 } = {}) {
+  env = {}, readyTimeoutMs = 10000, port: wantPort } = {}) {
   if (DIRECT) return directGateway(routes);
   if (!fs.existsSync(MCPGATE_BIN)) {
     throw new Error(`mcpgate binary not found at ${MCPGATE_BIN} (build it with make, or set MCPGATE_BUILD)`);
   }
   const dir = artifactDir(name);
   const tmp = tmpDir('mcpgate-gw-');
-  const port = await freePort();
+  const port = wantPort ?? await freePort();
   const metricsPort = metrics ? await freePort() : null;
   const origin = `http://127.0.0.1:${port}`;
   const configPath = path.join(tmp, 'mcpgate.yaml');
@@ -439,13 +443,118 @@ function directGateway(routes) {
   };
 }
 
+/**
+ * The identity blocks of a gateway config (docs/identity.md, docs/config.md), for
+ * startGateway({ extra: identityConfig({...}) }). Each block is written as given; the
+ * gateway's schema decides what goes inside. Undefined ones are left out.
+ *   authenticateServiceUrl -> authenticate_service_url     identityProviders -> identity_providers
+ *   jwtIssuers -> jwt_issuers     serviceAccounts -> service_accounts     store, oauth, policy
+ */
+export function identityConfig({
+  authenticateServiceUrl, identityProviders, jwtIssuers, serviceAccounts, store, oauth, policy,
+} = {}) {
+  const out = {
+    authenticate_service_url: authenticateServiceUrl,
+    identity_providers: identityProviders,
+    jwt_issuers: jwtIssuers,
+    service_accounts: serviceAccounts,
+    store,
+    oauth,
+    policy,
+  };
+  for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// PostgreSQL (scripts/pg: a throwaway cluster on a free loopback port)
+
+export const PG_SCRIPT = process.env.E2E_PG_SCRIPT
+  ? path.resolve(process.env.E2E_PG_SCRIPT) : path.join(REPO_ROOT, 'scripts/pg');
+
+/** Why startPostgres() cannot run here (a reason to skip), or null. */
+export function postgresUnavailable() {
+  try {
+    fs.accessSync(PG_SCRIPT, fs.constants.X_OK);
+    return null;
+  } catch {
+    return `${path.relative(REPO_ROOT, PG_SCRIPT)} is not there (E2E_PG_SCRIPT names another)`;
+  }
+}
+
+// Clusters still running when the test process exits are stopped (fast), then removed.
+const pgClusters = new Set();
+process.on('exit', () => {
+  for (const dir of pgClusters) {
+    try { execFileSync(PG_SCRIPT, ['stop', dir], { stdio: 'ignore', timeout: 30_000 }); } catch { /* best effort */ }
+    try { fs.rmSync(dir, { recursive: true, force: true }); } catch { /* best effort */ }
+  }
+});
+
+function runBounded(cmd, args, timeoutMs) {
+  return new Promise((resolve) => {
+    const p = track(spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+    let stdout = '';
+    let stderr = '';
+    p.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
+    p.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('close', (code, signal) => { clearTimeout(timer); resolve({ code, signal, stdout, stderr }); });
+    p.on('error', (e) => { clearTimeout(timer); resolve({ code: -1, signal: null, stdout, stderr: e.message }); });
+  });
+}
+
+/**
+ * `scripts/pg start DIR` on a fresh directory: a PostgreSQL cluster on a free 127.0.0.1
+ * port. Throws if the script is missing (check postgresUnavailable() first and skip) or
+ * fails. Returns { dsn: 'postgresql://postgres@127.0.0.1:PORT/postgres', port, dir, stop() };
+ * stop() runs `scripts/pg stop DIR`, keeps the server log in the artifacts and removes DIR.
+ */
+export async function startPostgres({ name = 'postgres', timeoutMs = 90_000 } = {}) {
+  const why = postgresUnavailable();
+  if (why) throw new Error(`startPostgres: ${why}`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcpgate-pg-'));
+  pgClusters.add(dir);
+  const r = await runBounded(PG_SCRIPT, ['start', dir], timeoutMs);
+  const dsn = r.stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('postgresql://')).at(-1);
+  if (r.code !== 0 || !dsn) {
+    throw new Error(`scripts/pg start exited ${r.code ?? r.signal}${dsn ? '' : ' without a DSN'}:\n${r.stdout}${r.stderr}`);
+  }
+  let stopped = null;
+  return {
+    dsn,
+    port: Number(new URL(dsn).port),
+    dir,
+    stop() {
+      stopped ??= (async () => {
+        const s = await runBounded(PG_SCRIPT, ['stop', dir], timeoutMs);
+        const art = artifactDir(name);
+        for (const f of ['server.log', 'initdb.log']) {
+          try { fs.copyFileSync(path.join(dir, f), path.join(art, f)); } catch { /* not there */ }
+        }
+        if (s.code !== 0) throw new Error(`scripts/pg stop exited ${s.code ?? s.signal}:\n${s.stdout}${s.stderr}`);
+        pgClusters.delete(dir);
+        fs.rmSync(dir, { recursive: true, force: true });
+      })();
+      return stopped;
+    },
+  };
+}
+
 // ---------------------------------------------------------------------------
 // Upstreams
 
-function startChild(what, cmd, args, { env = {}, cwd, dir, readyPort, readyTimeoutMs = 15000 } = {}) {
+/**
+ * Starts a helper process whose output goes to dir/<what>.{out,err}.log and which is
+ * killed when the test process exits. stdin 'pipe' gives the child a pipe that closes
+ * when this process dies, however it dies (fixtures that watch it exit then). Resolves
+ * { handle, ready }: ready waits for readyPort (if given) to accept connections.
+ * handle: { proc, lines, output(), alive(), kill(signal), stop() }.
+ */
+export function startChild(what, cmd, args, { env = {}, cwd, dir, readyPort, readyTimeoutMs = 15000, stdin = 'ignore' } = {}) {
   const proc = track(spawn(cmd, args, {
     cwd: cwd ?? os.tmpdir(),
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [stdin, 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   }));
   const lines = [];
