@@ -30,7 +30,8 @@ async function fetchJson(url, init = {}) {
  * ({url: {scope}}: JWT access tokens for these RFC 8707 resource indicators), name
  * (artifact folder), readyTimeoutMs.
  * Returns { issuer, port, proc, discovery(), jwks(), keys(), rotateKeys({keepOld}),
- *           setAccounts(list), setClients(list), requests(), output(), alive(), kill(), stop() }.
+ *           setAccounts(list), setClients(list), requests(), gatewayProvider(opts),
+ *           gatewayJwtIssuer(opts), output(), alive(), kill(), stop() }.
  */
 export async function startIdp({
   clients = [], accounts = [], alg = 'ES256', algs, consent = 'auto', registration = false, resources,
@@ -77,9 +78,34 @@ export async function startIdp({
     /** New keys for every alg (new kids, used from now on). Resolves { kids, keys }. */
     rotateKeys: ({ keepOld = true } = {}) => post('rotate', { keepOld }),
     setAccounts: (list) => post('accounts', list),
-    setClients: (list) => post('clients', list),
+    /** Replaces the clients (e.g. once the gateway's redirect URI is known). */
+    async setClients(list) {
+      const r = await post('clients', list);
+      clients = list;
+      return r;
+    },
     /** Every request the provider received: [{ method, path, query }]. */
     requests: () => fetchJson(`${issuer}/_fixture/requests`),
+    /**
+     * An identity_providers entry for the gateway's config (docs/config.md) naming this
+     * provider and one of its clients (default the first); the secret is written to a
+     * 0600 file, as the gateway takes no inline secrets.
+     */
+    gatewayProvider({ name: providerName = 'testidp', clientId, displayName, scopes = ['openid', 'email', 'profile', 'groups'],
+      tokenEndpointAuthMethod } = {}) {
+      const c = clientId ? clients.find((x) => x.client_id === clientId) : clients[0];
+      if (!c) throw new Error(`gatewayProvider: no client ${clientId ?? '(none configured)'}`);
+      const secretFile = path.join(tmp, `${c.client_id}.secret`);
+      fs.writeFileSync(secretFile, c.client_secret ?? '', { mode: 0o600 });
+      const entry = { name: providerName, issuer, client_id: c.client_id, client_secret_file: secretFile, scopes };
+      if (displayName) entry.display_name = displayName;
+      if (tokenEndpointAuthMethod) entry.token_endpoint_auth_method = tokenEndpointAuthMethod;
+      return entry;
+    },
+    /** A jwt_issuers entry for the gateway: tokens from this provider, keys from its JWKS. */
+    gatewayJwtIssuer({ audience } = {}) {
+      return { issuer, jwks_url: `${issuer}/jwks`, ...(audience ? { audience } : {}) };
+    },
     output: handle.output,
     alive: handle.alive,
     kill: handle.kill,
