@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 enum q {
@@ -39,6 +40,11 @@ enum q {
     Q_TOKEN_DELETE_EXPIRED,
     Q_SEQ_BUMP,
     Q_SEQ_GET,
+    Q_CONSENT_PUT,
+    Q_CONSENT_GET,
+    Q_CONSENT_DELETE_SUBJECT,
+    Q_SECRET_INSERT,
+    Q_SECRET_GET,
     Q__N
 };
 
@@ -47,7 +53,8 @@ enum q {
 #define CLIENT_COLS "client_id, name, redirect_uris, metadata, kind, created_at"
 #define TOKEN_COLS                                                                                 \
     "hash, kind, family_id, client_id, subject, audience, scopes, expires_at, created_at, "        \
-    "revoked_at"
+    "revoked_at, identity_json, extra_json"
+#define CONSENT_COLS "subject, client_id, audience, scopes, created_at, expires_at"
 
 static const char *const sql[Q__N] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
@@ -71,8 +78,8 @@ static const char *const sql[Q__N] = {
     [Q_CLIENT_COUNT] =
         "SELECT count(*) FROM oauth_clients WHERE kind = 'dynamic' AND created_at >= ?1",
     [Q_CLIENT_DELETE] = "DELETE FROM oauth_clients WHERE client_id = ?1",
-    [Q_TOKEN_INSERT] =
-        "INSERT INTO tokens (" TOKEN_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL)",
+    [Q_TOKEN_INSERT] = "INSERT INTO tokens (" TOKEN_COLS ") "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, ?10, ?11)",
     [Q_TOKEN_GET] = "SELECT " TOKEN_COLS " FROM tokens WHERE hash = ?1",
     [Q_TOKEN_EXISTS] = "SELECT 1 FROM tokens WHERE hash = ?1",
     [Q_TOKEN_REVOKE] = "UPDATE tokens SET revoked_at = ?2 WHERE hash = ?1 AND revoked_at IS NULL",
@@ -87,6 +94,18 @@ static const char *const sql[Q__N] = {
     [Q_TOKEN_DELETE_EXPIRED] = "DELETE FROM tokens WHERE expires_at <= ?1",
     [Q_SEQ_BUMP] = "UPDATE revocation_seq SET seq = seq + 1 WHERE id = 1",
     [Q_SEQ_GET] = "SELECT seq FROM revocation_seq WHERE id = 1",
+    [Q_CONSENT_PUT] = "INSERT INTO consents (" CONSENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+                      "ON CONFLICT (subject, client_id, audience) DO UPDATE SET "
+                      "scopes = excluded.scopes, created_at = excluded.created_at, "
+                      "expires_at = excluded.expires_at",
+    [Q_CONSENT_GET] = "SELECT " CONSENT_COLS " FROM consents WHERE subject = ?1 "
+                      "AND client_id = ?2 AND audience = ?3 AND expires_at > ?4",
+    [Q_CONSENT_DELETE_SUBJECT] = "DELETE FROM consents WHERE subject = ?1",
+    /* The signature carries no time: created_at is the database's clock, for
+     * people reading the table only. */
+    [Q_SECRET_INSERT] = "INSERT OR IGNORE INTO secrets (name, value, created_at) "
+                        "VALUES (?1, ?2, unixepoch())",
+    [Q_SECRET_GET] = "SELECT value FROM secrets WHERE name = ?1",
 };
 
 /* Migrations, applied in order, each exactly once. Never edit a released
@@ -134,6 +153,22 @@ static const struct {
         " id INTEGER PRIMARY KEY CHECK (id = 1),"
         " seq INTEGER NOT NULL) STRICT;"
         "INSERT INTO revocation_seq (id, seq) VALUES (1, 0);"},
+    /* v2: tokens carry the identity they speak for and their grant data;
+     * remembered consents; secrets shared by every instance. */
+    {2, "ALTER TABLE tokens ADD COLUMN identity_json TEXT NOT NULL DEFAULT '{}';"
+        "ALTER TABLE tokens ADD COLUMN extra_json TEXT NOT NULL DEFAULT '{}';"
+        "CREATE TABLE consents ("
+        " subject TEXT NOT NULL,"
+        " client_id TEXT NOT NULL,"
+        " audience TEXT NOT NULL,"
+        " scopes TEXT NOT NULL DEFAULT '',"
+        " created_at INTEGER NOT NULL,"
+        " expires_at INTEGER NOT NULL,"
+        " PRIMARY KEY (subject, client_id, audience)) STRICT;"
+        "CREATE TABLE secrets ("
+        " name TEXT PRIMARY KEY NOT NULL,"
+        " value BLOB NOT NULL,"
+        " created_at INTEGER NOT NULL) STRICT;"},
 };
 
 _Static_assert(MG_ARRAY_LEN(migrations) == MG_STORE__SCHEMA_LATEST,
@@ -676,6 +711,8 @@ static int sq_token_insert(struct mg_store *st, const struct mg_store_token *t)
     bind_text(stmt, 7, t->scopes ? t->scopes : "");
     sqlite3_bind_int64(stmt, 8, t->expires_at);
     sqlite3_bind_int64(stmt, 9, t->created_at);
+    bind_text(stmt, 10, t->identity_json ? t->identity_json : "{}");
+    bind_text(stmt, 11, t->extra_json ? t->extra_json : "{}");
     return run(st, stmt, "insert token", NULL);
 }
 
@@ -697,6 +734,8 @@ static void read_token(sqlite3_stmt *stmt, void *p)
     t->expires_at = sqlite3_column_int64(stmt, 7);
     t->created_at = sqlite3_column_int64(stmt, 8);
     t->revoked_at = sqlite3_column_int64(stmt, 9); /* NULL reads as 0 */
+    t->identity_json = col_text(stmt, 10);
+    t->extra_json = col_text(stmt, 11);
 }
 
 static int sq_token_get(struct mg_store *st, const uint8_t hash[MG_STORE_HASH_LEN],
@@ -829,6 +868,131 @@ static int sq_revocation_seq(struct mg_store *st, uint64_t *seq)
     return rc;
 }
 
+/* SQLite has no notifications: read the counter every 50 ms. A WAL reader
+ * sees every commit made before its statement started, so each read is
+ * current. */
+static int sq_revocation_wait(struct mg_store *st, uint64_t known, int64_t timeout_ms,
+                              uint64_t *seq)
+{
+    const uint64_t poll_ms = 50;
+    uint64_t deadline = mg_now_ms() + (uint64_t)timeout_ms;
+    int rc;
+
+    for (;;) {
+        uint64_t now, nap;
+        struct timespec ts;
+        rc = sq_revocation_seq(st, seq);
+        if (rc || *seq != known)
+            return rc;
+        now = mg_now_ms();
+        if (now >= deadline)
+            return 0;
+        nap = MG_MIN(poll_ms, deadline - now);
+        ts.tv_sec = (time_t)(nap / 1000);
+        ts.tv_nsec = (long)(nap % 1000) * 1000000L;
+        nanosleep(&ts, NULL); /* woken early by a signal: the deadline still bounds the loop */
+    }
+}
+
+/* Consents */
+
+static int sq_consent_put(struct mg_store *st, const struct mg_store_consent *c)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = prep(st, Q_CONSENT_PUT, &stmt);
+    if (rc)
+        return rc;
+    bind_text(stmt, 1, c->subject);
+    bind_text(stmt, 2, c->client_id);
+    bind_text(stmt, 3, c->audience);
+    bind_text(stmt, 4, c->scopes ? c->scopes : "");
+    sqlite3_bind_int64(stmt, 5, c->created_at);
+    sqlite3_bind_int64(stmt, 6, c->expires_at);
+    return run(st, stmt, "put consent", NULL);
+}
+
+static int sq_consent_get(struct mg_store *st, const char *subject, const char *client_id,
+                          const char *audience, int64_t now, struct mg_store_consent *out)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = prep(st, Q_CONSENT_GET, &stmt);
+    if (rc)
+        return rc;
+    bind_text(stmt, 1, subject);
+    bind_text(stmt, 2, client_id);
+    bind_text(stmt, 3, audience);
+    sqlite3_bind_int64(stmt, 4, now);
+    rc = one_row(st, stmt, "consent");
+    if (rc == 0) {
+        out->subject = col_text(stmt, 0);
+        out->client_id = col_text(stmt, 1);
+        out->audience = col_text(stmt, 2);
+        out->scopes = col_text(stmt, 3);
+        out->created_at = sqlite3_column_int64(stmt, 4);
+        out->expires_at = sqlite3_column_int64(stmt, 5);
+    }
+    done(stmt);
+    return rc;
+}
+
+static int sq_consent_delete_subject(struct mg_store *st, const char *subject, size_t *n_deleted)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = prep(st, Q_CONSENT_DELETE_SUBJECT, &stmt);
+    if (rc)
+        return rc;
+    bind_text(stmt, 1, subject);
+    return run(st, stmt, "delete consents", n_deleted);
+}
+
+/* Secrets */
+
+/* The insert and the read share one write transaction, so two handles racing
+ * on an empty row both read the value that won. */
+static int sq_secret_get_or_create(struct mg_store *st, const char *name, const uint8_t *candidate,
+                                   size_t len, uint8_t *out, size_t cap, size_t *out_len)
+{
+    sqlite3_stmt *stmt = NULL;
+    size_t n;
+    int rc = simple(st, Q_BEGIN, "begin");
+    if (rc)
+        return rc;
+    rc = prep(st, Q_SECRET_INSERT, &stmt);
+    if (rc)
+        goto out;
+    bind_text(stmt, 1, name);
+    sqlite3_bind_blob64(stmt, 2, candidate, len, SQLITE_TRANSIENT);
+    rc = run(st, stmt, "insert secret", NULL);
+    if (rc)
+        goto out;
+    rc = prep(st, Q_SECRET_GET, &stmt);
+    if (rc)
+        goto out;
+    bind_text(stmt, 1, name);
+    rc = one_row(st, stmt, "secret");
+    if (rc == 0) {
+        n = (size_t)sqlite3_column_bytes(stmt, 0);
+        if (n > cap) {
+            mg_store__set_error(st, "sqlite: secret %s: %zu bytes do not fit in %zu", name, n, cap);
+            rc = MG_ELIMIT;
+        } else {
+            if (n > 0)
+                memcpy(out, sqlite3_column_blob(stmt, 0), n);
+            *out_len = n;
+        }
+    }
+    done(stmt);
+    if (rc)
+        goto out;
+    rc = simple(st, Q_COMMIT, "commit");
+out:
+    if (rc) {
+        *out_len = 0;
+        rollback(st);
+    }
+    return rc;
+}
+
 const struct mg_store_ops mg_store__sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -856,4 +1020,9 @@ const struct mg_store_ops mg_store__sqlite_ops = {
     .token_list = sq_token_list,
     .token_delete_expired = sq_token_delete_expired,
     .revocation_seq = sq_revocation_seq,
+    .revocation_wait = sq_revocation_wait,
+    .consent_put = sq_consent_put,
+    .consent_get = sq_consent_get,
+    .consent_delete_subject = sq_consent_delete_subject,
+    .secret_get_or_create = sq_secret_get_or_create,
 };

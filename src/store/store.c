@@ -379,6 +379,8 @@ void mg_store_token_fini(struct mg_store_token *t)
     free(t->subject);
     free(t->audience);
     free(t->scopes);
+    free(t->identity_json);
+    free(t->extra_json);
     explicit_bzero(t, sizeof(*t));
 }
 
@@ -395,6 +397,76 @@ int mg_store_revocation_seq(struct mg_store *st, uint64_t *seq)
     if (!seq)
         return bad(st, "out-parameter is required");
     return st->ops->revocation_seq(st, seq);
+}
+
+int mg_store_revocation_wait(struct mg_store *st, uint64_t known, int64_t timeout_ms, uint64_t *seq)
+{
+    ENTER(st);
+    if (!seq)
+        return bad(st, "out-parameter is required");
+    if (timeout_ms < 0)
+        return bad(st, "timeout must not be negative");
+    return st->ops->revocation_wait(st, known, timeout_ms, seq);
+}
+
+/* Consents */
+
+int mg_store_consent_put(struct mg_store *st, const struct mg_store_consent *c)
+{
+    ENTER(st);
+    if (!c || !c->subject || !c->client_id || !c->audience)
+        return bad(st, "consent subject, client_id and audience are required");
+    return st->ops->consent_put(st, c);
+}
+
+int mg_store_consent_get(struct mg_store *st, const char *subject, const char *client_id,
+                         const char *audience, int64_t now, struct mg_store_consent *out)
+{
+    ENTER(st);
+    if (!out)
+        return bad(st, "out-parameter is required");
+    memset(out, 0, sizeof(*out));
+    if (!subject || !client_id || !audience)
+        return bad(st, "subject, client_id and audience are required");
+    return st->ops->consent_get(st, subject, client_id, audience, now, out);
+}
+
+int mg_store_consent_delete_subject(struct mg_store *st, const char *subject, size_t *n_deleted)
+{
+    size_t scratch;
+    ENTER(st);
+    if (!subject)
+        return bad(st, "subject is required");
+    return st->ops->consent_delete_subject(st, subject, or_scratch(n_deleted, &scratch));
+}
+
+void mg_store_consent_fini(struct mg_store_consent *c)
+{
+    if (!c)
+        return;
+    free(c->subject);
+    free(c->client_id);
+    free(c->audience);
+    free(c->scopes);
+    memset(c, 0, sizeof(*c));
+}
+
+/* Secrets */
+
+int mg_store_secret_get_or_create(struct mg_store *st, const char *name, const uint8_t *candidate,
+                                  size_t len, uint8_t *out, size_t cap, size_t *out_len)
+{
+    ENTER(st);
+    if (!out || !out_len)
+        return bad(st, "out-parameters are required");
+    *out_len = 0;
+    if (!name || !*name)
+        return bad(st, "secret name is required");
+    /* A candidate the caller could not read back is a bug, refused before
+     * it could be stored. */
+    if (!candidate || len == 0 || len > cap)
+        return bad(st, "secret candidate must be 1 to cap bytes");
+    return st->ops->secret_get_or_create(st, name, candidate, len, out, cap, out_len);
 }
 
 /* Names stored in the database: changing one needs a migration. */

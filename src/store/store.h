@@ -281,7 +281,7 @@ void mg_store__set_error(struct mg_store *st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Migrations are backend SQL, but their count is shared so every backend
  * agrees on mg_store_schema_latest(). */
-#define MG_STORE__SCHEMA_LATEST 1 /* 2 lands with the v2 migration */
+#define MG_STORE__SCHEMA_LATEST 2
 extern const struct mg_store_ops mg_store__sqlite_ops;
 extern const struct mg_store_ops mg_store__postgres_ops;
 
