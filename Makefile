@@ -15,7 +15,7 @@ SAN_FLAGS :=
 endif
 
 CC ?= cc
-PKGS := libuv openssl jansson yaml-0.1 sqlite3
+PKGS := libuv openssl jansson yaml-0.1 sqlite3 libpq
 LLHTTP_SRC ?= /usr/share/llhttp
 LLHTTP_INC ?= /usr/share/include/llhttp
 
@@ -79,7 +79,7 @@ deps:
 	@scripts/deps
 
 unit: $(UNIT_BIN)
-	prove -f $(UNIT_BIN)
+	scripts/unit $(BUILD) $(UNIT_BIN)
 
 e2e: $(BUILD)/mcpgate $(BUILD)/mcp-sqlite
 	MCPGATE_BUILD=$(abspath $(BUILD)) scripts/e2e

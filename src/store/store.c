@@ -15,8 +15,8 @@ static const struct {
     const char *missing;
 } backends[] = {
     {"sqlite:", true, &mg_store__sqlite_ops, NULL},
-    {"postgres://", false, NULL, "PostgreSQL backend not built yet"},
-    {"postgresql://", false, NULL, "PostgreSQL backend not built yet"},
+    {"postgres://", false, &mg_store__postgres_ops, NULL},
+    {"postgresql://", false, &mg_store__postgres_ops, NULL},
 };
 
 void mg_store__set_error(struct mg_store *st, const char *fmt, ...)

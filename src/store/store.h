@@ -1,6 +1,6 @@
 /* The identity store: users, OAuth clients, tokens (stored only as hashes) and
- * the revocation sequence, behind one interface. Backends (SQLite now,
- * PostgreSQL for scale-out later) implement struct mg_store_ops; mg_store_open
+ * the revocation sequence, behind one interface. Backends (SQLite, embedded;
+ * PostgreSQL, for several instances) implement struct mg_store_ops; mg_store_open
  * picks one from the DSN, and the mg_store_* functions are thin wrappers that
  * check arguments and call the ops, so adding a backend never edits them.
  *
@@ -18,7 +18,8 @@
  *   MG_EINVAL     bad argument, or a uniqueness violation (duplicate email,
  *                 client_id or token hash: last error says "already exists"),
  *                 or a database schema newer than this code;
- *   MG_ETIMEDOUT  the database stayed locked past the busy timeout;
+ *   MG_ETIMEDOUT  the database stayed locked past the busy timeout, or a
+ *                 statement ran past statement_timeout (PostgreSQL);
  *   MG_ENOMEM     the backend ran out of memory;
  *   MG_EIO        any other backend or I/O failure.
  * Strings returned are malloc'd and owned by the caller; free them with the
@@ -155,7 +156,8 @@ struct mg_store {
 
 /* Opens a store. dsn: "sqlite:PATH" or a plain PATH selects SQLite (the file
  * is created with mode 0600 and must not be a symlink); "postgres://" and
- * "postgresql://" select PostgreSQL (libpq connection URI). On
+ * "postgresql://" select PostgreSQL (libpq connection URI; connect_timeout
+ * and statement_timeout are 5 s unless the DSN, role or database sets them). On
  * success *out is owned by the caller (mg_store_free). On failure *err, if err
  * is non-NULL, receives a malloc'd message the caller frees. Does not migrate:
  * call mg_store_migrate. */

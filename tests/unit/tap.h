@@ -41,6 +41,20 @@ static int tap_n, tap_failed;
                    tap_w_ ? tap_w_ : "(null)");                                                    \
     } while (0)
 
+/* A test that could not run here: counted and shown (prove prints stderr),
+ * never silently dropped. */
+#define TAP_SKIP(...)                                                                              \
+    do {                                                                                           \
+        tap_n++;                                                                                   \
+        printf("ok %d # SKIP ", tap_n);                                                            \
+        printf(__VA_ARGS__);                                                                       \
+        printf("\n");                                                                              \
+        fflush(stdout);                                                                            \
+        fprintf(stderr, "# SKIP ");                                                                \
+        fprintf(stderr, __VA_ARGS__);                                                              \
+        fprintf(stderr, "\n");                                                                     \
+    } while (0)
+
 static inline int tap_done(void)
 {
     printf("1..%d\n", tap_n);

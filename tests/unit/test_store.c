@@ -1,18 +1,37 @@
-/* Unit tests for the store (src/store) on its SQLite backend, against a
- * temporary database file: DSN parsing, migrations (from empty, idempotent,
- * refusal of a newer schema), every user, client and token operation with
- * its not-found and duplicate cases, revocations touching only the right rows
- * and bumping the revocation sequence, expired-token cleanup, persistence
- * across reopen, file modes, and a second handle seeing committed writes. */
+/* Unit tests for the store (src/store). One suite runs against every backend:
+ * SQLite on a temporary file, and PostgreSQL when MCPGATE_TEST_PG_DSN names a
+ * throwaway database (its public schema is dropped and recreated first;
+ * make unit starts one with scripts/pg; without the variable the PostgreSQL
+ * part is reported as skipped). The suite covers
+ * migrations (from empty, idempotent, refusal of a newer schema, several
+ * instances migrating at once), every user, client, token, consent and
+ * secret operation with its not-found and duplicate cases, revocations
+ * touching only the right rows and bumping the revocation sequence,
+ * revocation_wait waking when another handle revokes, expired-token cleanup,
+ * persistence across reopen, and a second handle seeing committed writes.
+ * Backend-specific parts: DSN parsing, file modes, WAL and the v1 -> v2
+ * upgrade of an existing file (SQLite); a killed connection giving MG_EIO and
+ * then recovering, in plain calls and in revocation_wait, and
+ * statement_timeout giving MG_ETIMEDOUT (PostgreSQL). */
 #include "store/store.h"
 #include "tap.h"
 
+#include <libpq-fe.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static char dir[64];
 static char path[128];
+
+/* The backend the suite is running against. */
+static struct {
+    const char *name;
+    bool is_pg;
+    char dsn[512];
+} be;
 
 static void hash_of(uint8_t h[MG_STORE_HASH_LEN], int n)
 {
@@ -27,70 +46,107 @@ static int file_mode(const char *p)
     return stat(p, &sb) == 0 ? (int)(sb.st_mode & 0777) : -1;
 }
 
-/* Runs constant SQL on the file behind the store's back (a second process
- * or an older/newer mcpgate). */
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* The current backend's DSN with one more URI query parameter. */
+static void dsn_with(char *out, size_t cap, const char *param)
+{
+    snprintf(out, cap, "%s%c%s", be.dsn, strchr(be.dsn, '?') ? '&' : '?', param);
+}
+
+static void ignore_notice(void *arg, const char *message)
+{
+    MG_UNUSED(arg);
+    MG_UNUSED(message);
+}
+
+static PGconn *pg_connect(void)
+{
+    PGconn *c = PQconnectdb(be.dsn);
+    if (PQstatus(c) != CONNECTION_OK)
+        printf("# postgres: %s", PQerrorMessage(c));
+    PQsetNoticeProcessor(c, ignore_notice, NULL);
+    return c;
+}
+
+/* Runs constant SQL on the database behind the store's back (a second
+ * process, or an older/newer mcpgate). 0 on success. */
 static int raw_exec(const char *q)
 {
-    sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_busy_timeout(db, 5000);
-        rc = sqlite3_exec(db, q, NULL, NULL, NULL);
+    int rc = -1;
+    if (be.is_pg) {
+        PGconn *c = pg_connect();
+        PGresult *res = PQexec(c, q);
+        if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK)
+            rc = 0;
+        else
+            printf("# postgres: %s", PQerrorMessage(c));
+        PQclear(res);
+        PQfinish(c);
+    } else {
+        sqlite3 *db = NULL;
+        rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_busy_timeout(db, 5000);
+            rc = sqlite3_exec(db, q, NULL, NULL, NULL);
+        }
+        sqlite3_close(db);
     }
-    sqlite3_close(db);
     return rc;
 }
 
 static long long raw_count(const char *q)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *stmt = NULL;
     long long v = -1;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-        sqlite3_prepare_v2(db, q, -1, &stmt, NULL) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
-        v = sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
-    sqlite3_close(db);
+    if (be.is_pg) {
+        PGconn *c = pg_connect();
+        PGresult *res = PQexec(c, q);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+            v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        PQclear(res);
+        PQfinish(c);
+    } else {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *stmt = NULL;
+        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+            sqlite3_prepare_v2(db, q, -1, &stmt, NULL) == SQLITE_OK &&
+            sqlite3_step(stmt) == SQLITE_ROW)
+            v = sqlite3_column_int64(stmt, 0);
+        sqlite3_finalize(stmt);
+        sqlite3_close(db);
+    }
     return v;
 }
 
-static void test_dsn(void)
+/* An empty database for the current backend. */
+static int reset_db(void)
 {
-    struct mg_store *st = (struct mg_store *)1;
-    char *err = NULL;
-    char p[192];
-
-    TAP_IS_INT(mg_store_open("postgres://u@h/db", &st, &err), MG_EINVAL, "postgres DSN refused");
-    TAP_IS_STR(err, "PostgreSQL backend not built yet", "postgres: clear message");
-    TAP_OK(st == NULL, "postgres: no handle");
-    free(err);
-    err = NULL;
-    TAP_IS_INT(mg_store_open("postgresql://h/db", &st, &err), MG_EINVAL, "postgresql:// refused");
-    free(err);
-    err = NULL;
-    TAP_IS_INT(mg_store_open("", &st, &err), MG_EINVAL, "empty DSN refused");
-    TAP_OK(err && *err, "empty DSN: message");
-    free(err);
-    err = NULL;
-    TAP_IS_INT(mg_store_open("sqlite:", &st, &err), MG_EINVAL, "sqlite: without a path refused");
-    free(err);
-    err = NULL;
-    snprintf(p, sizeof(p), "%s/no/such/dir/x.db", dir);
-    TAP_IS_INT(mg_store_open(p, &st, &err), MG_EIO, "missing directory: MG_EIO");
-    TAP_OK(err && strstr(err, "no/such/dir"), "missing directory: message names the path (%s)",
-           err ? err : "");
-    free(err);
-    err = NULL;
-
-    snprintf(p, sizeof(p), "sqlite:%s/prefixed.db", dir);
-    TAP_IS_INT(mg_store_open(p, &st, &err), 0, "sqlite:PATH opens");
-    TAP_OK(err == NULL, "no error on success");
-    TAP_IS_STR(st ? st->ops->name : NULL, "sqlite", "sqlite backend chosen");
-    mg_store_free(st);
-    snprintf(p, sizeof(p), "%s/prefixed.db", dir);
-    TAP_IS_INT(file_mode(p), 0600, "sqlite:PATH created the file at PATH, mode 0600");
-    mg_store_free(NULL);
+    if (be.is_pg)
+        return raw_exec("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public");
+    for (int i = 0; i < 3; i++) {
+        static const char *const suffix[] = {"", "-wal", "-shm"};
+        char p[160];
+        snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
+        unlink(p);
+    }
+    return 0;
 }
+
+static struct mg_store *open_ok(const char *dsn)
+{
+    struct mg_store *st = NULL;
+    char *err = NULL;
+    if (mg_store_open(dsn, &st, &err) != 0)
+        printf("# open %s: %s\n", dsn, err ? err : "?");
+    free(err);
+    return st;
+}
+
+/* Backend-independent tests */
 
 static void test_migrations(void)
 {
@@ -98,37 +154,20 @@ static void test_migrations(void)
     char *err = NULL;
     int64_t v = -1;
 
-    TAP_IS_INT(mg_store_open(path, &st, &err), 0, "open plain path");
+    TAP_IS_INT(mg_store_open(be.dsn, &st, &err), 0, "open");
     free(err);
-    TAP_IS_INT(file_mode(path), 0600, "database file mode 0600");
+    TAP_IS_STR(st ? st->ops->name : NULL, be.name, "%s backend chosen", be.name);
     TAP_IS_INT(mg_store_schema_version(st, &v), 0, "schema version of an empty database");
     TAP_IS_INT(v, 0, "empty database is version 0");
     TAP_IS_INT(mg_store_migrate(st, 1000), 0, "migrate from empty");
     TAP_IS_INT(mg_store_schema_version(st, &v), 0, "schema version after migrate");
     TAP_IS_INT(v, mg_store_schema_latest(), "at the latest version");
+    TAP_IS_INT(v, 2, "latest is 2");
     TAP_IS_INT(mg_store_migrate(st, 2000), 0, "migrate again (idempotent)");
     TAP_IS_INT(raw_count("SELECT count(*) FROM schema_migrations"), mg_store_schema_latest(),
                "one schema_migrations row per version");
     TAP_IS_INT(raw_count("SELECT applied_at FROM schema_migrations WHERE version = 1"), 1000,
                "applied_at is the caller's time of the first run");
-    {
-        /* PRAGMA journal_mode returns text; check it as text. */
-        sqlite3 *db = NULL;
-        sqlite3_stmt *stmt = NULL;
-        const char *mode = NULL;
-        sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
-        if (sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, NULL) == SQLITE_OK &&
-            sqlite3_step(stmt) == SQLITE_ROW)
-            mode = (const char *)sqlite3_column_text(stmt, 0);
-        TAP_IS_STR(mode, "wal", "journal mode is WAL (persistent in the file)");
-        sqlite3_finalize(stmt);
-        sqlite3_close(db);
-    }
-    {
-        char wal[160];
-        snprintf(wal, sizeof(wal), "%s-wal", path);
-        TAP_IS_INT(file_mode(wal), 0600, "-wal file mode 0600");
-    }
     TAP_OK(strcmp(mg_store_last_error(st), "") == 0, "no error after success");
     mg_store_free(st);
 }
@@ -139,9 +178,9 @@ static void test_newer_schema(void)
     char *err = NULL;
     int64_t v = 0;
 
-    TAP_IS_INT(raw_exec("INSERT INTO schema_migrations (version, applied_at) VALUES (99, 5)"),
-               SQLITE_OK, "record a future version by hand");
-    TAP_IS_INT(mg_store_open(path, &st, &err), 0, "open the newer database");
+    TAP_IS_INT(raw_exec("INSERT INTO schema_migrations (version, applied_at) VALUES (99, 5)"), 0,
+               "record a future version by hand");
+    TAP_IS_INT(mg_store_open(be.dsn, &st, &err), 0, "open the newer database");
     free(err);
     TAP_IS_INT(mg_store_migrate(st, 3000), MG_EINVAL, "migrate refuses a newer database");
     TAP_OK(strstr(mg_store_last_error(st), "newer") != NULL &&
@@ -152,8 +191,45 @@ static void test_newer_schema(void)
     TAP_IS_INT(raw_count("SELECT count(*) FROM schema_migrations"), mg_store_schema_latest() + 1,
                "refusal changed nothing");
     mg_store_free(st);
-    TAP_IS_INT(raw_exec("DELETE FROM schema_migrations WHERE version = 99"), SQLITE_OK,
+    TAP_IS_INT(raw_exec("DELETE FROM schema_migrations WHERE version = 99"), 0,
                "undo the future version");
+}
+
+struct migrator {
+    pthread_t thread;
+    int rc;
+};
+
+static void *migrate_thread(void *arg)
+{
+    struct migrator *m = arg;
+    struct mg_store *st = open_ok(be.dsn);
+    m->rc = st ? mg_store_migrate(st, 7000) : MG_EIO;
+    if (m->rc)
+        printf("# concurrent migrate: %s\n", mg_store_last_error(st));
+    mg_store_free(st);
+    return NULL;
+}
+
+/* Instances starting at once on an empty database: one applies the
+ * migrations, the others wait and find nothing to do. */
+static void test_concurrent_migrations(void)
+{
+    struct migrator m[4];
+    int ok = 1;
+
+    TAP_IS_INT(reset_db(), 0, "fresh database for concurrent migrations");
+    for (size_t i = 0; i < MG_ARRAY_LEN(m); i++)
+        MG_ASSERT(pthread_create(&m[i].thread, NULL, migrate_thread, &m[i]) == 0);
+    for (size_t i = 0; i < MG_ARRAY_LEN(m); i++) {
+        pthread_join(m[i].thread, NULL);
+        ok &= m[i].rc == 0;
+    }
+    TAP_OK(ok, "four handles migrating at once all succeed");
+    TAP_IS_INT(raw_count("SELECT count(*) FROM schema_migrations"), mg_store_schema_latest(),
+               "each migration applied once");
+    TAP_IS_INT(raw_count("SELECT count(*) FROM revocation_seq"), 1, "one revocation_seq row");
+    TAP_IS_INT(reset_db(), 0, "fresh database again");
 }
 
 static void test_users(struct mg_store *st)
@@ -177,6 +253,12 @@ static void test_users(struct mg_store *st)
     TAP_IS_INT(mg_store_user_create(st, &u, 102, NULL), 0, "user with defaults, no password");
     u = (struct mg_store_user){.email = ""};
     TAP_IS_INT(mg_store_user_create(st, &u, 103, NULL), MG_EINVAL, "empty email refused");
+    /* Case folding is ASCII only on every backend: these are two users. */
+    u = (struct mg_store_user){.email = "\xc3\x89lise@example.com"}; /* Élise */
+    TAP_IS_INT(mg_store_user_create(st, &u, 104, NULL), 0, "non-ASCII email");
+    u = (struct mg_store_user){.email = "\xc3\xa9lise@example.com"}; /* élise */
+    TAP_IS_INT(mg_store_user_create(st, &u, 105, NULL), 0,
+               "same email but for a non-ASCII case is another user");
 
     TAP_IS_INT(mg_store_user_get(st, "ALICE@example.com", &got), 0, "get case-insensitively");
     TAP_IS_STR(got.email, "Alice@Example.com", "email kept as given");
@@ -227,9 +309,11 @@ static void test_users(struct mg_store *st)
     TAP_IS_INT(mg_store_user_reset_failures(st, "x@y"), MG_ENOTFOUND, "reset unknown");
 
     TAP_IS_INT(mg_store_user_list(st, &list, &n), 0, "list users");
-    TAP_IS_INT(n, 2, "two users");
-    TAP_IS_STR(n == 2 ? list[0].email : NULL, "Alice@Example.com", "ordered by email (1)");
-    TAP_IS_STR(n == 2 ? list[1].email : NULL, "bob@example.com", "ordered by email (2)");
+    TAP_IS_INT(n, 4, "four users");
+    TAP_IS_STR(n == 4 ? list[0].email : NULL, "Alice@Example.com", "ordered by email (1)");
+    TAP_IS_STR(n == 4 ? list[1].email : NULL, "bob@example.com", "ordered by email (2)");
+    TAP_IS_STR(n == 4 ? list[2].email : NULL, "\xc3\x89lise@example.com",
+               "ordered by email bytes (3)");
     mg_store_user_list_free(list, n);
 }
 
@@ -257,6 +341,8 @@ static void test_clients(struct mg_store *st)
         .client_id = "cfg", .kind = MG_STORE_CLIENT_CONFIG, .created_at = 1300};
     TAP_IS_INT(mg_store_client_insert(st, &c), 0, "insert config client");
     TAP_IS_INT(mg_store_client_insert(st, &c), MG_EINVAL, "duplicate client_id: MG_EINVAL");
+    TAP_OK(strstr(mg_store_last_error(st), "already exists") != NULL, "duplicate: message (%s)",
+           mg_store_last_error(st));
     c.client_id = "bad";
     c.kind = (enum mg_store_client_kind)42;
     TAP_IS_INT(mg_store_client_insert(st, &c), MG_EINVAL, "unknown kind refused");
@@ -306,6 +392,10 @@ static void add_token(struct mg_store *st, int n, enum mg_store_token_kind kind,
                                .expires_at = expires,
                                .created_at = 1000 + n};
     hash_of(t.hash, n);
+    if (kind == MG_STORE_TOKEN_CODE) {
+        t.identity_json = "{\"email\":\"alice@example.com\",\"method\":\"password\"}";
+        t.extra_json = "{\"redirect_uri\":\"https://claude.ai/cb\",\"code_challenge\":\"abc\"}";
+    }
     TAP_IS_INT(mg_store_token_insert(st, &t), 0, "insert token %d (%s)", n,
                mg_store_token_kind_name(kind));
 }
@@ -351,6 +441,8 @@ static void test_tokens(struct mg_store *st)
     t.kind = MG_STORE_TOKEN_ACCESS;
     t.subject = "dup";
     TAP_IS_INT(mg_store_token_insert(st, &t), MG_EINVAL, "duplicate hash: MG_EINVAL");
+    TAP_OK(strstr(mg_store_last_error(st), "already exists") != NULL, "duplicate: message (%s)",
+           mg_store_last_error(st));
     t.subject = NULL;
     hash_of(t.hash, 50);
     TAP_IS_INT(mg_store_token_insert(st, &t), MG_EINVAL, "token without subject refused");
@@ -367,7 +459,19 @@ static void test_tokens(struct mg_store *st)
     TAP_IS_INT(t.expires_at, 9000, "expires_at");
     TAP_IS_INT(t.created_at, 1002, "created_at");
     TAP_IS_INT(t.revoked_at, 0, "not revoked");
+    TAP_IS_STR(t.identity_json, "{}", "identity defaults to {}");
+    TAP_IS_STR(t.extra_json, "{}", "extra defaults to {}");
     mg_store_token_fini(&t);
+    hash_of(h, 4);
+    TAP_IS_INT(mg_store_token_get(st, h, &t), 0, "get the code by hash");
+    TAP_OK(t.has_hash && memcmp(t.hash, h, sizeof(h)) == 0, "code: hash given back to the asker");
+    TAP_IS_STR(t.identity_json, "{\"email\":\"alice@example.com\",\"method\":\"password\"}",
+               "identity stored");
+    TAP_IS_STR(t.extra_json,
+               "{\"redirect_uri\":\"https://claude.ai/cb\",\"code_challenge\":\"abc\"}",
+               "grant data stored");
+    mg_store_token_fini(&t);
+    TAP_OK(t.identity_json == NULL && t.subject == NULL, "token fini clears the struct");
     hash_of(h, 7);
     TAP_IS_INT(mg_store_token_get(st, h, &t), 0, "get service token");
     TAP_OK(t.client_id == NULL && t.family_id == NULL, "service token: no client, no family");
@@ -421,7 +525,12 @@ static void test_tokens(struct mg_store *st)
     if (n == 8) {
         TAP_IS_INT(list[3].kind, MG_STORE_TOKEN_CODE, "fourth is the code");
         TAP_OK(!list[3].has_hash && list[3].hash[31] == 0, "code listed without its hash");
-        TAP_OK(list[0].has_hash && list[0].hash[0] == 1, "access token listed with its hash");
+        TAP_OK(list[0].has_hash && list[0].hash[0] == 1 && list[0].hash[31] == 0xA5,
+               "access token listed with its hash");
+        TAP_IS_STR(list[3].extra_json,
+                   "{\"redirect_uri\":\"https://claude.ai/cb\",\"code_challenge\":\"abc\"}",
+                   "listing carries the grant data");
+        TAP_IS_STR(list[0].identity_json, "{}", "listing carries the identity");
     }
     mg_store_token_list_free(list, n);
     TAP_IS_INT(mg_store_token_list(st, "alice", NULL, &list, &n), 0, "list by subject");
@@ -443,6 +552,148 @@ static void test_tokens(struct mg_store *st)
     TAP_IS_INT(mg_store_token_delete_expired(st, 1500, NULL), 0, "delete expired again");
 }
 
+static void test_consents(struct mg_store *st)
+{
+    struct mg_store_consent c, got = {0};
+    size_t n = 99;
+
+    c = (struct mg_store_consent){.subject = "alice",
+                                  .client_id = "dyn-1",
+                                  .audience = "https://gw.example/files",
+                                  .scopes = "files:read",
+                                  .created_at = 100,
+                                  .expires_at = 1000};
+    TAP_IS_INT(mg_store_consent_put(st, &c), 0, "put consent");
+    TAP_IS_INT(mg_store_consent_get(st, "alice", "dyn-1", "https://gw.example/files", 500, &got), 0,
+               "get consent");
+    TAP_IS_STR(got.subject, "alice", "subject");
+    TAP_IS_STR(got.client_id, "dyn-1", "client_id");
+    TAP_IS_STR(got.audience, "https://gw.example/files", "audience");
+    TAP_IS_STR(got.scopes, "files:read", "scopes");
+    TAP_IS_INT(got.created_at, 100, "created_at");
+    TAP_IS_INT(got.expires_at, 1000, "expires_at");
+    mg_store_consent_fini(&got);
+    TAP_OK(got.subject == NULL, "consent fini clears the struct");
+    TAP_IS_INT(mg_store_consent_get(st, "alice", "dyn-1", "https://gw.example/files", 999, &got), 0,
+               "valid just before expiry");
+    mg_store_consent_fini(&got);
+    TAP_IS_INT(mg_store_consent_get(st, "alice", "dyn-1", "https://gw.example/files", 1000, &got),
+               MG_ENOTFOUND, "expired at expires_at: MG_ENOTFOUND");
+    TAP_OK(got.subject == NULL, "not found leaves out zeroed");
+    TAP_IS_INT(mg_store_consent_get(st, "alice", "dyn-1", "https://gw.example/other", 500, &got),
+               MG_ENOTFOUND, "other audience: none");
+    TAP_IS_INT(mg_store_consent_get(st, "alice", "dyn-2", "https://gw.example/files", 500, &got),
+               MG_ENOTFOUND, "other client: none");
+    TAP_IS_INT(mg_store_consent_get(st, "Alice", "dyn-1", "https://gw.example/files", 500, &got),
+               MG_ENOTFOUND, "subjects are exact");
+
+    c.scopes = "files:read files:write";
+    c.created_at = 1200;
+    c.expires_at = 3000;
+    TAP_IS_INT(mg_store_consent_put(st, &c), 0, "put again replaces");
+    TAP_IS_INT(mg_store_consent_get(st, "alice", "dyn-1", "https://gw.example/files", 1500, &got),
+               0, "get the replacement");
+    TAP_IS_STR(got.scopes, "files:read files:write", "new scopes");
+    TAP_IS_INT(got.created_at, 1200, "new created_at");
+    TAP_IS_INT(got.expires_at, 3000, "new expires_at");
+    mg_store_consent_fini(&got);
+    TAP_IS_INT(raw_count("SELECT count(*) FROM consents"), 1, "still one row");
+
+    c.client_id = "dyn-2";
+    c.scopes = NULL;
+    TAP_IS_INT(mg_store_consent_put(st, &c), 0, "put for another client (no scopes)");
+    TAP_IS_INT(mg_store_consent_get(st, "alice", "dyn-2", "https://gw.example/files", 1500, &got),
+               0, "get it");
+    TAP_IS_STR(got.scopes, "", "NULL scopes stored as \"\"");
+    mg_store_consent_fini(&got);
+    c.subject = "bob";
+    TAP_IS_INT(mg_store_consent_put(st, &c), 0, "put for bob");
+    c.audience = NULL;
+    TAP_IS_INT(mg_store_consent_put(st, &c), MG_EINVAL, "no audience: MG_EINVAL");
+    TAP_IS_INT(mg_store_consent_get(st, "bob", NULL, "x", 1, &got), MG_EINVAL,
+               "get without client_id: MG_EINVAL");
+
+    TAP_IS_INT(mg_store_consent_delete_subject(st, "alice", &n), 0, "delete alice's consents");
+    TAP_IS_INT(n, 2, "two deleted");
+    TAP_IS_INT(mg_store_consent_get(st, "alice", "dyn-1", "https://gw.example/files", 1500, &got),
+               MG_ENOTFOUND, "alice's consent gone");
+    TAP_IS_INT(mg_store_consent_get(st, "bob", "dyn-2", "https://gw.example/files", 1500, &got), 0,
+               "bob's kept");
+    mg_store_consent_fini(&got);
+    TAP_IS_INT(mg_store_consent_delete_subject(st, "alice", &n), 0, "delete again");
+    TAP_IS_INT(n, 0, "nothing deleted");
+    TAP_IS_INT(mg_store_consent_delete_subject(st, "nobody", NULL), 0, "count optional");
+}
+
+struct secret_racer {
+    pthread_t thread;
+    uint8_t cand[32];
+    uint8_t got[64];
+    size_t len;
+    int rc;
+};
+
+static void *secret_thread(void *arg)
+{
+    struct secret_racer *r = arg;
+    struct mg_store *st = open_ok(be.dsn);
+    r->rc = st ? mg_store_secret_get_or_create(st, "race", r->cand, sizeof(r->cand), r->got,
+                                               sizeof(r->got), &r->len)
+               : MG_EIO;
+    mg_store_free(st);
+    return NULL;
+}
+
+static void test_secrets(struct mg_store *st, struct mg_store *other)
+{
+    uint8_t a[32], b[32], out[64];
+    size_t len = 99;
+    struct secret_racer r[4];
+    int same = 1;
+
+    for (size_t i = 0; i < sizeof(a); i++) {
+        a[i] = (uint8_t)(i * 37 + 11); /* includes 0x00 and bytes >= 0x80 */
+        b[i] = (uint8_t)~a[i];
+    }
+    a[5] = 0;
+    TAP_IS_INT(mg_store_secret_get_or_create(st, "cookie", a, sizeof(a), out, sizeof(out), &len), 0,
+               "first call creates");
+    TAP_IS_INT(len, 32, "its length");
+    TAP_OK(memcmp(out, a, sizeof(a)) == 0, "the candidate, byte for byte");
+    TAP_IS_INT(mg_store_secret_get_or_create(st, "cookie", b, sizeof(b), out, sizeof(out), &len), 0,
+               "second call");
+    TAP_OK(len == 32 && memcmp(out, a, sizeof(a)) == 0, "gets the stored value, not its candidate");
+    TAP_IS_INT(mg_store_secret_get_or_create(other, "cookie", b, sizeof(b), out, sizeof(out), &len),
+               0, "another handle");
+    TAP_OK(len == 32 && memcmp(out, a, sizeof(a)) == 0, "sees the same value");
+    TAP_IS_INT(mg_store_secret_get_or_create(st, "csrf", b, 16, out, sizeof(out), &len), 0,
+               "another name");
+    TAP_OK(len == 16 && memcmp(out, b, 16) == 0, "has its own value");
+    TAP_IS_INT(mg_store_secret_get_or_create(st, "cookie", b, 8, out, 16, &len), MG_ELIMIT,
+               "stored value larger than cap: MG_ELIMIT");
+    TAP_IS_INT(len, 0, "no length on failure");
+    TAP_IS_INT(mg_store_secret_get_or_create(st, "new", b, 32, out, 16, &len), MG_EINVAL,
+               "candidate larger than cap refused");
+    TAP_IS_INT(mg_store_secret_get_or_create(st, "", b, 8, out, 16, &len), MG_EINVAL,
+               "empty name refused");
+    TAP_IS_INT(mg_store_secret_get_or_create(st, "new", NULL, 8, out, 16, &len), MG_EINVAL,
+               "no candidate refused");
+    TAP_IS_INT(raw_count("SELECT count(*) FROM secrets WHERE name = 'new'"), 0,
+               "refusals stored nothing");
+
+    for (size_t i = 0; i < MG_ARRAY_LEN(r); i++) {
+        memset(&r[i], 0, sizeof(r[i]));
+        memset(r[i].cand, (int)(0x10 + i), sizeof(r[i].cand));
+        MG_ASSERT(pthread_create(&r[i].thread, NULL, secret_thread, &r[i]) == 0);
+    }
+    for (size_t i = 0; i < MG_ARRAY_LEN(r); i++) {
+        pthread_join(r[i].thread, NULL);
+        same &= r[i].rc == 0 && r[i].len == 32 && memcmp(r[i].got, r[0].got, 32) == 0;
+    }
+    TAP_OK(same, "four handles racing on an empty name all get one value");
+    TAP_OK(r[0].got[0] >= 0x10 && r[0].got[0] < 0x14, "one of the candidates");
+}
+
 static void test_reopen_and_second_handle(void)
 {
     struct mg_store *a = NULL, *b = NULL;
@@ -452,7 +703,7 @@ static void test_reopen_and_second_handle(void)
     char *err = NULL;
     uint64_t s = 0;
 
-    TAP_IS_INT(mg_store_open(path, &a, &err), 0, "reopen");
+    TAP_IS_INT(mg_store_open(be.dsn, &a, &err), 0, "reopen");
     free(err);
     TAP_IS_INT(mg_store_migrate(a, 9000), 0, "migrate on reopen is a no-op");
     TAP_IS_INT(mg_store_user_get(a, "alice@example.com", &u), 0, "user persisted");
@@ -464,7 +715,7 @@ static void test_reopen_and_second_handle(void)
     TAP_IS_INT(mg_store_revocation_seq(a, &s), 0, "sequence readable");
     TAP_IS_INT(s, 4, "sequence persisted");
 
-    TAP_IS_INT(mg_store_open(path, &b, &err), 0, "second handle on the same file");
+    TAP_IS_INT(mg_store_open(be.dsn, &b, &err), 0, "second handle on the same database");
     free(err);
     u = (struct mg_store_user){.email = "dave@example.com"};
     TAP_IS_INT(mg_store_user_create(a, &u, 9100, NULL), 0, "first handle writes");
@@ -479,6 +730,404 @@ static void test_reopen_and_second_handle(void)
     mg_store_token_fini(&t);
     mg_store_free(b);
     mg_store_free(a);
+}
+
+/* Another handle (another instance) revokes after delay_ms. */
+struct revoker {
+    pthread_t thread;
+    int delay_ms;
+    const char *subject;
+    uint64_t done_ms; /* when the revoking call returned */
+    int rc;
+};
+
+static void *revoke_thread(void *arg)
+{
+    struct revoker *r = arg;
+    struct mg_store *st = open_ok(be.dsn);
+    sleep_ms(r->delay_ms);
+    r->rc = st ? mg_store_token_revoke_subject(st, r->subject, 10000, NULL) : MG_EIO;
+    r->done_ms = mg_now_ms();
+    mg_store_free(st);
+    return NULL;
+}
+
+/* Waits on st while another handle revokes subject's tokens. Returns the
+ * wait's status; *latency_ms gets how long after the revocation the wait
+ * returned (negative: before the revoking call itself had returned). */
+static int wait_for_revocation(struct mg_store *st, const char *subject, uint64_t known,
+                               uint64_t *seq, int64_t *latency_ms)
+{
+    struct revoker r = {.delay_ms = 150, .subject = subject};
+    int rc;
+    MG_ASSERT(pthread_create(&r.thread, NULL, revoke_thread, &r) == 0);
+    rc = mg_store_revocation_wait(st, known, 5000, seq);
+    *latency_ms = (int64_t)mg_now_ms();
+    pthread_join(r.thread, NULL);
+    *latency_ms -= (int64_t)r.done_ms;
+    if (r.rc != 0)
+        rc = r.rc;
+    return rc;
+}
+
+static void test_revocation_wait(struct mg_store *st)
+{
+    struct mg_store_token t = {.kind = MG_STORE_TOKEN_ACCESS, .expires_at = 99999};
+    uint64_t known = seq_of(st), seq = 0, t0;
+    int64_t latency = 0;
+
+    t0 = mg_now_ms();
+    TAP_IS_INT(mg_store_revocation_wait(st, known, 0, &seq), 0, "wait with timeout 0");
+    TAP_IS_INT(seq, known, "gives the current value");
+    TAP_IS_INT(mg_store_revocation_wait(st, known - 1, 5000, &seq), 0, "wait on a stale value");
+    TAP_OK(mg_now_ms() - t0 < 100, "returns at once (%llu ms)",
+           (unsigned long long)(mg_now_ms() - t0));
+    TAP_IS_INT(seq, known, "with the current value");
+    t0 = mg_now_ms();
+    TAP_IS_INT(mg_store_revocation_wait(st, known, 300, &seq), 0, "wait with nothing happening");
+    t0 = mg_now_ms() - t0;
+    TAP_OK(t0 >= 300 && t0 < 800, "returns after the timeout (%llu ms)", (unsigned long long)t0);
+    TAP_IS_INT(seq, known, "value unchanged");
+    TAP_IS_INT(mg_store_revocation_wait(st, known, -1, &seq), MG_EINVAL,
+               "negative timeout refused");
+
+    for (int i = 0; i < 2; i++) {
+        hash_of(t.hash, 100 + i);
+        t.subject = i == 0 ? "waiter-1" : "waiter-2";
+        TAP_IS_INT(mg_store_token_insert(st, &t), 0, "token for %s", t.subject);
+        TAP_IS_INT(wait_for_revocation(st, t.subject, known, &seq, &latency), 0,
+                   "another handle revokes while this one waits (%d)", i + 1);
+        TAP_IS_INT(seq, known + 1, "the wait sees the new value (%d)", i + 1);
+        TAP_OK(latency < 200, "woke %lld ms after the revocation (< 200)", (long long)latency);
+        known = seq;
+    }
+}
+
+static void run_suite(void)
+{
+    struct mg_store *st = NULL, *other = NULL;
+    char *err = NULL;
+
+    printf("# --- %s: %s\n", be.name, be.is_pg ? "PostgreSQL" : be.dsn);
+    TAP_IS_INT(reset_db(), 0, "fresh database");
+    test_concurrent_migrations();
+    test_migrations();
+    test_newer_schema();
+    TAP_IS_INT(mg_store_open(be.dsn, &st, &err), 0, "open for data tests");
+    free(err);
+    TAP_IS_INT(mg_store_migrate(st, 4000), 0, "migrate after the refusal was undone");
+    other = open_ok(be.dsn);
+    test_users(st);
+    test_clients(st);
+    test_tokens(st);
+    test_consents(st);
+    test_secrets(st, other);
+    mg_store_free(other);
+    mg_store_free(st);
+    test_reopen_and_second_handle();
+    st = open_ok(be.dsn);
+    test_revocation_wait(st);
+    mg_store_free(st);
+}
+
+/* SQLite only */
+
+static void test_dsn(void)
+{
+    struct mg_store *st = (struct mg_store *)1;
+    char *err = NULL;
+    char p[192];
+    uint64_t t0;
+
+    t0 = mg_now_ms();
+    TAP_IS_INT(mg_store_open("postgresql://postgres@127.0.0.1:1/x", &st, &err), MG_EIO,
+               "postgresql:// selects PostgreSQL; connection refused: MG_EIO");
+    TAP_OK(err && strstr(err, "postgres: connect") != NULL, "message says why (%s)",
+           err ? err : "");
+    TAP_OK(st == NULL, "no handle");
+    free(err);
+    err = NULL;
+    TAP_IS_INT(mg_store_open("postgres://postgres@127.0.0.1:1/x", &st, &err), MG_EIO,
+               "postgres:// too");
+    TAP_OK(mg_now_ms() - t0 < 5000, "refused at once");
+    free(err);
+    err = NULL;
+    TAP_IS_INT(mg_store_open("", &st, &err), MG_EINVAL, "empty DSN refused");
+    TAP_OK(err && *err, "empty DSN: message");
+    free(err);
+    err = NULL;
+    TAP_IS_INT(mg_store_open("sqlite:", &st, &err), MG_EINVAL, "sqlite: without a path refused");
+    free(err);
+    err = NULL;
+    snprintf(p, sizeof(p), "%s/no/such/dir/x.db", dir);
+    TAP_IS_INT(mg_store_open(p, &st, &err), MG_EIO, "missing directory: MG_EIO");
+    TAP_OK(err && strstr(err, "no/such/dir"), "missing directory: message names the path (%s)",
+           err ? err : "");
+    free(err);
+    err = NULL;
+
+    snprintf(p, sizeof(p), "sqlite:%s/prefixed.db", dir);
+    TAP_IS_INT(mg_store_open(p, &st, &err), 0, "sqlite:PATH opens");
+    TAP_OK(err == NULL, "no error on success");
+    TAP_IS_STR(st ? st->ops->name : NULL, "sqlite", "sqlite backend chosen");
+    mg_store_free(st);
+    snprintf(p, sizeof(p), "%s/prefixed.db", dir);
+    TAP_IS_INT(file_mode(p), 0600, "sqlite:PATH created the file at PATH, mode 0600");
+    mg_store_free(NULL);
+}
+
+static void test_sqlite_files(void)
+{
+    struct mg_store *st = open_ok(path); /* the -wal file exists while a handle is open */
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    const char *mode = NULL;
+    char wal[160];
+
+    TAP_IS_INT(file_mode(path), 0600, "database file mode 0600");
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    TAP_IS_INT(file_mode(wal), 0600, "-wal file mode 0600");
+    /* PRAGMA journal_mode returns text; check it as text. */
+    sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, NULL) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW)
+        mode = (const char *)sqlite3_column_text(stmt, 0);
+    TAP_IS_STR(mode, "wal", "journal mode is WAL (persistent in the file)");
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    mg_store_free(st);
+}
+
+/* A database written by the v1 code, frozen here as it was released. */
+static const char v1_schema[] =
+    "CREATE TABLE schema_migrations ("
+    " version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT;"
+    "CREATE TABLE users ("
+    " id INTEGER PRIMARY KEY,"
+    " email TEXT NOT NULL,"
+    " name TEXT NOT NULL DEFAULT '',"
+    " groups TEXT NOT NULL DEFAULT '[]',"
+    " password_hash TEXT,"
+    " disabled INTEGER NOT NULL DEFAULT 0,"
+    " failed_logins INTEGER NOT NULL DEFAULT 0,"
+    " last_failure_at INTEGER NOT NULL DEFAULT 0,"
+    " created_at INTEGER NOT NULL) STRICT;"
+    "CREATE UNIQUE INDEX users_email ON users (lower(email));"
+    "CREATE TABLE oauth_clients ("
+    " client_id TEXT PRIMARY KEY NOT NULL,"
+    " name TEXT NOT NULL DEFAULT '',"
+    " redirect_uris TEXT NOT NULL DEFAULT '[]',"
+    " metadata TEXT NOT NULL DEFAULT '{}',"
+    " kind TEXT NOT NULL CHECK (kind IN ('dynamic', 'metadata_document', 'config')),"
+    " created_at INTEGER NOT NULL) STRICT;"
+    "CREATE INDEX oauth_clients_kind_created ON oauth_clients (kind, created_at);"
+    "CREATE TABLE tokens ("
+    " hash BLOB NOT NULL CHECK (length(hash) = 32),"
+    " kind TEXT NOT NULL CHECK (kind IN ('access', 'refresh', 'code', 'service')),"
+    " family_id TEXT,"
+    " client_id TEXT,"
+    " subject TEXT NOT NULL,"
+    " audience TEXT NOT NULL DEFAULT '',"
+    " scopes TEXT NOT NULL DEFAULT '',"
+    " expires_at INTEGER NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " revoked_at INTEGER) STRICT;"
+    "CREATE UNIQUE INDEX tokens_hash ON tokens (hash);"
+    "CREATE INDEX tokens_family ON tokens (family_id);"
+    "CREATE INDEX tokens_client ON tokens (client_id);"
+    "CREATE INDEX tokens_subject ON tokens (subject);"
+    "CREATE INDEX tokens_expires ON tokens (expires_at);"
+    "CREATE TABLE revocation_seq ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " seq INTEGER NOT NULL) STRICT;"
+    "INSERT INTO revocation_seq (id, seq) VALUES (1, 3);"
+    "INSERT INTO schema_migrations VALUES (1, 500);"
+    "INSERT INTO users (email, created_at) VALUES ('old@example.com', 400);"
+    "INSERT INTO tokens (hash, kind, family_id, client_id, subject, audience, scopes,"
+    " expires_at, created_at, revoked_at) VALUES"
+    " (x'0000000000000000000000000000000000000000000000000000000000000042', 'refresh', 'F9',"
+    " 'c1', 'old', 'https://gw.example/x', 'a b', 9000, 450, 460);";
+
+static void test_upgrade_v1(void)
+{
+    struct mg_store *st = NULL;
+    struct mg_store_token t = {0};
+    struct mg_store_consent c = {
+        .subject = "old", .client_id = "c1", .audience = "x", .created_at = 1, .expires_at = 2000};
+    uint8_t h[MG_STORE_HASH_LEN] = {0}, out[8];
+    size_t len = 0;
+    int64_t v = -1;
+
+    h[31] = 0x42;
+    TAP_IS_INT(reset_db(), 0, "fresh file for the v1 upgrade");
+    TAP_IS_INT(raw_exec(v1_schema), 0, "a database as v1 wrote it, with a user and a token");
+    st = open_ok(be.dsn);
+    TAP_IS_INT(mg_store_schema_version(st, &v), 0, "version of the v1 database");
+    TAP_IS_INT(v, 1, "is 1");
+    TAP_IS_INT(mg_store_migrate(st, 1700), 0, "migrate v1 -> v2");
+    TAP_IS_INT(mg_store_schema_version(st, &v), 0, "version after");
+    TAP_IS_INT(v, 2, "is 2");
+    TAP_IS_INT(raw_count("SELECT applied_at FROM schema_migrations WHERE version = 1"), 500,
+               "v1's record kept");
+    TAP_IS_INT(raw_count("SELECT applied_at FROM schema_migrations WHERE version = 2"), 1700,
+               "v2 recorded now");
+    TAP_IS_INT(mg_store_token_get(st, h, &t), 0, "the v1 token reads back");
+    TAP_IS_STR(t.subject, "old", "its subject");
+    TAP_IS_STR(t.family_id, "F9", "its family");
+    TAP_OK(t.created_at == 450 && t.revoked_at == 460 && t.expires_at == 9000, "its times");
+    TAP_IS_STR(t.identity_json, "{}", "new identity column is {}");
+    TAP_IS_STR(t.extra_json, "{}", "new extra column is {}");
+    mg_store_token_fini(&t);
+    TAP_IS_INT(seq_of(st), 3, "revocation sequence kept");
+    TAP_IS_INT(mg_store_token_revoke_family(st, "F9", 1800, NULL), 0, "old rows still revocable");
+    TAP_IS_INT(mg_store_consent_put(st, &c), 0, "consents table usable");
+    TAP_IS_INT(mg_store_secret_get_or_create(st, "k", (const uint8_t *)"12345678", 8, out,
+                                             sizeof(out), &len),
+               0, "secrets table usable");
+    TAP_IS_INT(mg_store_migrate(st, 1900), 0, "migrate again: nothing to do");
+    TAP_IS_INT(raw_count("SELECT count(*) FROM schema_migrations"), 2, "two versions recorded");
+    mg_store_free(st);
+}
+
+/* PostgreSQL only */
+
+static int terminate(const char *application_name)
+{
+    char q[256];
+    /* pg_terminate_backend(pid, timeout) waits until the backend is gone. */
+    snprintf(q, sizeof(q),
+             "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+             "WHERE application_name = '%s'",
+             application_name);
+    return raw_exec(q);
+}
+
+struct killer {
+    pthread_t thread;
+    int delay_ms;
+    int rc;
+};
+
+static void *kill_thread(void *arg)
+{
+    struct killer *k = arg;
+    sleep_ms(k->delay_ms);
+    k->rc = terminate("mg-test-wait");
+    return NULL;
+}
+
+static void test_pg_connection_loss(void)
+{
+    struct mg_store *st = NULL;
+    struct mg_store_user u = {0};
+    struct mg_store_token t = {
+        .kind = MG_STORE_TOKEN_ACCESS, .subject = "waiter-pg", .expires_at = 99999};
+    struct killer k = {.delay_ms = 200};
+    char dsn[600];
+    uint64_t seq = 0, known, t0;
+    int64_t latency = 0;
+
+    dsn_with(dsn, sizeof(dsn), "application_name=mg-test-dead");
+    st = open_ok(dsn);
+    TAP_IS_INT(mg_store_user_get(st, "alice@example.com", &u), 0, "query on a live connection");
+    mg_store_user_fini(&u);
+    TAP_IS_INT(terminate("mg-test-dead"), 0, "the server kills the connection");
+    TAP_IS_INT(mg_store_user_get(st, "alice@example.com", &u), MG_EIO, "next call: MG_EIO");
+    TAP_OK(strstr(mg_store_last_error(st), "connection") != NULL, "message says so (%s)",
+           mg_store_last_error(st));
+    TAP_IS_INT(mg_store_user_get(st, "alice@example.com", &u), 0, "the call after reconnects");
+    TAP_IS_STR(u.email, "Alice@Example.com", "and reads");
+    mg_store_user_fini(&u);
+    mg_store_free(st);
+
+    /* The same inside revocation_wait: the poll sees the socket close. */
+    dsn_with(dsn, sizeof(dsn), "application_name=mg-test-wait");
+    st = open_ok(dsn);
+    hash_of(t.hash, 110);
+    TAP_IS_INT(mg_store_token_insert(st, &t), 0, "a token to revoke");
+    known = seq_of(st);
+    MG_ASSERT(pthread_create(&k.thread, NULL, kill_thread, &k) == 0);
+    t0 = mg_now_ms();
+    TAP_IS_INT(mg_store_revocation_wait(st, known, 5000, &seq), MG_EIO,
+               "connection killed during revocation_wait: MG_EIO");
+    t0 = mg_now_ms() - t0;
+    pthread_join(k.thread, NULL);
+    TAP_IS_INT(k.rc, 0, "killed it");
+    TAP_OK(t0 < 2000, "at once, not at the timeout (%llu ms)", (unsigned long long)t0);
+    t0 = mg_now_ms();
+    TAP_IS_INT(mg_store_revocation_wait(st, known, 0, &seq), MG_EIO,
+               "a wait with no time left does not block reconnecting: MG_EIO");
+    TAP_OK(mg_now_ms() - t0 < 100, "at once (%llu ms)", (unsigned long long)(mg_now_ms() - t0));
+    TAP_IS_INT(wait_for_revocation(st, "waiter-pg", known, &seq, &latency), 0,
+               "next wait reconnects and LISTENs again");
+    TAP_IS_INT(seq, known + 1, "sees the revocation");
+    TAP_OK(latency < 200, "woken by NOTIFY %lld ms after it (< 200)", (long long)latency);
+    mg_store_free(st);
+}
+
+/* Every revoking transaction notifies, at commit, with the new value. */
+static void test_pg_notify_payload(void)
+{
+    struct mg_store *st = open_ok(be.dsn);
+    struct mg_store_token t = {
+        .kind = MG_STORE_TOKEN_ACCESS, .subject = "notified", .expires_at = 99999};
+    PGconn *listener = pg_connect();
+    PGnotify *n = NULL;
+    char want[32];
+    int rounds = 0;
+
+    PQclear(PQexec(listener, "LISTEN mcpgate_revocation"));
+    hash_of(t.hash, 120);
+    TAP_IS_INT(mg_store_token_insert(st, &t), 0, "a token to revoke");
+    TAP_IS_INT(mg_store_token_revoke(st, t.hash, 11000, NULL), 0, "revoke it");
+    snprintf(want, sizeof(want), "%llu", (unsigned long long)seq_of(st));
+    /* Bounded: 50 rounds of 20 ms. */
+    while (!n && rounds++ < 50) {
+        PQconsumeInput(listener);
+        n = PQnotifies(listener);
+        if (!n)
+            sleep_ms(20);
+    }
+    TAP_IS_STR(n ? n->relname : NULL, "mcpgate_revocation", "a listener is notified");
+    TAP_IS_STR(n ? n->extra : NULL, want, "payload is the new sequence value");
+    PQfreemem(n);
+    TAP_IS_INT(mg_store_token_revoke(st, t.hash, 11001, NULL), 0, "revoke again (no change)");
+    sleep_ms(100);
+    PQconsumeInput(listener);
+    n = PQnotifies(listener);
+    TAP_OK(n == NULL, "no change, no notification");
+    PQfreemem(n);
+    PQfinish(listener);
+    mg_store_free(st);
+}
+
+static void test_pg_statement_timeout(void)
+{
+    struct mg_store *st = NULL;
+    struct mg_store_user u = {0};
+    PGconn *locker = pg_connect();
+    PGresult *res = NULL;
+    char dsn[600];
+    uint64_t t0;
+
+    /* A DSN may set its own statement_timeout; this one is short. */
+    dsn_with(dsn, sizeof(dsn), "options=-c%20statement_timeout%3D300");
+    st = open_ok(dsn);
+    res = PQexec(locker, "BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE");
+    TAP_IS_INT(PQresultStatus(res), PGRES_COMMAND_OK, "another session locks users");
+    PQclear(res);
+    t0 = mg_now_ms();
+    TAP_IS_INT(mg_store_user_get(st, "alice@example.com", &u), MG_ETIMEDOUT,
+               "blocked query: MG_ETIMEDOUT");
+    t0 = mg_now_ms() - t0;
+    TAP_OK(t0 >= 250 && t0 < 3000, "after the statement timeout (%llu ms)", (unsigned long long)t0);
+    TAP_OK(strstr(mg_store_last_error(st), "timed out") != NULL, "message (%s)",
+           mg_store_last_error(st));
+    PQclear(PQexec(locker, "ROLLBACK"));
+    TAP_IS_INT(mg_store_user_get(st, "alice@example.com", &u), 0, "works once the lock is gone");
+    mg_store_user_fini(&u);
+    mg_store_free(st);
+    PQfinish(locker);
 }
 
 static void test_kind_names(void)
@@ -498,8 +1147,7 @@ static void test_kind_names(void)
 
 int main(void)
 {
-    struct mg_store *st = NULL;
-    char *err = NULL;
+    const char *pg_dsn = getenv("MCPGATE_TEST_PG_DSN");
     char cmd[160];
 
     snprintf(dir, sizeof(dir), "/tmp/mg-store-XXXXXX");
@@ -509,18 +1157,27 @@ int main(void)
     }
     snprintf(path, sizeof(path), "%s/store.db", dir);
 
-    test_dsn();
-    test_migrations();
-    test_newer_schema();
-    TAP_IS_INT(mg_store_open(path, &st, &err), 0, "open for data tests");
-    free(err);
-    TAP_IS_INT(mg_store_migrate(st, 4000), 0, "migrate after the refusal was undone");
-    test_users(st);
-    test_clients(st);
-    test_tokens(st);
-    mg_store_free(st);
-    test_reopen_and_second_handle();
     test_kind_names();
+    test_dsn();
+
+    be.name = "sqlite";
+    be.is_pg = false;
+    snprintf(be.dsn, sizeof(be.dsn), "%s", path);
+    run_suite();
+    test_sqlite_files();
+    test_upgrade_v1();
+
+    if (pg_dsn && *pg_dsn) {
+        be.name = "postgres";
+        be.is_pg = true;
+        snprintf(be.dsn, sizeof(be.dsn), "%s", pg_dsn);
+        run_suite();
+        test_pg_notify_payload();
+        test_pg_connection_loss();
+        test_pg_statement_timeout();
+    } else {
+        TAP_SKIP("PostgreSQL suite: MCPGATE_TEST_PG_DSN is not set (make unit sets it)");
+    }
 
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0)
