@@ -21,6 +21,7 @@ const char *mg_strstatus(int status)
     case MG_ETIMEDOUT: return "timed out";
     case MG_ECLOSED: return "connection closed";
     case MG_ETLS: return "TLS error";
+    case MG_ECANCELED: return "cancelled";
     default: return "unknown error";
     }
 }

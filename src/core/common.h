@@ -26,6 +26,7 @@ enum mg_status {
     MG_ETIMEDOUT = -9,
     MG_ECLOSED = -10, /* the peer went away */
     MG_ETLS = -11,
+    MG_ECANCELED = -12, /* the operation was cancelled before it ran */
 };
 
 const char *mg_strstatus(int status);
