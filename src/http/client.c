@@ -8,6 +8,7 @@
 #include "http/client.h"
 
 #include <inttypes.h>
+#include <openssl/crypto.h>
 
 enum conn_state { CC_CONNECTING, CC_ACTIVE, CC_IDLE, CC_CLOSED };
 
@@ -55,6 +56,11 @@ static void start_connect(struct mg_client_req *r);
 
 static void free_req(struct mg_client_req *r)
 {
+    if (r->opts.wipe) {
+        OPENSSL_cleanse(r->head, r->head_len);
+        if (r->body)
+            OPENSSL_cleanse(r->body, r->body_len);
+    }
     free(r->key);
     free(r->host);
     free(r->sni);

@@ -48,6 +48,7 @@ struct mg_client_opts {
     uint64_t connect_timeout_ms;
     uint64_t first_byte_timeout_ms;
     bool head_request; /* the request is HEAD: the response has no body */
+    bool wipe;         /* head or body carry secrets: cleanse the copies before freeing */
 };
 
 /* Sends head (the complete request head ending in CRLFCRLF) and body to the
