@@ -65,6 +65,14 @@ size_t mg_jwks_count(const struct mg_jwks *jwks)
     return jwks ? jwks->n_keys : 0;
 }
 
+bool mg_jwks_has_kid(const struct mg_jwks *jwks, const char *kid)
+{
+    for (size_t i = 0; jwks != NULL && kid != NULL && i < jwks->n_keys; i++)
+        if (jwks->keys[i].kid != NULL && strcmp(jwks->keys[i].kid, kid) == 0)
+            return true;
+    return false;
+}
+
 /* Decodes a base64url member into a fresh buffer; NULL if absent or bad. */
 static uint8_t *member_b64(json_t *obj, const char *name, size_t max, size_t *n)
 {

@@ -30,6 +30,9 @@ int mg_jwks_parse(const char *json_text, size_t len, struct mg_jwks **out);
 void mg_jwks_free(struct mg_jwks *jwks);
 /* Number of usable keys. */
 size_t mg_jwks_count(const struct mg_jwks *jwks);
+/* True if the set holds a usable key with this "kid" (a JWT naming a kid the
+ * set lacks calls for a refetch: the issuer rotated its keys). */
+bool mg_jwks_has_kid(const struct mg_jwks *jwks, const char *kid);
 
 struct mg_jwt_expect {
     const char *issuer;   /* required: "iss" must equal it exactly */
