@@ -28,7 +28,7 @@ struct mg_fetch {
     uv_timer_t timer;
     struct resolve *resolving;
     struct mg_client_req *creq;
-    SSL_CTX *ssl_ctx, *own_ctx; /* own_ctx: loaded from ca_file for this fetch */
+    SSL_CTX *ssl_ctx, *own_ctx; /* own_ctx: a reference this fetch holds */
     char *head;
     size_t head_len;
     char *body;
@@ -514,6 +514,16 @@ static void on_resolved(uv_getaddrinfo_t *gai, int status, struct addrinfo *res)
 
 /* ---- the request head ---------------------------------------------------------------------- */
 
+/* Grows b to its cap at once, so secrets written into it are never left
+ * behind in a block that realloc abandoned. */
+static void reserve_whole(struct mg_buf *b)
+{
+    static const char zeros[4096];
+    while (b->len < b->max && mg_buf_append(b, zeros, MG_MIN(sizeof zeros, b->max - b->len)) == 0)
+        ;
+    mg_buf_reset(b);
+}
+
 static bool header_line_ok(const char *line)
 {
     const char *colon = strchr(line, ':');
@@ -538,6 +548,8 @@ static int build_head(struct mg_fetch *f, const struct mg_fetch_opts *o, const c
     struct mg_buf b;
     int rc = 0;
     mg_buf_init(&b, 64 * 1024);
+    if (o->sensitive)
+        reserve_whole(&b);
     const char *method = f->is_get ? "GET" : "POST";
     mg_buf_appendf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: mcpgate\r\n", method,
                    f->url.target, f->url.authority);
@@ -637,7 +649,12 @@ int mg_fetch(struct mg_client_pool *pool, const char *url, const struct mg_fetch
         goto fail;
     if (f->url.https) {
         f->ssl_ctx = opts->ssl_ctx;
-        if (f->ssl_ctx == NULL && opts->ca_file) {
+        if (f->ssl_ctx) {
+            /* Held for the fetch: its owner (a provider being reloaded away)
+             * may let go of it before the connection is made. */
+            SSL_CTX_up_ref(f->ssl_ctx);
+            f->own_ctx = f->ssl_ctx;
+        } else if (opts->ca_file) {
             struct mg_buf err;
             mg_buf_init(&err, 256);
             f->ssl_ctx = f->own_ctx = mg_tls_client_ctx_new(opts->ca_file, &err);
@@ -658,6 +675,8 @@ int mg_fetch(struct mg_client_pool *pool, const char *url, const struct mg_fetch
     f->deadline_ms = mg_now_ms() + f->timeout_ms;
     f->max_bytes = opts->max_bytes ? opts->max_bytes : MG_FETCH_DEFAULT_MAX_BODY;
     mg_buf_init(&f->resp, f->max_bytes + 1);
+    if (f->sensitive)
+        reserve_whole(&f->resp);
     f->cb = cb;
     f->ud = ud;
 
@@ -676,6 +695,7 @@ int mg_fetch(struct mg_client_pool *pool, const char *url, const struct mg_fetch
     f->resolving = rs;
     uv_timer_init(pool->loop, &f->timer);
     f->timer.data = f;
+    uv_update_time(pool->loop); /* the loop's clock may be an iteration old */
     uv_timer_start(&f->timer, on_timeout, f->timeout_ms, 0);
     if (out)
         *out = f;
