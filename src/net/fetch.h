@@ -33,8 +33,8 @@ struct mg_fetch_opts {
     const char *const *headers;
     uint64_t timeout_ms; /* whole exchange, resolution included; 0: 10 s */
     size_t max_bytes;    /* response body; 0: 1 MiB; past it MG_ELIMIT */
-    SSL_CTX
-        *ssl_ctx; /* trust for https (referenced while in use); NULL: ca_file, else system CAs */
+    /* Trust for https, referenced while in use; NULL: ca_file, else system CAs. */
+    SSL_CTX *ssl_ctx;
     const char *ca_file; /* used only when ssl_ctx is NULL (loads a context per fetch) */
     bool block_private;  /* SSRF guard: refuse any non-public address */
     bool allow_http;     /* plain http:// allowed (loopback IdPs in tests and dev) */
