@@ -2,7 +2,10 @@
  * only when marked trusted, sections (lists, if, unless, nesting, scoping),
  * comments, each syntax error with its position, every render error (missing
  * names, also inside hidden sections; wrong kinds; the cap), directory
- * loading with its bounds. */
+ * loading with its bounds, and the shipped web/ pages: they compile, render
+ * with hostile values escaped, keep the form-field contract, and follow the
+ * accessibility rules (lang, one h1, a label for every visible input, no
+ * script, no external resources). */
 #include "web/tmpl.h"
 
 #include <sys/stat.h>
@@ -329,6 +332,216 @@ static void test_load(void)
     MG_ASSERT(system(cmd) == 0);
 }
 
+/* An inline event handler: " on" letters "=". */
+static bool has_event_attr(const char *html)
+{
+    for (const char *p = html; (p = strstr(p, " on")) != NULL; p++) {
+        const char *q = p + 3;
+        while (*q >= 'a' && *q <= 'z')
+            q++;
+        if (q > p + 3 && *q == '=')
+            return true;
+    }
+    return false;
+}
+
+/* Accessibility and safety rules checked on a rendered page. */
+static void check_page(const char *name, const char *html)
+{
+    size_t n_h1 = 0;
+    for (const char *p = html; (p = strstr(p, "<h1")) != NULL; p++)
+        n_h1++;
+    TAP_IS_INT(n_h1, 1, "%s: one h1", name);
+    TAP_OK(strncmp(html, "<!DOCTYPE html>\n<html lang=\"en\">", 32) == 0,
+           "%s: doctype first, html lang", name);
+    TAP_OK(strstr(html, "name=\"viewport\" content=\"width=device-width") != NULL,
+           "%s: viewport for narrow screens", name);
+    TAP_OK(strstr(html, "<title>") != NULL && strstr(html, "<main>") != NULL, "%s: title and main",
+           name);
+    TAP_OK(strstr(html, "<script") == NULL && strstr(html, "javascript:") == NULL &&
+               !has_event_attr(html),
+           "%s: no script", name);
+    TAP_OK(strstr(html, "src=") == NULL && strstr(html, "<link") == NULL &&
+               strstr(html, "href=\"http") == NULL && strstr(html, "url(") == NULL &&
+               strstr(html, "@import") == NULL,
+           "%s: no external resources", name);
+    TAP_OK(strstr(html, "outline:3px") != NULL, "%s: visible focus style", name);
+    /* Every visible input has a label pointing at its id. */
+    int unlabelled = 0, inputs = 0;
+    for (const char *p = html; (p = strstr(p, "<input")) != NULL; p++) {
+        const char *end = strchr(p, '>');
+        MG_ASSERT(end != NULL);
+        char tag[1024];
+        snprintf(tag, sizeof tag, "%.*s", (int)(end - p), p);
+        if (strstr(tag, "type=\"hidden\""))
+            continue;
+        inputs++;
+        const char *id = strstr(tag, " id=\"");
+        char label[128] = "";
+        if (id != NULL)
+            snprintf(label, sizeof label, "<label for=\"%.*s\">", (int)strcspn(id + 5, "\""),
+                     id + 5);
+        if (id == NULL || strstr(html, label) == NULL)
+            unlabelled++;
+    }
+    TAP_IS_INT(unlabelled, 0, "%s: all %d visible inputs labelled", name, inputs);
+}
+
+static char *render_page(const struct mg_tmpl_set *set, const char *name,
+                         const struct mg_tmpl_ctx *ctx)
+{
+    const struct mg_tmpl *t = mg_tmpl_set_get(set, name);
+    char *err = NULL;
+    struct mg_buf b;
+    mg_buf_init(&b, 1 << 16);
+    TAP_OK(t != NULL, "%s present", name);
+    if (t == NULL)
+        return mg_xstrdup("");
+    int rc = mg_tmpl_render(t, ctx, &b, &err);
+    TAP_IS_INT(rc, MG_OK, "%s renders (%s)", name, err ? err : "ok");
+    free(err);
+    return mg_buf_steal(&b, NULL);
+}
+
+#define EVIL     "<script>x</script>\"'&"
+#define EVIL_ESC "&lt;script&gt;x&lt;/script&gt;&quot;&#39;&amp;"
+
+static void test_web(void)
+{
+    const char *dir = getenv("MG_WEB_DIR") ? getenv("MG_WEB_DIR") : "web";
+    struct mg_tmpl_set *set = NULL;
+    char *err = NULL;
+    TAP_IS_INT(mg_tmpl_set_load(dir, 0, &set, &err), MG_OK, "web/ loads (%s)", err ? err : "ok");
+    free(err);
+    if (set == NULL)
+        return;
+    TAP_IS_INT(mg_tmpl_set_count(set), 4, "four pages");
+
+    const struct mg_tmpl_var p1[] = {MG_TMPL_STR("provider", "google"),
+                                     MG_TMPL_STR("label", "Google " EVIL)};
+    const struct mg_tmpl_var p2[] = {MG_TMPL_STR("provider", "corp"),
+                                     MG_TMPL_STR("label", "Corp SSO")};
+    const struct mg_tmpl_ctx providers[] = {{p1, 2}, {p2, 2}};
+    struct mg_tmpl_var si[] = {
+        MG_TMPL_STR("client_name", "Client " EVIL),
+        MG_TMPL_STR("resource", "https://gw.example/sql"),
+        MG_TMPL_STR("req", "REQ" EVIL),
+        MG_TMPL_STR("csrf", "CSRF" EVIL),
+        MG_TMPL_STR("error", "Wrong " EVIL),
+        MG_TMPL_STR("builtin", "1"),
+        MG_TMPL_STR("email", "a@example.com" EVIL),
+        MG_TMPL_LIST("providers", providers, 2),
+    };
+    struct mg_tmpl_ctx c = {si, MG_ARRAY_LEN(si)};
+    char *h = render_page(set, "signin.html", &c);
+    check_page("signin.html", h);
+    TAP_OK(strstr(h, EVIL) == NULL, "signin: nothing unescaped");
+    TAP_OK(strstr(h, "Client " EVIL_ESC) && strstr(h, "Wrong " EVIL_ESC) &&
+               strstr(h, "value=\"a@example.com" EVIL_ESC "\""),
+           "signin: values escaped");
+    TAP_OK(strstr(h, "<form method=\"post\" action=\"/_mcpgate/signin\">") != NULL,
+           "signin: account form posts to /_mcpgate/signin");
+    TAP_OK(strstr(h, "name=\"email\"") && strstr(h, "name=\"password\"") &&
+               strstr(h, "type=\"password\""),
+           "signin: email and password fields");
+    TAP_OK(strstr(h, "<input type=\"hidden\" name=\"req\" value=\"REQ" EVIL_ESC "\">") &&
+               strstr(h, "<input type=\"hidden\" name=\"csrf\" value=\"CSRF" EVIL_ESC "\">"),
+           "signin: hidden req and csrf");
+    size_t n_forms = 0, n_req = 0;
+    for (const char *p = h; (p = strstr(p, "action=\"/_mcpgate/signin/provider\"")) != NULL; p++)
+        n_forms++;
+    for (const char *p = h; (p = strstr(p, "name=\"req\"")) != NULL; p++)
+        n_req++;
+    TAP_IS_INT(n_forms, 2, "signin: one provider form per provider");
+    TAP_IS_INT(n_req, 3, "signin: every form carries req");
+    TAP_OK(strstr(h, "name=\"provider\" value=\"google\"") &&
+               strstr(h, "name=\"provider\" value=\"corp\""),
+           "signin: provider ids");
+    TAP_OK(strstr(h, "role=\"alert\"") != NULL, "signin: error announced");
+    free(h);
+
+    /* Without error, providers, or account form. */
+    si[4] = (struct mg_tmpl_var)MG_TMPL_STR("error", "");
+    si[7] = (struct mg_tmpl_var)MG_TMPL_LIST("providers", NULL, 0);
+    h = render_page(set, "signin.html", &c);
+    check_page("signin.html (no providers)", h);
+    TAP_OK(strstr(h, "role=\"alert\"") == NULL, "signin: no error area without error");
+    TAP_OK(strstr(h, "/_mcpgate/signin/provider") == NULL, "signin: no provider section");
+    TAP_OK(strstr(h, "name=\"password\"") != NULL, "signin: account form alone");
+    free(h);
+    si[5] = (struct mg_tmpl_var)MG_TMPL_STR("builtin", "");
+    h = render_page(set, "signin.html", &c);
+    TAP_OK(strstr(h, "<form") == NULL && strstr(h, "No way to sign in") != NULL,
+           "signin: nothing configured says so");
+    free(h);
+    si[7] = (struct mg_tmpl_var)MG_TMPL_LIST("providers", providers, 1);
+    h = render_page(set, "signin.html", &c);
+    TAP_OK(strstr(h, "name=\"password\"") == NULL && strstr(h, "/_mcpgate/signin/provider"),
+           "signin: providers alone");
+    check_page("signin.html (providers only)", h);
+    free(h);
+
+    const struct mg_tmpl_var s1[] = {MG_TMPL_STR("scope", "sql:read")};
+    const struct mg_tmpl_var s2[] = {MG_TMPL_STR("scope", "sql:" EVIL)};
+    const struct mg_tmpl_ctx scopes[] = {{s1, 1}, {s2, 1}};
+    struct mg_tmpl_var co[] = {
+        MG_TMPL_STR("client_name", "Client " EVIL),
+        MG_TMPL_STR("client_id", "https://client.example/" EVIL),
+        MG_TMPL_STR("redirect_host", "client.example" EVIL),
+        MG_TMPL_STR("resource", "https://gw.example/sql" EVIL),
+        MG_TMPL_LIST("scopes", scopes, 2),
+        MG_TMPL_STR("user", "alice@example.com" EVIL),
+        MG_TMPL_STR("req", "REQ" EVIL),
+        MG_TMPL_STR("csrf", "CSRF" EVIL),
+    };
+    c = (struct mg_tmpl_ctx){co, MG_ARRAY_LEN(co)};
+    h = render_page(set, "consent.html", &c);
+    check_page("consent.html", h);
+    TAP_OK(strstr(h, EVIL) == NULL, "consent: nothing unescaped");
+    TAP_OK(strstr(h, "<form method=\"post\" action=\"/_mcpgate/consent\">") != NULL,
+           "consent: posts to /_mcpgate/consent");
+    TAP_OK(strstr(h, "<input type=\"hidden\" name=\"req\" value=\"REQ" EVIL_ESC "\">") &&
+               strstr(h, "<input type=\"hidden\" name=\"csrf\" value=\"CSRF" EVIL_ESC "\">"),
+           "consent: hidden req and csrf");
+    TAP_OK(strstr(h, "type=\"submit\" name=\"decision\" value=\"allow\"") &&
+               strstr(h, "type=\"submit\" name=\"decision\" value=\"deny\""),
+           "consent: allow and deny buttons");
+    TAP_OK(strstr(h, "https://client.example/" EVIL_ESC) && strstr(h, "client.example" EVIL_ESC) &&
+               strstr(h, "https://gw.example/sql" EVIL_ESC) && strstr(h, "<li>sql:read</li>") &&
+               strstr(h, "<li>sql:" EVIL_ESC "</li>") && strstr(h, "alice@example.com" EVIL_ESC),
+           "consent: client, redirect host, resource, scopes, user shown");
+    free(h);
+    co[4] = (struct mg_tmpl_var)MG_TMPL_LIST("scopes", NULL, 0);
+    h = render_page(set, "consent.html", &c);
+    TAP_OK(strstr(h, "<li>") == NULL && strstr(h, "no specific scopes") != NULL,
+           "consent: no scopes says so");
+    free(h);
+
+    h = render_page(set, "signedout.html", NULL);
+    check_page("signedout.html", h);
+    free(h);
+
+    struct mg_tmpl_var er[] = {
+        MG_TMPL_STR("title", "Bad " EVIL),
+        MG_TMPL_STR("message", "Msg " EVIL),
+        MG_TMPL_STR("hint", "Hint " EVIL),
+    };
+    c = (struct mg_tmpl_ctx){er, MG_ARRAY_LEN(er)};
+    h = render_page(set, "error.html", &c);
+    check_page("error.html", h);
+    TAP_OK(strstr(h, EVIL) == NULL, "error: nothing unescaped");
+    TAP_OK(strstr(h, "<title>Bad " EVIL_ESC) && strstr(h, "<h1>Bad " EVIL_ESC "</h1>") &&
+               strstr(h, "Msg " EVIL_ESC) && strstr(h, "Hint " EVIL_ESC),
+           "error: title, message and hint");
+    free(h);
+    er[2] = (struct mg_tmpl_var)MG_TMPL_STR("hint", "");
+    h = render_page(set, "error.html", &c);
+    TAP_OK(strstr(h, "class=\"muted\"") == NULL, "error: no hint paragraph without a hint");
+    free(h);
+
+    mg_tmpl_set_free(set);
+}
+
 int main(void)
 {
     test_escape();
@@ -336,5 +549,6 @@ int main(void)
     test_syntax();
     test_cap();
     test_load();
+    test_web();
     return tap_done();
 }
