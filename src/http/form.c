@@ -283,11 +283,12 @@ int mg_form_url_append(struct mg_buf *b, const char *url, const struct mg_form_p
 
     rc = mg_buf_append(b, url, len);
     if (rc == MG_OK && n_params > 0) {
-        /* "cb" -> "cb?", "cb?a=1" -> "cb?a=1&", "cb?" and "cb?a=1&" stay. */
-        char last = url[len - 1];
+        /* "cb" -> "cb?", "cb?a=1" -> "cb?a=1&", "cb?" and "cb?a=1&" stay.
+         * Only the first '?' starts the query: "cb?a?" needs an '&'. */
+        bool empty_query = q != NULL && q == url + len - 1;
         if (q == NULL)
             rc = mg_buf_append(b, "?", 1);
-        else if (last != '?' && last != '&')
+        else if (!empty_query && url[len - 1] != '&')
             rc = mg_buf_append(b, "&", 1);
     }
     for (size_t i = 0; rc == MG_OK && i < n_params; i++) {

@@ -339,6 +339,9 @@ static void test_url(void)
     snprintf(want, sizeof want, "http://127.0.0.1:8123/callback?%s", tail);
     url_case("http://127.0.0.1:8123/callback", p, 3, MG_OK, want);
     url_case("com.example.app:/oauth?a", p, 1, MG_OK, "com.example.app:/oauth?a&code=mcpg_ac_x");
+    /* Found by fuzz_form: only the first '?' starts the query. */
+    url_case("https://c.example/cb?a?", p, 1, MG_OK, "https://c.example/cb?a?&code=mcpg_ac_x");
+    url_case("https://c.example/cb??", p, 1, MG_OK, "https://c.example/cb??&code=mcpg_ac_x");
     url_case("https://c.example/cb?x=1", p, 0, MG_OK, "https://c.example/cb?x=1");
     url_case("https://c.example/cb", p, 0, MG_OK, "https://c.example/cb");
 
