@@ -106,9 +106,9 @@ int mg_tmpl_render(const struct mg_tmpl *t, const struct mg_tmpl_ctx *ctx, struc
 int mg_tmpl_escape(struct mg_buf *out, const char *s, size_t n);
 
 /* Loads and compiles every regular file dir/ *.html (names starting with '.'
- * are skipped; subdirectories are not read), each at most max_bytes
- * (0 means MG_TMPL_MAX_BYTES). On 0 *out is the caller's
- * (mg_tmpl_set_free). MG_EIO if dir or a file cannot be read, MG_ENOTFOUND
+ * are skipped; subdirectories are not read), each at most max_bytes (0, or
+ * anything above MG_TMPL_MAX_BYTES, means MG_TMPL_MAX_BYTES). On 0 *out is
+ * the caller's (mg_tmpl_set_free). MG_EIO if dir or a file cannot be read, MG_ENOTFOUND
  * if there is no template, MG_ELIMIT for a file over max_bytes or more than
  * MG_TMPL_MAX_FILES files, MG_EINVAL for a syntax error; then *out is NULL
  * and *err (if err is not NULL; caller frees) says which file and where. */
