@@ -130,7 +130,7 @@ static int parse(struct mg_tmpl *t, char **err)
         char sigil = 0;
         if (raw)
             p++;
-        else if (p < len && strchr("#?^/!", src[p]) != NULL)
+        else if (p < len && src[p] != '\0' && strchr("#?^/!", src[p]) != NULL)
             sigil = src[p++];
         if (sigil == '!') {
             const char *end = memmem(src + p, len - p, "}}", 2);
