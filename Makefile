@@ -15,7 +15,7 @@ SAN_FLAGS :=
 endif
 
 CC ?= cc
-PKGS := libuv openssl jansson yaml-0.1 sqlite3 libpq
+PKGS := libuv openssl jansson yaml-0.1 sqlite3 libpq libargon2
 LLHTTP_SRC ?= /usr/share/llhttp
 LLHTTP_INC ?= /usr/share/include/llhttp
 
