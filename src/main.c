@@ -2,7 +2,10 @@
  * signals, reload, metrics), `check` validates a configuration file. */
 #include "conf/conf.h"
 #include "core/log.h"
+#include "cli/cli.h"
+#include "gw/authsvc.h"
 #include "gw/metrics.h"
+#include "oauth/oauth.h"
 #include "gw/worker.h"
 #include "mcp/hub.h"
 #include "net/tls.h"
@@ -23,6 +26,11 @@ static void usage(FILE *f)
           "commands:\n"
           "  serve -c FILE    run the gateway with the configuration in FILE\n"
           "  check -c FILE    validate FILE; prints FILE:LINE:COL: message for each problem\n"
+          "  users            add | list | disable | enable | passwd   built-in accounts\n"
+          "  clients          list | revoke                            OAuth clients\n"
+          "  tokens           list | revoke                            issued tokens\n"
+          "  service-accounts create | list | revoke                   tokens for agents\n"
+          "                   (each takes -c FILE; `mcpgate users --help` and so on)\n"
           "  version          print the version\n"
           "\n"
           "signals (serve): SIGTERM/SIGINT drain and exit, SIGHUP reloads the configuration\n",
@@ -77,6 +85,7 @@ struct gateway {
     char hub_dir[64];
     char hub_path[128];
     char hub_key[65];
+    struct mg_authsvc *auth;
     bool stopping;
     bool hub_started;
 };
@@ -165,6 +174,12 @@ static void reload(void)
         return;
     }
     mg_buf_fini(&eb);
+    gw->auth = G.auth;
+    if (strcmp(conf->store_dsn, old->store_dsn) != 0 || conf->n_idps != old->n_idps ||
+        conf->oauth.n_clients != old->oauth.n_clients ||
+        (conf->web_dir == NULL) != (old->web_dir == NULL))
+        mg_log_warn("reload: store, identity_providers, oauth.clients and web_dir take effect "
+                    "after a restart");
     mg_log_reconfigure(conf->access_log, conf->log_level);
     for (int i = 0; i < G.n_workers; i++)
         mg_worker_post_config(&G.workers[i], gw);
@@ -265,10 +280,15 @@ static int cmd_serve(const char *path)
     bool tls = !conf->insecure_server;
     if (tls && mg_tls_server_new(conf, &G.tls, &err) < 0)
         goto fail;
+    /* The identity store before any port opens: without it nothing could
+     * be admitted, so a gateway that cannot reach it does not start. */
+    if (mg_authsvc_new(conf, &G.auth, &err) < 0 || mg_oauth_init(G.auth, conf, &err) < 0)
+        goto fail;
     if (mg_gw_new(conf, G.hub_path, G.hub_key, &G.gw, &err) < 0) {
         conf = NULL; /* owned (and freed) by the failed gw */
         goto fail;
     }
+    G.gw->auth = G.auth;
     conf = NULL;
     /* Signals before any port opens: a SIGHUP sent the moment the port
      * answers must reload, not kill the process with the default action. */
@@ -306,6 +326,9 @@ static int cmd_serve(const char *path)
     for (int i = 0; i < G.n_workers; i++)
         mg_worker_join(&G.workers[i]);
     mg_hub_join();
+    mg_oauth_fini(G.auth);
+    mg_authsvc_free(G.auth);
+    G.auth = NULL;
     mg_log_info("stopped");
     rc = 0;
     goto out;
@@ -327,6 +350,9 @@ fail:
         uv_close((uv_handle_t *)&G.sig_hup, on_close_noop);
         uv_run(G.loop, UV_RUN_DEFAULT);
     }
+    mg_oauth_fini(G.auth);
+    mg_authsvc_free(G.auth);
+    G.auth = NULL;
 out:
     free(fds);
     free(G.workers);
@@ -359,6 +385,9 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (strcmp(cmd, "users") == 0 || strcmp(cmd, "clients") == 0 || strcmp(cmd, "tokens") == 0 ||
+        strcmp(cmd, "service-accounts") == 0)
+        return mg_cli_admin(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0 || strcmp(cmd, "serve") == 0) {
         const char *path = config_arg(argc, argv);
         if (path == NULL)

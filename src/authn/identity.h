@@ -14,25 +14,25 @@
 #include <stdatomic.h>
 
 enum mg_auth_method {
-    MG_AUTH_NONE = 0,    /* anonymous (public route) */
-    MG_AUTH_OAUTH,       /* an access token this gateway issued */
-    MG_AUTH_SERVICE,     /* a service-account token */
-    MG_AUTH_JWT,         /* a JWT from a configured external issuer */
-    MG_AUTH_CLIENT,      /* client_credentials: the client itself */
+    MG_AUTH_NONE = 0, /* anonymous (public route) */
+    MG_AUTH_OAUTH,    /* an access token this gateway issued */
+    MG_AUTH_SERVICE,  /* a service-account token */
+    MG_AUTH_JWT,      /* a JWT from a configured external issuer */
+    MG_AUTH_CLIENT,   /* client_credentials: the client itself */
 };
 
 #define MG_IDENTITY_MAX_GROUPS 256
 
 struct mg_identity {
     atomic_int refs;
-    char *subject;     /* stable id: "user:<email>", "oidc:<provider>:<sub>", "sa:<name>", ... */
-    char *email;       /* "" if unknown */
-    char *name;        /* "" if unknown */
-    char **groups;     /* n_groups strings */
+    char *subject; /* stable id: "user:<email>", "oidc:<provider>:<sub>", "sa:<name>", ... */
+    char *email;   /* "" if unknown */
+    char *name;    /* "" if unknown */
+    char **groups; /* n_groups strings */
     size_t n_groups;
-    json_t *claims;    /* object: extra claims (from an IdP or a JWT); never NULL */
-    char *client_id;   /* the OAuth client the token was issued to; "" if none */
-    char *idp;         /* "builtin", a provider name, a JWT issuer; "" if none */
+    json_t *claims;  /* object: extra claims (from an IdP or a JWT); never NULL */
+    char *client_id; /* the OAuth client the token was issued to; "" if none */
+    char *idp;       /* "builtin", a provider name, a JWT issuer; "" if none */
     enum mg_auth_method method;
     char token_id[17]; /* first 16 hex chars of the token's SHA-256; "" if none */
     char *audience;    /* the resource the token is bound to; "*" = any route */

@@ -939,6 +939,7 @@ static void conf_free(struct mg_conf *c)
     free(c->tls_min_version);
     free(c->access_log);
     free(c->log_level);
+    free(c->web_dir);
     for (size_t i = 0; i < c->n_routes; i++)
         route_fini(&c->routes[i]);
     free(c->routes);
@@ -1477,8 +1478,10 @@ static void load_route(struct loader *ld, struct mg_conf_route *r, const struct 
                     for (const char *c = r->scopes[j]; *c; c++)
                         /* RFC 6749 §3.3 scope-token: %x21 / %x23-5B / %x5D-7E */
                         if (*c < 0x21 || *c > 0x7e || *c == '"' || *c == '\\') {
-                            fail_at(ld, v->kids[j], "scope '%s' has a character RFC 6749 "
-                                    "does not allow", qs(&q, r->scopes[j], strlen(r->scopes[j])));
+                            fail_at(ld, v->kids[j],
+                                    "scope '%s' has a character RFC 6749 "
+                                    "does not allow",
+                                    qs(&q, r->scopes[j], strlen(r->scopes[j])));
                             break;
                         }
         } else if (key_in(k, reserved_route_keys, MG_ARRAY_LEN(reserved_route_keys))) {
@@ -1653,8 +1656,9 @@ static void load_store(struct loader *ld, struct mg_conf *c, const struct node *
     } else if (key_is(sk, "postgres")) {
         if (get_string(ld, sk, sv, false, &s)) {
             if (strncmp(s, "postgres://", 11) != 0 && strncmp(s, "postgresql://", 13) != 0) {
-                fail_at(ld, sv, "'postgres' must be a URI: postgresql://user@host:port/dbname "
-                                "(put the password in PGPASSFILE or PGPASSWORD, not here)");
+                fail_at(ld, sv,
+                        "'postgres' must be a URI: postgresql://user@host:port/dbname "
+                        "(put the password in PGPASSFILE or PGPASSWORD, not here)");
             } else {
                 free(c->store_dsn);
                 c->store_dsn = mg_xstrdup(s);
@@ -1694,8 +1698,9 @@ static void load_oauth_client(struct loader *ld, struct mg_conf_oauth_client *cl
         } else if (key_is(k, "client_secret_env")) {
             get_string(ld, k, v, false, &cl->secret_env);
         } else if (key_is(k, "client_secret")) {
-            fail_at(ld, k, "secrets are not accepted inline; use client_secret_file or "
-                           "client_secret_env");
+            fail_at(ld, k,
+                    "secrets are not accepted inline; use client_secret_file or "
+                    "client_secret_env");
         } else if (key_is(k, "grant_types")) {
             char **g = NULL;
             size_t ng = 0;
@@ -1723,8 +1728,9 @@ static void load_oauth_client(struct loader *ld, struct mg_conf_oauth_client *cl
     if (cl->secret_file && cl->secret_env)
         fail_at(ld, n, "give one of client_secret_file and client_secret_env, not both");
     if (cl->client_credentials && !cl->secret_file && !cl->secret_env)
-        fail_at(ld, n, "client_credentials needs a secret (client_secret_file or "
-                       "client_secret_env)");
+        fail_at(ld, n,
+                "client_credentials needs a secret (client_secret_file or "
+                "client_secret_env)");
     if (!cl->client_credentials && cl->n_redirect_uris == 0)
         fail_at(ld, n, "client needs 'redirect_uris' (or grant_types: [client_credentials])");
 }
@@ -1793,8 +1799,8 @@ static void load_oauth(struct loader *ld, struct mg_conf *c, const struct node *
         fail_at(ld, k, "'access_token_ttl' must be at least 1s");
 }
 
-static void load_claims(struct loader *ld, const struct node *k, const struct node *v,
-                        char **email, char **name, char **groups)
+static void load_claims(struct loader *ld, const struct node *k, const struct node *v, char **email,
+                        char **name, char **groups)
 {
     if (!want_kind(ld, k, v, NODE_MAP))
         return;
@@ -1842,8 +1848,9 @@ static void load_idp(struct loader *ld, struct mg_conf_idp *p, const struct node
         } else if (key_is(k, "client_secret_env")) {
             get_string(ld, k, v, false, &p->client_secret_env);
         } else if (key_is(k, "client_secret")) {
-            fail_at(ld, k, "secrets are not accepted inline; use client_secret_file or "
-                           "client_secret_env");
+            fail_at(ld, k,
+                    "secrets are not accepted inline; use client_secret_file or "
+                    "client_secret_env");
             inline_secret = true;
         } else if (key_is(k, "scopes")) {
             get_string_list(ld, k, v, &p->scopes, &p->n_scopes);
@@ -1857,8 +1864,9 @@ static void load_idp(struct loader *ld, struct mg_conf_idp *p, const struct node
                 if (strcmp(m, "client_secret_post") == 0)
                     p->client_secret_post = true;
                 else if (strcmp(m, "client_secret_basic") != 0)
-                    fail_at(ld, v, "'token_endpoint_auth_method' must be client_secret_basic or "
-                                   "client_secret_post");
+                    fail_at(ld, v,
+                            "'token_endpoint_auth_method' must be client_secret_basic or "
+                            "client_secret_post");
             }
             free(m);
         } else {
@@ -1872,8 +1880,9 @@ static void load_idp(struct loader *ld, struct mg_conf_idp *p, const struct node
     if (!p->client_id)
         fail_at(ld, n, "identity provider is missing 'client_id'");
     if (!inline_secret && !p->client_secret_file == !p->client_secret_env)
-        fail_at(ld, n, "identity provider needs exactly one of client_secret_file and "
-                       "client_secret_env");
+        fail_at(ld, n,
+                "identity provider needs exactly one of client_secret_file and "
+                "client_secret_env");
     if (!p->display_name && p->name)
         p->display_name = mg_xstrdup(p->name);
     if (!p->claim_email)
@@ -2065,6 +2074,8 @@ static void load_root(struct loader *ld, struct mg_conf *c, const struct node *r
         } else if (key_is(k, "tls")) {
             tls_k = k;
             load_tls(ld, c, k, v);
+        } else if (key_is(k, "web_dir")) {
+            get_string(ld, k, v, false, &c->web_dir);
         } else if (key_is(k, "access_log")) {
             get_string(ld, k, v, false, &c->access_log);
         } else if (key_is(k, "log_level")) {

@@ -67,7 +67,7 @@ struct mg_conf_route {
     bool allow_public_unauthenticated_access; /* no sign-in: callers are anonymous */
     char **scopes; /* scopes: OAuth scopes a token must carry on this route (403 otherwise) */
     size_t n_scopes;
-    int line;                                 /* where the route starts in the file, for messages */
+    int line; /* where the route starts in the file, for messages */
 };
 
 /* A client pre-registered in the configuration (oauth.clients). */
@@ -76,8 +76,8 @@ struct mg_conf_oauth_client {
     char *name;
     char **redirect_uris; /* exact strings; loopback http ports vary (RFC 8252 §7.3) */
     size_t n_redirect_uris;
-    char *secret_file; /* confidential clients: the secret's file, or */
-    char *secret_env;  /* the environment variable holding it */
+    char *secret_file;       /* confidential clients: the secret's file, or */
+    char *secret_env;        /* the environment variable holding it */
     bool client_credentials; /* grant_types includes client_credentials */
     char **groups;           /* the groups of the identity client_credentials tokens carry */
     size_t n_groups;
@@ -94,10 +94,10 @@ struct mg_conf_idp {
     char *client_secret_env;
     char **scopes; /* default openid email profile */
     size_t n_scopes;
-    char *claim_email;  /* claims.email, default "email" */
-    char *claim_name;   /* claims.name, default "name" */
-    char *claim_groups; /* claims.groups, default "groups" */
-    char *ca_file;      /* tls_custom_ca_file for the provider */
+    char *claim_email;       /* claims.email, default "email" */
+    char *claim_name;        /* claims.name, default "name" */
+    char *claim_groups;      /* claims.groups, default "groups" */
+    char *ca_file;           /* tls_custom_ca_file for the provider */
     bool client_secret_post; /* token_endpoint_auth_method: client_secret_post */
     int line;
 };
@@ -114,22 +114,22 @@ struct mg_conf_jwt_issuer {
 
 /* The authorization server's settings (oauth:). */
 struct mg_conf_oauth {
-    uint64_t access_token_ttl_ms;  /* default 10m */
-    uint64_t refresh_token_ttl_ms; /* default 168h */
-    uint64_t code_ttl_ms;          /* default 60s */
-    uint64_t session_ttl_ms;       /* browser sign-in session, default 8h */
-    uint64_t consent_ttl_ms;       /* remembered consent, default 168h */
-    bool dynamic_registration;     /* default true */
-    size_t max_clients;            /* dynamic registrations in the store, default 10000 */
-    size_t registrations_per_minute; /* default 30 */
-    bool client_metadata_documents;  /* https client_id URLs, default true */
-    bool client_metadata_allow_private; /* SSRF guard off (tests only), default false */
-    size_t client_metadata_max_bytes;   /* default 64KiB */
+    uint64_t access_token_ttl_ms;        /* default 10m */
+    uint64_t refresh_token_ttl_ms;       /* default 168h */
+    uint64_t code_ttl_ms;                /* default 60s */
+    uint64_t session_ttl_ms;             /* browser sign-in session, default 8h */
+    uint64_t consent_ttl_ms;             /* remembered consent, default 168h */
+    bool dynamic_registration;           /* default true */
+    size_t max_clients;                  /* dynamic registrations in the store, default 10000 */
+    size_t registrations_per_minute;     /* default 30 */
+    bool client_metadata_documents;      /* https client_id URLs, default true */
+    bool client_metadata_allow_private;  /* SSRF guard off (tests only), default false */
+    size_t client_metadata_max_bytes;    /* default 64KiB */
     uint64_t client_metadata_timeout_ms; /* default 5s */
     char *client_metadata_ca_file;       /* extra CA for fetching documents (tests) */
-    bool builtin_accounts;               /* sign-in form for `mcpgate users` accounts, default true */
-    size_t max_failed_logins;            /* before the account is throttled, default 5 */
-    uint64_t lockout_ms;                 /* throttle period, default 15m */
+    bool builtin_accounts;    /* sign-in form for `mcpgate users` accounts, default true */
+    size_t max_failed_logins; /* before the account is throttled, default 5 */
+    uint64_t lockout_ms;      /* throttle period, default 15m */
     struct mg_conf_oauth_client *clients;
     size_t n_clients;
 };
@@ -154,6 +154,7 @@ struct mg_conf {
     char *tls_min_version; /* tls.min_version: "1.2" (default) or "1.3" */
     char *access_log;      /* access_log: "stdout" (default), "stderr", "off" or a file path */
     char *log_level;       /* log_level: debug | info | warn | error; default info */
+    char *web_dir;         /* web_dir: page templates; default $MCPGATE_WEB_DIR, else ./web */
 
     /* limits: */
     size_t max_header_bytes;          /* limits.max_header_bytes, default 16384 -> 431 */
@@ -181,7 +182,8 @@ struct mg_conf {
 
     /* identity */
     char *issuer;    /* authenticate_service_url ("https://host[:port]"); NULL: derived */
-    char *store_dsn; /* store: {sqlite: PATH} | {postgres: URI}; default sqlite:<state_dir>/mcpgate.db */
+    char *store_dsn; /* store: {sqlite: PATH} | {postgres: URI}; default
+                        sqlite:<state_dir>/mcpgate.db */
     struct mg_conf_oauth oauth;
     struct mg_conf_idp *idps; /* identity_providers */
     size_t n_idps;

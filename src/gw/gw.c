@@ -36,6 +36,20 @@ int mg_gw_new(struct mg_conf *conf, const char *hub_path, const char *hub_key, s
         rt->conf = r;
         rt->origin = origin_of(&r->from);
         rt->prefix_len = strlen(r->from.path);
+        {
+            struct mg_buf b;
+            mg_buf_init(&b, 4096);
+            mg_buf_appendf(&b, "%s%s", rt->origin, r->from.path[0] ? r->from.path : "/");
+            rt->resource = mg_buf_steal(&b, NULL);
+            mg_buf_init(&b, 4096);
+            mg_buf_appendf(&b, "%s/.well-known/oauth-protected-resource%s", rt->origin,
+                           r->from.path);
+            rt->prm_url = mg_buf_steal(&b, NULL);
+            mg_buf_init(&b, 4096);
+            for (size_t j = 0; j < r->n_scopes; j++)
+                mg_buf_appendf(&b, "%s%s", j ? " " : "", r->scopes[j]);
+            rt->scope_str = b.data ? mg_buf_steal(&b, NULL) : mg_xstrdup("");
+        }
         rt->via_hub = r->kind != MG_UPSTREAM_HTTP;
         if (r->kind != MG_UPSTREAM_STDIO) {
             bool v6 = strchr(r->to.host, ':') != NULL;
@@ -55,6 +69,16 @@ int mg_gw_new(struct mg_conf *conf, const char *hub_path, const char *hub_key, s
             }
         }
     }
+    gw->issuer = mg_xstrdup(
+        conf->issuer ? conf->issuer : (gw->n_routes ? gw->routes[0].origin : "https://localhost"));
+    {
+        /* "https://Host:port" -> "host:port" (the default port is left out, as in
+         * the issuer itself). */
+        const char *h = strstr(gw->issuer, "://");
+        gw->issuer_host = mg_xstrdup(h ? h + 3 : gw->issuer);
+        for (char *c = gw->issuer_host; *c; c++)
+            *c = (char)tolower((unsigned char)*c);
+    }
     *out = gw;
     return 0;
 }
@@ -68,9 +92,14 @@ void mg_gw_unref(struct mg_gw *gw)
 {
     if (gw == NULL || atomic_fetch_sub(&gw->refs, 1) != 1)
         return;
+    free(gw->issuer);
+    free(gw->issuer_host);
     for (size_t i = 0; i < gw->n_routes; i++) {
         SSL_CTX_free(gw->routes[i].up_ctx);
         free(gw->routes[i].origin);
+        free(gw->routes[i].resource);
+        free(gw->routes[i].prm_url);
+        free(gw->routes[i].scope_str);
         free(gw->routes[i].up_host_header);
     }
     free(gw->routes);

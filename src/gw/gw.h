@@ -18,15 +18,25 @@ struct mg_route_rt {
     char *up_host_header; /* Host sent upstream unless preserve_host_header */
     bool via_hub;         /* stdio and legacy SSE routes go through the session hub */
     size_t prefix_len;
+    char *resource;  /* the route's resource identifier (RFC 8707): origin + prefix, or
+                      * origin + "/" for a route without a prefix; tokens are bound to it */
+    char *prm_url;   /* its protected-resource metadata URL (RFC 9728 §3.1) */
+    char *scope_str; /* route scopes, space-separated; "" if none */
 };
+
+struct mg_authsvc; /* gw/authsvc.h: process-wide identity services */
 
 struct mg_gw {
     atomic_int refs;
     struct mg_conf *conf;
     struct mg_route_rt *routes;
     size_t n_routes;
-    char *hub_path; /* the hub's Unix socket */
-    char *hub_key;  /* secret the hub requires from workers */
+    char *hub_path;          /* the hub's Unix socket */
+    char *hub_key;           /* secret the hub requires from workers */
+    char *issuer;            /* the authorization server's issuer: authenticate_service_url, or the
+                              * origin of the first route */
+    char *issuer_host;       /* its host[:port] as a Host header would carry it (lower case) */
+    struct mg_authsvc *auth; /* not owned; NULL in tools that do not serve */
 };
 
 /* Takes over the caller's reference to conf. */

@@ -6,40 +6,19 @@
  * well-formed answers that carry the JSON-RPC id of the request. */
 #include "core/log.h"
 #include "gw/metrics.h"
-#include "gw/worker.h"
+#include "gw/req.h"
 #include "mcp/jsonrpc.h"
 
 #include <inttypes.h>
 
-/* JSON-RPC codes for gateway transport errors, in the implementation-defined
- * server-error range (JSON-RPC 2.0 §5.1); listed in docs/errors.md. */
-#define RPC_UPSTREAM_UNAVAILABLE -32000
-#define RPC_UPSTREAM_TIMEOUT     -32001
-#define RPC_GATEWAY_REFUSED      -32002
-
 #define GATEWAY_COOKIE_PREFIX "_mcpgate"
-
-struct proxy_req {
-    struct mg_worker *w;
-    struct mg_gw *gw;
-    const struct mg_route_rt *route;
-    struct mg_http_req *req;
-    struct mg_client_req *up;
-    struct mg_jsonrpc_info rpc;
-    char *session;
-    char *method_name;
-    uint64_t upstream_ns;
-    bool sse, counted_stream;
-    int up_status;
-    const char *error;
-};
 
 static struct mg_worker *worker_of(struct mg_http_req *req)
 {
     return req->conn->srv->data;
 }
 
-static void proxy_free(struct proxy_req *p)
+static void proxy_free(struct mg_gw_req *p)
 {
     if (p == NULL)
         return;
@@ -47,8 +26,23 @@ static void proxy_free(struct proxy_req *p)
         atomic_fetch_sub(&mg_metrics.open_streams, 1);
     mg_jsonrpc_info_fini(&p->rpc);
     free(p->session);
+    mg_identity_unref(p->identity);
+    if (p->oauth_free)
+        p->oauth_free(p->oauth);
     mg_gw_unref(p->gw);
     free(p);
+}
+
+bool mg_gw__req_resume(struct mg_gw_req *p)
+{
+    MG_ASSERT(p->pending > 0);
+    p->pending--;
+    if (p->orphaned) {
+        if (p->pending == 0)
+            proxy_free(p);
+        return false;
+    }
+    return true;
 }
 
 static bool in_list(const char *name, size_t len, char **list, size_t n)
@@ -162,7 +156,7 @@ static const char *method_name(int m)
     return llhttp_method_name((llhttp_method_t)m);
 }
 
-static int build_upstream_head(struct proxy_req *p, struct mg_buf *out)
+static int build_upstream_head(struct mg_gw_req *p, struct mg_buf *out)
 {
     struct mg_http_req *req = p->req;
     const struct mg_http_head *h = req->head;
@@ -215,11 +209,16 @@ static int build_upstream_head(struct proxy_req *p, struct mg_buf *out)
 
 /* --- answers -------------------------------------------------------------------------- */
 
-static void reply_error(struct proxy_req *p, int status, int code, const char *msg)
+void mg_gw__reply_error(struct mg_gw_req *p, int status, int code, const char *msg,
+                        const char *extra_headers)
 {
     p->error = msg;
-    struct mg_http_req *req = p->req;
-    mg_http_reply_jsonrpc_error(req, status, p->rpc.id_json, code, msg, NULL);
+    mg_http_reply_jsonrpc_error(p->req, status, p->rpc.id_json, code, msg, extra_headers);
+}
+
+static void reply_error(struct mg_gw_req *p, int status, int code, const char *msg)
+{
+    mg_gw__reply_error(p, status, code, msg, NULL);
 }
 
 static bool skip_response_header(const struct mg_http_head *h, const struct mg_http_header *x)
@@ -236,7 +235,7 @@ static bool skip_response_header(const struct mg_http_head *h, const struct mg_h
 
 static int up_on_head(void *ud, const struct mg_http_head *h)
 {
-    struct proxy_req *p = ud;
+    struct mg_gw_req *p = ud;
     struct mg_http_req *req = p->req;
     p->up_status = h->status;
     p->upstream_ns = mg_client_first_byte_ns(p->up);
@@ -273,7 +272,7 @@ static int up_on_head(void *ud, const struct mg_http_head *h)
 
 static void up_on_body(void *ud, const char *data, size_t len)
 {
-    struct proxy_req *p = ud;
+    struct mg_gw_req *p = ud;
     if (mg_http_write(p->req, data, len) < 0)
         return;
     /* Backpressure: a client that reads slowly slows the upstream down. */
@@ -283,7 +282,7 @@ static void up_on_body(void *ud, const char *data, size_t len)
 
 static void up_on_done(void *ud, int status)
 {
-    struct proxy_req *p = ud;
+    struct mg_gw_req *p = ud;
     struct mg_http_req *req = p->req;
     p->up = NULL;
     if (status == 0) {
@@ -299,13 +298,13 @@ static void up_on_done(void *ud, int status)
         return;
     }
     if (status == MG_ETIMEDOUT)
-        reply_error(p, 504, RPC_UPSTREAM_TIMEOUT, "upstream timed out");
+        reply_error(p, 504, MG_RPC_UPSTREAM_TIMEOUT, "upstream timed out");
     else if (status == MG_EPROTO)
-        reply_error(p, 502, RPC_UPSTREAM_UNAVAILABLE, "upstream sent an invalid response");
+        reply_error(p, 502, MG_RPC_UPSTREAM_UNAVAILABLE, "upstream sent an invalid response");
     else if (status == MG_ETLS)
-        reply_error(p, 502, RPC_UPSTREAM_UNAVAILABLE, "upstream TLS handshake failed");
+        reply_error(p, 502, MG_RPC_UPSTREAM_UNAVAILABLE, "upstream TLS handshake failed");
     else
-        reply_error(p, 502, RPC_UPSTREAM_UNAVAILABLE, "upstream unavailable");
+        reply_error(p, 502, MG_RPC_UPSTREAM_UNAVAILABLE, "upstream unavailable");
 }
 
 static const struct mg_client_cbs up_cbs = {
@@ -327,10 +326,12 @@ static bool origin_allowed(const struct mg_route_rt *rt, const struct mg_http_he
     return false;
 }
 
+static void forward(struct mg_gw_req *p);
+
 static void on_request(struct mg_http_req *req)
 {
     struct mg_worker *w = worker_of(req);
-    struct proxy_req *p = mg_xcalloc(1, sizeof *p);
+    struct mg_gw_req *p = mg_xcalloc(1, sizeof *p);
     p->w = w;
     p->req = req;
     p->gw = w->gw;
@@ -357,20 +358,24 @@ static void on_request(struct mg_http_req *req)
         reply_error(p, 400, -32600, "request target not allowed");
         return;
     }
+    /* The authorization server's own endpoints and the protected-resource
+     * metadata come before routes: no route can shadow them. */
+    if (mg_oauth_dispatch(p) || mg_gw__serve_prm(p))
+        return;
     int st = 0;
     p->route = mg_gw_select(p->gw, host->value, host->value_len, req->path, &st);
     if (p->route == NULL) {
         if (st == 403)
-            reply_error(p, 403, RPC_GATEWAY_REFUSED, "host not allowed");
+            reply_error(p, 403, MG_RPC_GATEWAY_REFUSED, "host not allowed");
         else if (st == 404)
-            reply_error(p, 404, RPC_GATEWAY_REFUSED, "no route for this path");
+            reply_error(p, 404, MG_RPC_GATEWAY_REFUSED, "no route for this path");
         else
             reply_error(p, 400, -32600, "malformed Host header");
         return;
     }
     const struct mg_http_header *origin = mg_http_head_find(h, "origin");
     if (mg_http_head_count(h, "origin") > 1 || (origin && !origin_allowed(p->route, origin))) {
-        reply_error(p, 403, RPC_GATEWAY_REFUSED, "origin not allowed");
+        reply_error(p, 403, MG_RPC_GATEWAY_REFUSED, "origin not allowed");
         return;
     }
     switch (req->method) {
@@ -381,14 +386,23 @@ static void on_request(struct mg_http_req *req)
     case HTTP_HEAD: break;
     default: reply_error(p, 405, -32600, "method not allowed"); return;
     }
-    if (h->method == HTTP_POST && p->rpc.shape == MG_JSONRPC_INVALID) {
+    /* Who is calling comes first: an anonymous caller learns nothing about
+     * how its body would be judged. */
+    mg_gw__authn(p, forward);
+}
+
+/* The last phase: the caller is known and allowed; send the request on. */
+static void forward(struct mg_gw_req *p)
+{
+    struct mg_http_req *req = p->req;
+    if (req->method == HTTP_POST && p->rpc.shape == MG_JSONRPC_INVALID) {
         /* Fail closed: what cannot be understood is not forwarded. */
         reply_error(p, 400, -32700, p->rpc.error ? p->rpc.error : "invalid JSON-RPC body");
         return;
     }
-
+    struct mg_worker *w = p->w;
     struct mg_buf head;
-    mg_buf_init(&head, w->gw->conf->max_header_bytes + 8192);
+    mg_buf_init(&head, p->gw->conf->max_header_bytes + 8192);
     if (build_upstream_head(p, &head) < 0) {
         mg_buf_fini(&head);
         reply_error(p, 431, -32600, "request headers too large to forward");
@@ -418,13 +432,17 @@ static void on_request(struct mg_http_req *req)
     mg_buf_fini(&req->body);
     if (rc < 0) {
         p->up = NULL;
-        reply_error(p, 502, RPC_UPSTREAM_UNAVAILABLE, "upstream unavailable");
+        reply_error(p, 502, MG_RPC_UPSTREAM_UNAVAILABLE, "upstream unavailable");
     }
 }
 
 static void on_abort(struct mg_http_req *req)
 {
-    struct proxy_req *p = req->hdata;
+    struct mg_gw_req *p = req->hdata;
+    if (p && p->pending > 0) {
+        p->orphaned = true;
+        p->req = NULL;
+    }
     if (p && p->up) {
         mg_client_cancel(p->up);
         p->up = NULL;
@@ -433,18 +451,19 @@ static void on_abort(struct mg_http_req *req)
 
 static void on_drain(struct mg_http_req *req)
 {
-    struct proxy_req *p = req->hdata;
+    struct mg_gw_req *p = req->hdata;
     if (p && p->up)
         mg_client_resume(p->up);
 }
 
 static void on_log(struct mg_http_req *req)
 {
-    struct proxy_req *p = req->hdata;
+    struct mg_gw_req *p = req->hdata;
     uint64_t dur_us = (mg_now_ns() - req->start_ns) / 1000;
     mg_metrics_observe(req->status, dur_us, req->bytes_out);
     if (!mg_log_access_enabled()) {
-        proxy_free(p);
+        if (p && p->pending == 0)
+            proxy_free(p);
         req->hdata = NULL;
         return;
     }
@@ -490,10 +509,27 @@ static void on_log(struct mg_http_req *req)
         mg_buf_appends(&b, ",\"error\":");
         mg_buf_append_json_str(&b, err, strlen(err));
     }
+    if (p && p->identity && p->identity->method != MG_AUTH_NONE) {
+        const struct mg_identity *id = p->identity;
+        mg_buf_appends(&b, ",\"user\":");
+        mg_buf_append_json_str(&b, id->subject, strlen(id->subject));
+        if (id->email[0]) {
+            mg_buf_appends(&b, ",\"email\":");
+            mg_buf_append_json_str(&b, id->email, strlen(id->email));
+        }
+        if (id->client_id[0]) {
+            mg_buf_appends(&b, ",\"client_id\":");
+            mg_buf_append_json_str(&b, id->client_id, MG_MIN(strlen(id->client_id), 256));
+        }
+        mg_buf_appendf(&b, ",\"auth\":\"%s\"", mg_auth_method_name(id->method));
+        if (id->token_id[0])
+            mg_buf_appendf(&b, ",\"token_id\":\"%s\"", id->token_id);
+    }
     mg_buf_appends(&b, "}");
     mg_log_access(b.data, b.len);
     mg_buf_fini(&b);
-    proxy_free(p);
+    if (p && p->pending == 0)
+        proxy_free(p);
     req->hdata = NULL;
 }
 

@@ -68,80 +68,80 @@ static char *err_of(const char *yaml)
     } while (0)
 
 static const char full[] =
-    "# every key, with a value that is not the default\n"            /* 1 */
-    "address: \"[::1]:9443\"\n"                                      /* 2 */
-    "metrics_address: 127.0.0.1:9100\n"                              /* 3 */
-    "workers: 4\n"                                                   /* 4 */
-    "state_dir: /var/lib/mcpgate\n"                                  /* 5 */
-    "insecure_server: false\n"                                       /* 6 */
-    "insecure_server_allow_non_loopback: TRUE\n"                     /* 7 */
-    "tls:\n"                                                         /* 8 */
-    "  certificates:\n"                                              /* 9 */
-    "    - cert: /etc/a.pem\n"                                       /* 10 */
-    "      key: /etc/a.key\n"                                        /* 11 */
-    "    - {cert: /etc/b.pem, key: /etc/b.key}\n"                    /* 12 */
-    "  min_version: \"1.3\"\n"                                       /* 13 */
-    "access_log: /var/log/mcpgate.log\n"                             /* 14 */
-    "log_level: debug\n"                                             /* 15 */
-    "limits:\n"                                                      /* 16 */
-    "  max_header_bytes: 32KiB\n"                                    /* 17 */
-    "  max_body_bytes: 8m\n"                                         /* 18 */
-    "  max_response_header_bytes: 131072\n"                          /* 19 */
-    "  max_connections: 500\n"                                       /* 20 */
-    "  max_stdio_children: 8\n"                                      /* 21 */
-    "  max_sessions: 99\n"                                           /* 22 */
-    "timeouts:\n"                                                    /* 23 */
-    "  connect: 250ms\n"                                             /* 24 */
-    "  first_byte: 2m\n"                                             /* 25 */
-    "  idle: 90\n"                                                   /* 26 */
-    "  request_header: 3s\n"                                         /* 27 */
-    "  request_body: 1h\n"                                           /* 28 */
-    "  send: 45s\n"                                                  /* 29 */
-    "  session_idle: 20m\n"                                          /* 30 */
-    "  stdio_kill_grace: 1s\n"                                       /* 31 */
-    "  drain: 10s\n"                                                 /* 32 */
-    "authenticate_service_url: https://auth.example.com\n"           /* 33 */
-    "identity_providers:\n"                                          /* 34 */
+    "# every key, with a value that is not the default\n"  /* 1 */
+    "address: \"[::1]:9443\"\n"                            /* 2 */
+    "metrics_address: 127.0.0.1:9100\n"                    /* 3 */
+    "workers: 4\n"                                         /* 4 */
+    "state_dir: /var/lib/mcpgate\n"                        /* 5 */
+    "insecure_server: false\n"                             /* 6 */
+    "insecure_server_allow_non_loopback: TRUE\n"           /* 7 */
+    "tls:\n"                                               /* 8 */
+    "  certificates:\n"                                    /* 9 */
+    "    - cert: /etc/a.pem\n"                             /* 10 */
+    "      key: /etc/a.key\n"                              /* 11 */
+    "    - {cert: /etc/b.pem, key: /etc/b.key}\n"          /* 12 */
+    "  min_version: \"1.3\"\n"                             /* 13 */
+    "access_log: /var/log/mcpgate.log\n"                   /* 14 */
+    "log_level: debug\n"                                   /* 15 */
+    "limits:\n"                                            /* 16 */
+    "  max_header_bytes: 32KiB\n"                          /* 17 */
+    "  max_body_bytes: 8m\n"                               /* 18 */
+    "  max_response_header_bytes: 131072\n"                /* 19 */
+    "  max_connections: 500\n"                             /* 20 */
+    "  max_stdio_children: 8\n"                            /* 21 */
+    "  max_sessions: 99\n"                                 /* 22 */
+    "timeouts:\n"                                          /* 23 */
+    "  connect: 250ms\n"                                   /* 24 */
+    "  first_byte: 2m\n"                                   /* 25 */
+    "  idle: 90\n"                                         /* 26 */
+    "  request_header: 3s\n"                               /* 27 */
+    "  request_body: 1h\n"                                 /* 28 */
+    "  send: 45s\n"                                        /* 29 */
+    "  session_idle: 20m\n"                                /* 30 */
+    "  stdio_kill_grace: 1s\n"                             /* 31 */
+    "  drain: 10s\n"                                       /* 32 */
+    "authenticate_service_url: https://auth.example.com\n" /* 33 */
+    "identity_providers:\n"                                /* 34 */
     "  - {name: corp, issuer: https://idp.example.com, client_id: gw, client_secret_env: S}\n"
     "jwt_issuers: [{issuer: https://as.example.com, jwks_url: https://as.example.com/k}]\n"
     "store: {sqlite: state.db}\n" /* 37 */
-    "policy: {default: deny}\n"                                      /* 38 */
-    "audit: true\n"                                                  /* 39 */
+    "policy: {default: deny}\n"   /* 38 */
+    "audit: true\n"               /* 39 */
     "oauth: {access_token_ttl: 5m, clients: [{client_id: c1, redirect_uris: [x]}]}\n"
-    "routes:\n"                                                      /* 41 */
-    "  - name: files\n"                                              /* 42 */
-    "    from: https://MCP.Example.com/files/\n"                     /* 43 */
-    "    to: https://files.internal:8443/mcp\n"                      /* 44 */
-    "    timeout: 30s\n"                                             /* 45 */
-    "    preserve_host_header: true\n"                               /* 46 */
-    "    tls_skip_verify: True\n"                                    /* 47 */
-    "    tls_custom_ca_file: /etc/ca.pem\n"                          /* 48 */
-    "    tls_server_name: files.example.net\n"                       /* 49 */
-    "    allowed_origins:\n"                                         /* 50 */
-    "      - https://app.example.com\n"                              /* 51 */
-    "      - http://LOCALHOST:3000\n"                                /* 52 */
-    "      - https://App.example.com:443\n"                          /* 53 */
-    "      - \"http://[::1]:8080\"\n"                                /* 54 */
-    "    set_request_headers:\n"                                     /* 55 */
-    "      X-Api-Key: \"s3cret value\"\n"                            /* 56 */
-    "      X-Empty: \"\"\n"                                          /* 57 */
-    "    remove_request_headers: [Cookie, X-Debug]\n"                /* 58 */
-    "    allow_public_unauthenticated_access: false\n"               /* 59 */
-    "    policy: {allow: [{user: a}]}\n"                             /* 60 */
-    "    allowed_users: [a@example.com]\n"                           /* 61 */
-    "    allowed_groups: [admins]\n"                                 /* 62 */
-    "    mcp: {tools: {deny: [drop_table]}}\n"                       /* 63 */
-    "  - name: legacy\n"                                             /* 64 */
-    "    from: http://mcp.example.com:8080\n"                        /* 65 */
-    "    to: sse+http://10.0.0.5:3001/sse/\n"                        /* 66 */
-    "  - name: local.db_1-x\n"                                       /* 67 */
-    "    from: https://mcp.example.com/db\n"                         /* 68 */
-    "    to: stdio:/usr/local/bin/mcp-sqlite\n"                      /* 69 */
-    "    stdio:\n"                                                   /* 70 */
-    "      args: [--db, /data/x.db, \"\"]\n"                         /* 71 */
-    "      env: {HOME: /tmp, EMPTY: \"\", _X1: '0'}\n"               /* 72 */
-    "      cwd: /data\n"                                             /* 73 */
-    "      shared: true\n"                                           /* 74 */
+    "routes:\n"                                        /* 41 */
+    "  - name: files\n"                                /* 42 */
+    "    from: https://MCP.Example.com/files/\n"       /* 43 */
+    "    to: https://files.internal:8443/mcp\n"        /* 44 */
+    "    timeout: 30s\n"                               /* 45 */
+    "    preserve_host_header: true\n"                 /* 46 */
+    "    tls_skip_verify: True\n"                      /* 47 */
+    "    tls_custom_ca_file: /etc/ca.pem\n"            /* 48 */
+    "    tls_server_name: files.example.net\n"         /* 49 */
+    "    allowed_origins:\n"                           /* 50 */
+    "      - https://app.example.com\n"                /* 51 */
+    "      - http://LOCALHOST:3000\n"                  /* 52 */
+    "      - https://App.example.com:443\n"            /* 53 */
+    "      - \"http://[::1]:8080\"\n"                  /* 54 */
+    "    set_request_headers:\n"                       /* 55 */
+    "      X-Api-Key: \"s3cret value\"\n"              /* 56 */
+    "      X-Empty: \"\"\n"                            /* 57 */
+    "    remove_request_headers: [Cookie, X-Debug]\n"  /* 58 */
+    "    allow_public_unauthenticated_access: false\n" /* 59 */
+    "    policy: {allow: [{user: a}]}\n"               /* 60 */
+    "    allowed_users: [a@example.com]\n"             /* 61 */
+    "    allowed_groups: [admins]\n"                   /* 62 */
+    "    mcp: {tools: {deny: [drop_table]}}\n"         /* 63 */
+    "  - name: legacy\n"                               /* 64 */
+    "    from: http://mcp.example.com:8080\n"          /* 65 */
+    "    to: sse+http://10.0.0.5:3001/sse/\n"          /* 66 */
+    "  - name: local.db_1-x\n"                         /* 67 */
+    "    from: https://mcp.example.com/db\n"           /* 68 */
+    "    to: stdio:/usr/local/bin/mcp-sqlite\n"        /* 69 */
+    "    stdio:\n"                                     /* 70 */
+    "      args: [--db, /data/x.db, \"\"]\n"           /* 71 */
+    "      env: {HOME: /tmp, EMPTY: \"\", _X1: '0'}\n" /* 72 */
+    "      cwd: /data\n"                               /* 73 */
+    "      shared: true\n"                             /* 74 */
     "  - {name: sse-tls, from: \"https://[2001:db8::1]:8443/a/b\", to: \"sse+https://[::1]\"}\n";
 
 static void test_full(void)
@@ -527,7 +527,8 @@ static void test_top_level_errors(void)
     ERR("store: {postgres: 'host=x'}\n" ROUTE,
         NAME ":1:19: 'postgres' must be a URI: postgresql://user@host:port/dbname (put the "
              "password in PGPASSFILE or PGPASSWORD, not here)");
-    ERR("store: {mysql: x}\n" ROUTE, NAME ":1:9: unknown key 'mysql' in store (use sqlite or postgres)");
+    ERR("store: {mysql: x}\n" ROUTE,
+        NAME ":1:9: unknown key 'mysql' in store (use sqlite or postgres)");
     OK("store: {postgres: 'postgresql://u@127.0.0.1:5432/db'}\n" ROUTE, "postgres store");
     ERR("identity_providers: [{name: corp, issuer: https://i.example, client_id: a, "
         "client_secret: s}]\n" ROUTE,
@@ -549,7 +550,8 @@ static void test_top_level_errors(void)
     ERR("oauth: {clients: [{client_id: a, grant_types: [implicit], redirect_uris: [x]}]}\n" ROUTE,
         NAME ":1:48: unknown grant type 'implicit' (authorization_code, refresh_token, "
              "client_credentials)");
-    ERR("oauth: {access_token_ttl: 10ms}\n" ROUTE, NAME ":1:1: 'access_token_ttl' must be at least 1s");
+    ERR("oauth: {access_token_ttl: 10ms}\n" ROUTE,
+        NAME ":1:1: 'access_token_ttl' must be at least 1s");
     ERR("oauth: {nope: 1}\n" ROUTE, NAME ":1:9: unknown key 'nope' in oauth");
     ERR("jwt_issuers: [{issuer: x}]\n" ROUTE, NAME ":1:15: JWT issuer is missing 'jwks_url'");
     ERR(HEAD "    from: https://a.example.com\n    to: http://b\n    scopes: ['a b']\n",

@@ -493,6 +493,7 @@ static void test_web(void)
         MG_TMPL_STR("user", "alice@example.com" EVIL),
         MG_TMPL_STR("req", "REQ" EVIL),
         MG_TMPL_STR("csrf", "CSRF" EVIL),
+        MG_TMPL_STR("provider", ""),
     };
     c = (struct mg_tmpl_ctx){co, MG_ARRAY_LEN(co)};
     h = render_page(set, "consent.html", &c);
@@ -515,6 +516,14 @@ static void test_web(void)
     h = render_page(set, "consent.html", &c);
     TAP_OK(strstr(h, "<li>") == NULL && strstr(h, "no specific scopes") != NULL,
            "consent: no scopes says so");
+    TAP_OK(strstr(h, "name=\"provider\"") == NULL, "consent: no provider field when signed in");
+    free(h);
+    co[5] = (struct mg_tmpl_var)MG_TMPL_STR("user", "");
+    co[8] = (struct mg_tmpl_var)MG_TMPL_STR("provider", "corp" EVIL);
+    h = render_page(set, "consent.html", &c);
+    TAP_OK(strstr(h, "<input type=\"hidden\" name=\"provider\" value=\"corp" EVIL_ESC "\">") &&
+               strstr(h, "Signed in as") == NULL,
+           "consent before a provider sign-in: provider field, nobody signed in yet");
     free(h);
 
     h = render_page(set, "signedout.html", NULL);

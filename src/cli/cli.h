@@ -1,0 +1,13 @@
+/* Administration commands that work on the identity store directly:
+ * `mcpgate users`, `clients`, `tokens` and `service-accounts`. They open the
+ * store named by the configuration file, so they work while the gateway
+ * runs; revocations reach running gateways through the store's revocation
+ * counter (within a second; at once with PostgreSQL's NOTIFY). */
+#ifndef MG_CLI_CLI_H
+#define MG_CLI_CLI_H
+
+/* argv[0] is the command ("users", ...). Returns the process exit status:
+ * 0 success, 1 failure, 2 usage error. */
+int mg_cli_admin(int argc, char **argv);
+
+#endif
