@@ -426,7 +426,11 @@ static void on_done(void *ud, int status)
         }
         failf(f, MG_EIO, "cannot connect");
         return;
-    case MG_ETIMEDOUT: failf(f, MG_ETIMEDOUT, "timed out"); return;
+    case MG_ETIMEDOUT:
+        /* The client's own connect/first-byte timers run with the same budget
+         * and may fire a moment before ours: same cause, same message. */
+        failf(f, MG_ETIMEDOUT, "no complete response within %" PRIu64 " ms", f->timeout_ms);
+        return;
     case MG_ETLS:
         failf(f, MG_ETLS, "TLS handshake failed (certificate not trusted, or not for %s)",
               f->url.host);
