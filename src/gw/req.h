@@ -36,9 +36,9 @@ struct mg_gw_req {
 #define MG_RPC_UPSTREAM_UNAVAILABLE -32000
 #define MG_RPC_UPSTREAM_TIMEOUT     -32001
 #define MG_RPC_GATEWAY_REFUSED      -32002
-#define MG_RPC_UNAUTHENTICATED      -32003
-#define MG_RPC_FORBIDDEN            -32004
-#define MG_RPC_STORE_UNAVAILABLE    -32005
+#define MG_RPC_UNAUTHENTICATED      -32010
+#define MG_RPC_FORBIDDEN            -32011
+#define MG_RPC_STORE_UNAVAILABLE    -32012
 
 /* An error answer carrying the request's JSON-RPC id. */
 void mg_gw__reply_error(struct mg_gw_req *p, int status, int code, const char *msg,

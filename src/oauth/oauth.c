@@ -14,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_BODY          (16 * 1024)
 #define DOC_CACHE_SLOTS   256
 #define DOC_CACHE_TTL_SEC 3600
 
@@ -30,7 +29,6 @@ struct oauth_ext {
     struct mg_tmpl_set *pages;
     pthread_mutex_t doc_mu;
     struct doc_entry docs[DOC_CACHE_SLOTS];
-    pthread_mutex_t reg_mu; /* serialises dynamic registrations (count bound) */
     struct mg_fetch_cache *discovery;
     struct mg_oidc_provider **providers;
     size_t n_providers;
@@ -186,7 +184,6 @@ int mg_oauth_init(struct mg_authsvc *a, const struct mg_conf *conf, struct mg_bu
 {
     struct oauth_ext *x = mg_xcalloc(1, sizeof *x);
     pthread_mutex_init(&x->doc_mu, NULL);
-    pthread_mutex_init(&x->reg_mu, NULL);
     a->ext = x;
     const struct mg_conf_oauth *oc = &conf->oauth;
     x->clients = mg_xcalloc(oc->n_clients ? oc->n_clients : 1, sizeof *x->clients);
@@ -258,7 +255,6 @@ void mg_oauth_fini(struct mg_authsvc *a)
     mg_jwks_cache_free(a->jwks);
     a->jwks = NULL;
     pthread_mutex_destroy(&x->doc_mu);
-    pthread_mutex_destroy(&x->reg_mu);
     free(x);
     a->ext = NULL;
 }

@@ -12,6 +12,7 @@
 
 #define MAX_REDIRECT_URIS 10
 #define MAX_URI_LEN       2048
+#define MAX_REGISTRATION_BYTES (16 * 1024)
 
 /* --- client authentication (OAuth 2.1 §2.4) ---------------------------------------- */
 
@@ -712,6 +713,11 @@ void mg_oauth__register(struct oreq *o)
     struct mg_http_req *req = o->p->req;
     if (!oc->dynamic_registration) {
         mg_oauth__reply_oerror(o, 403, "access_denied", "dynamic registration is disabled");
+        return;
+    }
+    if (req->body.len > MAX_REGISTRATION_BYTES) {
+        mg_oauth__reply_oerror(o, 413, "invalid_client_metadata",
+                               "the registration request is over 16 KiB");
         return;
     }
     json_error_t je;
