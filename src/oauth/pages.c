@@ -65,7 +65,7 @@ static void render(struct oreq *o, int status, const char *page, const struct mg
     /* Pages must never be framed (clickjacking a consent button) nor cached. */
     mg_buf_appends(&h, "Cache-Control: no-store\r\nX-Frame-Options: DENY\r\n"
                        "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; "
-                       "img-src data:; form-action 'self' *; frame-ancestors 'none'\r\n"
+                       "img-src data:; frame-ancestors 'none'\r\n"
                        "Referrer-Policy: no-referrer\r\nX-Content-Type-Options: nosniff\r\n");
     if (extra_headers)
         mg_buf_appends(&h, extra_headers);
