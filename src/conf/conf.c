@@ -6,6 +6,7 @@
  * duration and size syntaxes used by the configuration. Nothing here opens a
  * socket or any file other than the configuration itself. */
 #include "conf/conf.h"
+#include "conf/ytree.h"
 #include "core/buf.h"
 
 #include <arpa/inet.h>
@@ -409,20 +410,8 @@ static const char *qs(struct qstr *q, const char *s, size_t n)
  * Pass 1: YAML events to a tree of nodes with positions.
  */
 
-enum node_kind { NODE_SCALAR, NODE_SEQ, NODE_MAP };
-
-struct node {
-    enum node_kind kind;
-    int line, col; /* 1-based */
-    bool plain;    /* an unquoted scalar: only those can be null */
-    char *str;     /* scalar text, NUL-terminated, never contains NUL */
-    size_t len;
-    struct node **kids; /* list items, or keys and values alternating */
-    size_t n_kids, kids_cap;
-};
-
-__attribute__((format(printf, 3, 4))) static void fail_at(struct loader *ld, const struct node *n,
-                                                          const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void
+fail_at(struct loader *ld, const struct mg_ynode *n, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -430,9 +419,9 @@ __attribute__((format(printf, 3, 4))) static void fail_at(struct loader *ld, con
     va_end(ap);
 }
 
-static struct node *node_new(enum node_kind kind, const yaml_mark_t *m)
+static struct mg_ynode *node_new(enum mg_ynode_kind kind, const yaml_mark_t *m)
 {
-    struct node *n = mg_xcalloc(1, sizeof *n);
+    struct mg_ynode *n = mg_xcalloc(1, sizeof *n);
     n->kind = kind;
     /* libyaml marks are 0-based; a 1 MiB file keeps them far below INT_MAX. */
     n->line = (int)m->line + 1;
@@ -440,7 +429,7 @@ static struct node *node_new(enum node_kind kind, const yaml_mark_t *m)
     return n;
 }
 
-static void node_free(struct node *n)
+static void node_free(struct mg_ynode *n)
 {
     if (n == NULL)
         return;
@@ -451,7 +440,7 @@ static void node_free(struct node *n)
     free(n);
 }
 
-static void node_add(struct node *parent, struct node *kid)
+static void node_add(struct mg_ynode *parent, struct mg_ynode *kid)
 {
     if (parent->n_kids == parent->kids_cap) {
         parent->kids_cap = parent->kids_cap ? parent->kids_cap * 2 : 8;
@@ -460,16 +449,16 @@ static void node_add(struct node *parent, struct node *kid)
     parent->kids[parent->n_kids++] = kid;
 }
 
-static bool is_null(const struct node *n)
+bool mg_ynode_is_null(const struct mg_ynode *n)
 {
     /* YAML 1.2 core schema nulls; a quoted "null" is a string. */
-    return n->kind == NODE_SCALAR && n->plain &&
+    return n->kind == MG_YNODE_SCALAR && n->plain &&
            (n->len == 0 || mg_str_eq(n->str, n->len, "~") || mg_str_eq(n->str, n->len, "null") ||
             mg_str_eq(n->str, n->len, "Null") || mg_str_eq(n->str, n->len, "NULL"));
 }
 
 struct key_ref {
-    const struct node *key;
+    const struct mg_ynode *key;
     size_t index;
 };
 
@@ -486,7 +475,7 @@ static int key_ref_cmp(const void *a, const void *b)
 
 /* Duplicate keys: YAML 1.2 forbids them and libyaml does not check. Sorting
  * keeps a hostile 100,000-key mapping at n log n. */
-static void check_duplicate_keys(struct loader *ld, const struct node *map)
+static void check_duplicate_keys(struct loader *ld, const struct mg_ynode *map)
 {
     size_t n = map->n_kids / 2;
     struct key_ref *refs;
@@ -499,7 +488,7 @@ static void check_duplicate_keys(struct loader *ld, const struct node *map)
     }
     qsort(refs, n, sizeof *refs, key_ref_cmp);
     for (size_t i = 1; i < n; i++) {
-        const struct node *a = refs[i - 1].key, *b = refs[i].key;
+        const struct mg_ynode *a = refs[i - 1].key, *b = refs[i].key;
         struct qstr q;
         if (a->len == b->len && memcmp(a->str, b->str, a->len) == 0)
             fail_at(ld, b, "duplicate key '%s' (first at line %d)", qs(&q, b->str, b->len),
@@ -538,9 +527,9 @@ static void yaml_error(struct loader *ld, const yaml_parser_t *p)
 }
 
 struct tree_builder {
-    struct node *stack[CONF_MAX_DEPTH];
+    struct mg_ynode *stack[CONF_MAX_DEPTH];
     size_t depth;
-    struct node *root;
+    struct mg_ynode *root;
     int n_docs;
 };
 
@@ -549,7 +538,7 @@ struct tree_builder {
 static int tree_event(struct loader *ld, struct tree_builder *tb, const yaml_event_t *ev)
 {
     const yaml_mark_t *m = &ev->start_mark;
-    struct node *n = NULL;
+    struct mg_ynode *n = NULL;
     const yaml_char_t *anchor = NULL, *tag = NULL;
 
     switch (ev->type) {
@@ -603,7 +592,7 @@ static int tree_event(struct loader *ld, struct tree_builder *tb, const yaml_eve
     }
 
     if (ev->type == YAML_SCALAR_EVENT) {
-        n = node_new(NODE_SCALAR, m);
+        n = node_new(MG_YNODE_SCALAR, m);
         n->len = ev->data.scalar.length;
         n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
         n->str = mg_xmalloc(n->len + 1);
@@ -621,29 +610,29 @@ static int tree_event(struct loader *ld, struct tree_builder *tb, const yaml_eve
                  "nesting deeper than %d levels", CONF_MAX_DEPTH);
             return MG_ELIMIT;
         }
-        n = node_new(ev->type == YAML_MAPPING_START_EVENT ? NODE_MAP : NODE_SEQ, m);
+        n = node_new(ev->type == YAML_MAPPING_START_EVENT ? MG_YNODE_MAP : MG_YNODE_SEQ, m);
     }
 
     if (tb->depth == 0) {
         MG_ASSERT(tb->root == NULL);
         tb->root = n;
     } else {
-        struct node *parent = tb->stack[tb->depth - 1];
-        if (parent->kind == NODE_MAP && parent->n_kids % 2 == 0 && n->kind != NODE_SCALAR) {
+        struct mg_ynode *parent = tb->stack[tb->depth - 1];
+        if (parent->kind == MG_YNODE_MAP && parent->n_kids % 2 == 0 && n->kind != MG_YNODE_SCALAR) {
             fail_at(ld, n, "mapping keys must be strings, not %s",
-                    n->kind == NODE_MAP ? "mappings" : "lists");
+                    n->kind == MG_YNODE_MAP ? "mappings" : "lists");
             node_free(n);
             return MG_EINVAL;
         }
         node_add(parent, n);
     }
-    if (n->kind != NODE_SCALAR)
+    if (n->kind != MG_YNODE_SCALAR)
         tb->stack[tb->depth++] = n;
     return 0;
 }
 
 /* Returns the root (NULL for an empty document) or a negative status. */
-static int tree_build(struct loader *ld, struct node **root)
+static int tree_build(struct loader *ld, struct mg_ynode **root)
 {
     yaml_parser_t parser;
     yaml_event_t ev;
@@ -681,12 +670,12 @@ static int tree_build(struct loader *ld, struct node **root)
  * and returns false; on success it replaces *out (freeing a default).
  */
 
-static bool key_is(const struct node *k, const char *name)
+static bool key_is(const struct mg_ynode *k, const char *name)
 {
     return mg_str_eq(k->str, k->len, name);
 }
 
-static bool key_in(const struct node *k, const char *const *names, size_t n)
+static bool key_in(const struct mg_ynode *k, const char *const *names, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (key_is(k, names[i]))
@@ -694,47 +683,47 @@ static bool key_in(const struct node *k, const char *const *names, size_t n)
     return false;
 }
 
-static const char *kind_desc(const struct node *n)
+static const char *kind_desc(const struct mg_ynode *n)
 {
-    if (n->kind == NODE_SEQ)
+    if (n->kind == MG_YNODE_SEQ)
         return "a list";
-    if (n->kind == NODE_MAP)
+    if (n->kind == MG_YNODE_MAP)
         return "a mapping";
-    return is_null(n) ? "empty" : "a string";
+    return mg_ynode_is_null(n) ? "empty" : "a string";
 }
 
 /* Key names printed by the getters come from the schema once matched, but
  * may be user text (env names, header names); quote them all the same. */
-static bool want_scalar(struct loader *ld, const struct node *k, const struct node *v,
+static bool want_scalar(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
                         const char *what)
 {
     struct qstr q;
-    if (v->kind != NODE_SCALAR) {
+    if (v->kind != MG_YNODE_SCALAR) {
         fail_at(ld, v, "'%s' must be %s, not %s", qs(&q, k->str, k->len), what, kind_desc(v));
         return false;
     }
-    if (is_null(v)) {
+    if (mg_ynode_is_null(v)) {
         fail_at(ld, k, "'%s' has no value; expected %s", qs(&q, k->str, k->len), what);
         return false;
     }
     return true;
 }
 
-static bool want_kind(struct loader *ld, const struct node *k, const struct node *v,
-                      enum node_kind kind)
+static bool want_kind(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
+                      enum mg_ynode_kind kind)
 {
     struct qstr q;
-    const char *what = kind == NODE_MAP ? "a mapping" : "a list";
+    const char *what = kind == MG_YNODE_MAP ? "a mapping" : "a list";
     if (v->kind == kind)
         return true;
-    if (is_null(v))
+    if (mg_ynode_is_null(v))
         fail_at(ld, k, "'%s' has no value; expected %s", qs(&q, k->str, k->len), what);
     else
         fail_at(ld, v, "'%s' must be %s, not %s", qs(&q, k->str, k->len), what, kind_desc(v));
     return false;
 }
 
-static bool get_string(struct loader *ld, const struct node *k, const struct node *v,
+static bool get_string(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
                        bool allow_empty, char **out)
 {
     struct qstr q;
@@ -749,7 +738,8 @@ static bool get_string(struct loader *ld, const struct node *k, const struct nod
     return true;
 }
 
-static bool get_bool(struct loader *ld, const struct node *k, const struct node *v, bool *out)
+static bool get_bool(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
+                     bool *out)
 {
     static const char *const yaml11[] = {"yes", "no", "on", "off", "y", "n"};
     struct qstr q1, q2;
@@ -777,8 +767,8 @@ static bool get_bool(struct loader *ld, const struct node *k, const struct node 
     return false;
 }
 
-static bool get_uint(struct loader *ld, const struct node *k, const struct node *v, uint64_t min,
-                     uint64_t max, uint64_t *out)
+static bool get_uint(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
+                     uint64_t min, uint64_t max, uint64_t *out)
 {
     struct qstr q;
     uint64_t n;
@@ -808,8 +798,8 @@ static const char *size_str(char *buf, size_t cap, uint64_t n)
     return buf;
 }
 
-static bool get_size(struct loader *ld, const struct node *k, const struct node *v, uint64_t min,
-                     uint64_t max, size_t *out)
+static bool get_size(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
+                     uint64_t min, uint64_t max, size_t *out)
 {
     struct qstr q;
     char a[32], b[32];
@@ -832,7 +822,7 @@ static bool get_size(struct loader *ld, const struct node *k, const struct node 
     return true;
 }
 
-static bool get_duration(struct loader *ld, const struct node *k, const struct node *v,
+static bool get_duration(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
                          uint64_t *out)
 {
     struct qstr q;
@@ -856,18 +846,18 @@ static bool get_duration(struct loader *ld, const struct node *k, const struct n
 
 /* A list of non-null strings; the array has one slot per item, NULL where
  * the item was wrong (and reported). */
-static bool get_string_list(struct loader *ld, const struct node *k, const struct node *v,
+static bool get_string_list(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
                             char ***out, size_t *n_out)
 {
     struct qstr q;
     bool ok = true;
-    if (!want_kind(ld, k, v, NODE_SEQ))
+    if (!want_kind(ld, k, v, MG_YNODE_SEQ))
         return false;
     *out = mg_xcalloc(v->n_kids, sizeof **out);
     *n_out = v->n_kids;
     for (size_t i = 0; i < v->n_kids; i++) {
-        const struct node *it = v->kids[i];
-        if (it->kind != NODE_SCALAR || is_null(it)) {
+        const struct mg_ynode *it = v->kids[i];
+        if (it->kind != MG_YNODE_SCALAR || mg_ynode_is_null(it)) {
             fail_at(ld, it, "items of '%s' must be strings, not %s", qs(&q, k->str, k->len),
                     kind_desc(it));
             ok = false;
@@ -878,7 +868,7 @@ static bool get_string_list(struct loader *ld, const struct node *k, const struc
     return ok;
 }
 
-static void unknown_key(struct loader *ld, const struct node *k, const char *where)
+static void unknown_key(struct loader *ld, const struct mg_ynode *k, const char *where)
 {
     struct qstr q;
     fail_at(ld, k, "unknown key '%s' %s", qs(&q, k->str, k->len), where);
@@ -1010,13 +1000,13 @@ static struct mg_conf *conf_new(const char *name)
  * Sections.
  */
 
-static void load_limits(struct loader *ld, struct mg_conf *c, const struct node *k,
-                        const struct node *v)
+static void load_limits(struct loader *ld, struct mg_conf *c, const struct mg_ynode *k,
+                        const struct mg_ynode *v)
 {
-    if (!want_kind(ld, k, v, NODE_MAP))
+    if (!want_kind(ld, k, v, MG_YNODE_MAP))
         return;
     for (size_t i = 0; i < v->n_kids; i += 2) {
-        const struct node *lk = v->kids[i], *lv = v->kids[i + 1];
+        const struct mg_ynode *lk = v->kids[i], *lv = v->kids[i + 1];
         uint64_t n;
         if (key_is(lk, "max_header_bytes"))
             get_size(ld, lk, lv, KIB, MIB, &c->max_header_bytes);
@@ -1038,8 +1028,8 @@ static void load_limits(struct loader *ld, struct mg_conf *c, const struct node 
     }
 }
 
-static void load_timeouts(struct loader *ld, struct mg_conf *c, const struct node *k,
-                          const struct node *v)
+static void load_timeouts(struct loader *ld, struct mg_conf *c, const struct mg_ynode *k,
+                          const struct mg_ynode *v)
 {
     const struct {
         const char *name;
@@ -1055,10 +1045,10 @@ static void load_timeouts(struct loader *ld, struct mg_conf *c, const struct nod
         {"stdio_kill_grace", &c->stdio_kill_grace_ms},
         {"drain", &c->drain_timeout_ms},
     };
-    if (!want_kind(ld, k, v, NODE_MAP))
+    if (!want_kind(ld, k, v, MG_YNODE_MAP))
         return;
     for (size_t i = 0; i < v->n_kids; i += 2) {
-        const struct node *tk = v->kids[i], *tv = v->kids[i + 1];
+        const struct mg_ynode *tk = v->kids[i], *tv = v->kids[i + 1];
         size_t j;
         for (j = 0; j < MG_ARRAY_LEN(keys); j++)
             if (key_is(tk, keys[j].name))
@@ -1073,11 +1063,12 @@ static void load_timeouts(struct loader *ld, struct mg_conf *c, const struct nod
 /* One {cert, key} pair, from `tls:` itself or an item of tls.certificates.
  * `where` names the mapping for unknown keys; NULL for `tls:`, whose other
  * keys the caller handles. */
-static void load_cert_pair(struct loader *ld, const struct node *map, struct mg_conf_cert *out,
-                           const char *where, const struct node **cert_k, const struct node **key_k)
+static void load_cert_pair(struct loader *ld, const struct mg_ynode *map, struct mg_conf_cert *out,
+                           const char *where, const struct mg_ynode **cert_k,
+                           const struct mg_ynode **key_k)
 {
     for (size_t i = 0; i < map->n_kids; i += 2) {
-        const struct node *k = map->kids[i], *v = map->kids[i + 1];
+        const struct mg_ynode *k = map->kids[i], *v = map->kids[i + 1];
         if (key_is(k, "cert")) {
             *cert_k = k;
             get_string(ld, k, v, false, &out->cert_file);
@@ -1090,16 +1081,16 @@ static void load_cert_pair(struct loader *ld, const struct node *map, struct mg_
     }
 }
 
-static void load_tls(struct loader *ld, struct mg_conf *c, const struct node *k,
-                     const struct node *v)
+static void load_tls(struct loader *ld, struct mg_conf *c, const struct mg_ynode *k,
+                     const struct mg_ynode *v)
 {
-    const struct node *cert_k = NULL, *key_k = NULL, *list_k = NULL, *list_v = NULL;
+    const struct mg_ynode *cert_k = NULL, *key_k = NULL, *list_k = NULL, *list_v = NULL;
     struct mg_conf_cert one = {NULL, NULL};
-    if (!want_kind(ld, k, v, NODE_MAP))
+    if (!want_kind(ld, k, v, MG_YNODE_MAP))
         return;
     load_cert_pair(ld, v, &one, NULL, &cert_k, &key_k);
     for (size_t i = 0; i < v->n_kids; i += 2) {
-        const struct node *tk = v->kids[i], *tv = v->kids[i + 1];
+        const struct mg_ynode *tk = v->kids[i], *tv = v->kids[i + 1];
         if (key_is(tk, "cert") || key_is(tk, "key")) {
             continue;
         } else if (key_is(tk, "certificates")) {
@@ -1124,15 +1115,15 @@ static void load_tls(struct loader *ld, struct mg_conf *c, const struct node *k,
         c->certs[0] = one;
         c->n_certs = 1;
         one.cert_file = one.key_file = NULL;
-    } else if (list_k && want_kind(ld, list_k, list_v, NODE_SEQ)) {
+    } else if (list_k && want_kind(ld, list_k, list_v, MG_YNODE_SEQ)) {
         if (list_v->n_kids == 0)
             fail_at(ld, list_k, "'certificates' must list at least one certificate");
         c->certs = mg_xcalloc(list_v->n_kids, sizeof *c->certs);
         c->n_certs = list_v->n_kids;
         for (size_t i = 0; i < list_v->n_kids; i++) {
-            const struct node *it = list_v->kids[i];
-            const struct node *ck = NULL, *kk = NULL;
-            if (it->kind != NODE_MAP) {
+            const struct mg_ynode *it = list_v->kids[i];
+            const struct mg_ynode *ck = NULL, *kk = NULL;
+            if (it->kind != MG_YNODE_MAP) {
                 fail_at(ld, it, "items of 'certificates' must be mappings with cert and key");
                 continue;
             }
@@ -1173,7 +1164,7 @@ static const char *const reserved_headers[] = {
     "TE",   "Trailer",        "Proxy-Connection",
 };
 
-static bool check_header_name(struct loader *ld, const struct node *n, const char *what)
+static bool check_header_name(struct loader *ld, const struct mg_ynode *n, const char *what)
 {
     struct qstr q;
     bool ok = n->len > 0 && n->len <= 256;
@@ -1203,7 +1194,7 @@ static int strcase_ref_cmp(const void *a, const void *b)
 
 /* Header names differ only in case as far as HTTP is concerned. `stride` is
  * 2 for the keys of a mapping, 1 for the items of a list. */
-static void check_header_duplicates(struct loader *ld, const struct node *v, size_t stride,
+static void check_header_duplicates(struct loader *ld, const struct mg_ynode *v, size_t stride,
                                     const char *what)
 {
     size_t n = v->n_kids / stride, m = 0;
@@ -1212,7 +1203,7 @@ static void check_header_duplicates(struct loader *ld, const struct node *v, siz
         return;
     refs = mg_xcalloc(n, sizeof *refs);
     for (size_t i = 0; i < n; i++)
-        if (v->kids[i * stride]->kind == NODE_SCALAR) {
+        if (v->kids[i * stride]->kind == MG_YNODE_SCALAR) {
             refs[m].key = v->kids[i * stride];
             refs[m].index = i;
             m++;
@@ -1227,15 +1218,15 @@ static void check_header_duplicates(struct loader *ld, const struct node *v, siz
     free(refs);
 }
 
-static void load_set_headers(struct loader *ld, struct mg_conf_route *r, const struct node *k,
-                             const struct node *v)
+static void load_set_headers(struct loader *ld, struct mg_conf_route *r, const struct mg_ynode *k,
+                             const struct mg_ynode *v)
 {
-    if (!want_kind(ld, k, v, NODE_MAP))
+    if (!want_kind(ld, k, v, MG_YNODE_MAP))
         return;
     r->n_set_request_headers = v->n_kids / 2;
     r->set_request_headers = mg_xcalloc(r->n_set_request_headers, sizeof(struct mg_conf_header));
     for (size_t i = 0; i < v->n_kids; i += 2) {
-        const struct node *hk = v->kids[i], *hv = v->kids[i + 1];
+        const struct mg_ynode *hk = v->kids[i], *hv = v->kids[i + 1];
         struct mg_conf_header *h = &r->set_request_headers[i / 2];
         bool ok = true;
         if (!check_header_name(ld, hk, "set_request_headers") ||
@@ -1259,8 +1250,8 @@ static void load_set_headers(struct loader *ld, struct mg_conf_route *r, const s
     check_header_duplicates(ld, v, 2, "set_request_headers");
 }
 
-static void load_remove_headers(struct loader *ld, struct mg_conf_route *r, const struct node *k,
-                                const struct node *v)
+static void load_remove_headers(struct loader *ld, struct mg_conf_route *r,
+                                const struct mg_ynode *k, const struct mg_ynode *v)
 {
     if (!get_string_list(ld, k, v, &r->remove_request_headers, &r->n_remove_request_headers))
         return;
@@ -1272,13 +1263,13 @@ static void load_remove_headers(struct loader *ld, struct mg_conf_route *r, cons
 /* An Origin (RFC 6454 §6.2) as browsers send it: scheme://host[:port], no
  * path, the default port left out. Stored in that serialised form so the
  * gateway compares with strcmp. */
-static void load_origins(struct loader *ld, struct mg_conf_route *r, const struct node *k,
-                         const struct node *v)
+static void load_origins(struct loader *ld, struct mg_conf_route *r, const struct mg_ynode *k,
+                         const struct mg_ynode *v)
 {
     if (!get_string_list(ld, k, v, &r->allowed_origins, &r->n_allowed_origins))
         return;
     for (size_t i = 0; i < v->n_kids; i++) {
-        const struct node *it = v->kids[i];
+        const struct mg_ynode *it = v->kids[i];
         struct mg_url u;
         struct qstr q;
         const char *why = url_parse(it->str, &u), *auth;
@@ -1308,10 +1299,10 @@ static void load_origins(struct loader *ld, struct mg_conf_route *r, const struc
     }
 }
 
-static void load_stdio(struct loader *ld, struct mg_conf_route *r, const struct node *v)
+static void load_stdio(struct loader *ld, struct mg_conf_route *r, const struct mg_ynode *v)
 {
     for (size_t i = 0; i < v->n_kids; i += 2) {
-        const struct node *sk = v->kids[i], *sv = v->kids[i + 1];
+        const struct mg_ynode *sk = v->kids[i], *sv = v->kids[i + 1];
         if (key_is(sk, "args")) {
             get_string_list(ld, sk, sv, &r->stdio.args, &r->stdio.n_args);
         } else if (key_is(sk, "cwd")) {
@@ -1319,12 +1310,12 @@ static void load_stdio(struct loader *ld, struct mg_conf_route *r, const struct 
         } else if (key_is(sk, "shared")) {
             get_bool(ld, sk, sv, &r->stdio.shared);
         } else if (key_is(sk, "env")) {
-            if (!want_kind(ld, sk, sv, NODE_MAP))
+            if (!want_kind(ld, sk, sv, MG_YNODE_MAP))
                 continue;
             r->stdio.n_env = sv->n_kids / 2;
             r->stdio.env = mg_xcalloc(r->stdio.n_env, sizeof *r->stdio.env);
             for (size_t j = 0; j < sv->n_kids; j += 2) {
-                const struct node *ek = sv->kids[j], *ev = sv->kids[j + 1];
+                const struct mg_ynode *ek = sv->kids[j], *ev = sv->kids[j + 1];
                 struct mg_conf_env *e = &r->stdio.env[j / 2];
                 struct qstr q;
                 /* POSIX portable names: anything else cannot be read back
@@ -1346,7 +1337,7 @@ static void load_stdio(struct loader *ld, struct mg_conf_route *r, const struct 
     }
 }
 
-static void load_to(struct loader *ld, struct mg_conf_route *r, const struct node *v, bool *ok)
+static void load_to(struct loader *ld, struct mg_conf_route *r, const struct mg_ynode *v, bool *ok)
 {
     struct qstr q;
     const char *why;
@@ -1382,7 +1373,7 @@ static void load_to(struct loader *ld, struct mg_conf_route *r, const struct nod
 
 /* Where each route's name and from came from, for cross-route messages. */
 struct route_pos {
-    const struct node *name, *from;
+    const struct mg_ynode *name, *from;
 };
 
 static const char *const reserved_route_keys[] = {
@@ -1394,22 +1385,22 @@ static const char *const reserved_route_keys[] = {
     "mcp",
 };
 
-static void load_route(struct loader *ld, struct mg_conf_route *r, const struct node *n,
+static void load_route(struct loader *ld, struct mg_conf_route *r, const struct mg_ynode *n,
                        struct route_pos *pos)
 {
-    const struct node *name_v = NULL, *from_v = NULL, *to_v = NULL, *stdio_k = NULL;
-    const struct node *stdio_v = NULL;
-    const struct node *tls_k = NULL, *http_k = NULL;
+    const struct mg_ynode *name_v = NULL, *from_v = NULL, *to_v = NULL, *stdio_k = NULL;
+    const struct mg_ynode *stdio_v = NULL;
+    const struct mg_ynode *tls_k = NULL, *http_k = NULL;
     bool to_ok = false;
     struct qstr q;
 
     r->line = n->line;
-    if (n->kind != NODE_MAP) {
+    if (n->kind != MG_YNODE_MAP) {
         fail_at(ld, n, "each route must be a mapping, not %s", kind_desc(n));
         return;
     }
     for (size_t i = 0; i < n->n_kids; i += 2) {
-        const struct node *k = n->kids[i], *v = n->kids[i + 1];
+        const struct mg_ynode *k = n->kids[i], *v = n->kids[i + 1];
         if (key_is(k, "name")) {
             bool ok;
             name_v = v;
@@ -1502,7 +1493,7 @@ static void load_route(struct loader *ld, struct mg_conf_route *r, const struct 
 
     if (stdio_k && r->kind != MG_UPSTREAM_STDIO)
         fail_at(ld, stdio_k, "'stdio' is only valid when 'to' is stdio:COMMAND");
-    else if (stdio_k && want_kind(ld, stdio_k, stdio_v, NODE_MAP))
+    else if (stdio_k && want_kind(ld, stdio_k, stdio_v, MG_YNODE_MAP))
         load_stdio(ld, r, stdio_v);
 
     if (r->kind == MG_UPSTREAM_STDIO && http_k)
@@ -1527,7 +1518,7 @@ static int route_name_cmp(const void *a, const void *b)
 
 struct from_ref {
     const struct mg_url *url;
-    const struct node *node;
+    const struct mg_ynode *node;
     size_t index;
 };
 
@@ -1580,11 +1571,11 @@ static void check_route_duplicates(struct loader *ld, const struct mg_conf_route
     free(refs);
 }
 
-static void load_routes(struct loader *ld, struct mg_conf *c, const struct node *k,
-                        const struct node *v)
+static void load_routes(struct loader *ld, struct mg_conf *c, const struct mg_ynode *k,
+                        const struct mg_ynode *v)
 {
     struct route_pos *pos;
-    if (!want_kind(ld, k, v, NODE_SEQ))
+    if (!want_kind(ld, k, v, MG_YNODE_SEQ))
         return;
     if (v->n_kids == 0) {
         fail_at(ld, v, "'routes' must list at least one route");
@@ -1613,7 +1604,7 @@ static void load_routes(struct loader *ld, struct mg_conf *c, const struct node 
 
 /* An absolute http(s) URL that names an issuer or a document. Plain http is
  * allowed only towards loopback hosts (development IdPs, tests). */
-static bool get_http_url(struct loader *ld, const struct node *k, const struct node *v,
+static bool get_http_url(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
                          bool want_origin, char **out)
 {
     struct qstr q;
@@ -1636,16 +1627,16 @@ static bool get_http_url(struct loader *ld, const struct node *k, const struct n
     return true;
 }
 
-static void load_store(struct loader *ld, struct mg_conf *c, const struct node *k,
-                       const struct node *v)
+static void load_store(struct loader *ld, struct mg_conf *c, const struct mg_ynode *k,
+                       const struct mg_ynode *v)
 {
-    if (!want_kind(ld, k, v, NODE_MAP))
+    if (!want_kind(ld, k, v, MG_YNODE_MAP))
         return;
     if (v->n_kids != 2) {
         fail_at(ld, v, "'store' takes exactly one of 'sqlite: PATH' or 'postgres: URI'");
         return;
     }
-    const struct node *sk = v->kids[0], *sv = v->kids[1];
+    const struct mg_ynode *sk = v->kids[0], *sv = v->kids[1];
     char *s = NULL;
     if (key_is(sk, "sqlite")) {
         if (get_string(ld, sk, sv, false, &s)) {
@@ -1676,16 +1667,16 @@ static bool is_name_char(char c)
 }
 
 static void load_oauth_client(struct loader *ld, struct mg_conf_oauth_client *cl,
-                              const struct node *n)
+                              const struct mg_ynode *n)
 {
     struct qstr q;
     cl->line = n->line;
-    if (n->kind != NODE_MAP) {
+    if (n->kind != MG_YNODE_MAP) {
         fail_at(ld, n, "each client must be a mapping, not %s", kind_desc(n));
         return;
     }
     for (size_t i = 0; i < n->n_kids; i += 2) {
-        const struct node *k = n->kids[i], *v = n->kids[i + 1];
+        const struct mg_ynode *k = n->kids[i], *v = n->kids[i + 1];
         if (key_is(k, "client_id")) {
             if (get_string(ld, k, v, false, &cl->client_id) && v->len > 255)
                 fail_at(ld, v, "'client_id' must be at most 255 characters");
@@ -1735,15 +1726,15 @@ static void load_oauth_client(struct loader *ld, struct mg_conf_oauth_client *cl
         fail_at(ld, n, "client needs 'redirect_uris' (or grant_types: [client_credentials])");
 }
 
-static void load_oauth(struct loader *ld, struct mg_conf *c, const struct node *k,
-                       const struct node *v)
+static void load_oauth(struct loader *ld, struct mg_conf *c, const struct mg_ynode *k,
+                       const struct mg_ynode *v)
 {
     struct mg_conf_oauth *o = &c->oauth;
     uint64_t n;
-    if (!want_kind(ld, k, v, NODE_MAP))
+    if (!want_kind(ld, k, v, MG_YNODE_MAP))
         return;
     for (size_t i = 0; i < v->n_kids; i += 2) {
-        const struct node *ok = v->kids[i], *ov = v->kids[i + 1];
+        const struct mg_ynode *ok = v->kids[i], *ov = v->kids[i + 1];
         if (key_is(ok, "access_token_ttl"))
             get_duration(ld, ok, ov, &o->access_token_ttl_ms);
         else if (key_is(ok, "refresh_token_ttl"))
@@ -1780,7 +1771,7 @@ static void load_oauth(struct loader *ld, struct mg_conf *c, const struct node *
         } else if (key_is(ok, "lockout"))
             get_duration(ld, ok, ov, &o->lockout_ms);
         else if (key_is(ok, "clients")) {
-            if (!want_kind(ld, ok, ov, NODE_SEQ))
+            if (!want_kind(ld, ok, ov, MG_YNODE_SEQ))
                 continue;
             o->n_clients = ov->n_kids;
             o->clients = mg_xcalloc(ov->n_kids ? ov->n_kids : 1, sizeof *o->clients);
@@ -1799,13 +1790,13 @@ static void load_oauth(struct loader *ld, struct mg_conf *c, const struct node *
         fail_at(ld, k, "'access_token_ttl' must be at least 1s");
 }
 
-static void load_claims(struct loader *ld, const struct node *k, const struct node *v, char **email,
-                        char **name, char **groups)
+static void load_claims(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
+                        char **email, char **name, char **groups)
 {
-    if (!want_kind(ld, k, v, NODE_MAP))
+    if (!want_kind(ld, k, v, MG_YNODE_MAP))
         return;
     for (size_t i = 0; i < v->n_kids; i += 2) {
-        const struct node *ck = v->kids[i], *cv = v->kids[i + 1];
+        const struct mg_ynode *ck = v->kids[i], *cv = v->kids[i + 1];
         if (key_is(ck, "email"))
             get_string(ld, ck, cv, false, email);
         else if (key_is(ck, "name"))
@@ -1817,17 +1808,17 @@ static void load_claims(struct loader *ld, const struct node *k, const struct no
     }
 }
 
-static void load_idp(struct loader *ld, struct mg_conf_idp *p, const struct node *n)
+static void load_idp(struct loader *ld, struct mg_conf_idp *p, const struct mg_ynode *n)
 {
     struct qstr q;
     bool inline_secret = false;
     p->line = n->line;
-    if (n->kind != NODE_MAP) {
+    if (n->kind != MG_YNODE_MAP) {
         fail_at(ld, n, "each identity provider must be a mapping, not %s", kind_desc(n));
         return;
     }
     for (size_t i = 0; i < n->n_kids; i += 2) {
-        const struct node *k = n->kids[i], *v = n->kids[i + 1];
+        const struct mg_ynode *k = n->kids[i], *v = n->kids[i + 1];
         if (key_is(k, "name")) {
             if (get_string(ld, k, v, false, &p->name)) {
                 bool ok = v->len <= 32;
@@ -1901,10 +1892,10 @@ static void load_idp(struct loader *ld, struct mg_conf_idp *p, const struct node
     }
 }
 
-static void load_idps(struct loader *ld, struct mg_conf *c, const struct node *k,
-                      const struct node *v)
+static void load_idps(struct loader *ld, struct mg_conf *c, const struct mg_ynode *k,
+                      const struct mg_ynode *v)
 {
-    if (!want_kind(ld, k, v, NODE_SEQ))
+    if (!want_kind(ld, k, v, MG_YNODE_SEQ))
         return;
     c->n_idps = v->n_kids;
     c->idps = mg_xcalloc(v->n_kids ? v->n_kids : 1, sizeof *c->idps);
@@ -1917,23 +1908,23 @@ static void load_idps(struct loader *ld, struct mg_conf *c, const struct node *k
                         c->idps[a].line);
 }
 
-static void load_jwt_issuers(struct loader *ld, struct mg_conf *c, const struct node *k,
-                             const struct node *v)
+static void load_jwt_issuers(struct loader *ld, struct mg_conf *c, const struct mg_ynode *k,
+                             const struct mg_ynode *v)
 {
-    if (!want_kind(ld, k, v, NODE_SEQ))
+    if (!want_kind(ld, k, v, MG_YNODE_SEQ))
         return;
     c->n_jwt_issuers = v->n_kids;
     c->jwt_issuers = mg_xcalloc(v->n_kids ? v->n_kids : 1, sizeof *c->jwt_issuers);
     for (size_t i = 0; i < v->n_kids; i++) {
         struct mg_conf_jwt_issuer *j = &c->jwt_issuers[i];
-        const struct node *n = v->kids[i];
+        const struct mg_ynode *n = v->kids[i];
         j->line = n->line;
-        if (n->kind != NODE_MAP) {
+        if (n->kind != MG_YNODE_MAP) {
             fail_at(ld, n, "each JWT issuer must be a mapping, not %s", kind_desc(n));
             continue;
         }
         for (size_t x = 0; x < n->n_kids; x += 2) {
-            const struct node *jk = n->kids[x], *jv = n->kids[x + 1];
+            const struct mg_ynode *jk = n->kids[x], *jv = n->kids[x + 1];
             if (key_is(jk, "issuer"))
                 get_string(ld, jk, jv, false, &j->issuer);
             else if (key_is(jk, "jwks_url"))
@@ -2016,7 +2007,8 @@ static const char *const reserved_top_keys[] = {
     "audit",
 };
 
-static bool get_listen(struct loader *ld, const struct node *k, const struct node *v, char **out)
+static bool get_listen(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
+                       char **out)
 {
     struct qstr q;
     const char *hs, *ps, *why;
@@ -2039,22 +2031,22 @@ static bool get_listen(struct loader *ld, const struct node *k, const struct nod
     return true;
 }
 
-static void load_root(struct loader *ld, struct mg_conf *c, const struct node *root)
+static void load_root(struct loader *ld, struct mg_conf *c, const struct mg_ynode *root)
 {
-    const struct node *routes_k = NULL, *routes_v = NULL, *addr_v = NULL, *insecure_v = NULL;
-    const struct node *metrics_v = NULL, *tls_k = NULL;
+    const struct mg_ynode *routes_k = NULL, *routes_v = NULL, *addr_v = NULL, *insecure_v = NULL;
+    const struct mg_ynode *metrics_v = NULL, *tls_k = NULL;
     uint64_t n;
 
     if (root == NULL) {
         fail(ld, MG_EINVAL, 1, 1, "the configuration is empty; at least one route is required");
         return;
     }
-    if (root->kind != NODE_MAP) {
+    if (root->kind != MG_YNODE_MAP) {
         fail_at(ld, root, "the configuration must be a mapping of keys, not %s", kind_desc(root));
         return;
     }
     for (size_t i = 0; i < root->n_kids; i += 2) {
-        const struct node *k = root->kids[i], *v = root->kids[i + 1];
+        const struct mg_ynode *k = root->kids[i], *v = root->kids[i + 1];
         if (key_is(k, "address")) {
             if (get_listen(ld, k, v, &c->address))
                 addr_v = v;
@@ -2151,7 +2143,7 @@ int mg_conf_load_string(const char *name, const char *text, size_t len, struct m
                         char **err)
 {
     struct loader ld = {.name = name ? name : "(config)", .text = text ? text : "", .len = len};
-    struct node *root = NULL;
+    struct mg_ynode *root = NULL;
     struct mg_conf *c = NULL;
     int rc;
 
