@@ -1,6 +1,7 @@
 /* libFuzzer target for JSON-RPC inspection (src/mcp/jsonrpc): arbitrary bytes
  * as a request body. Checks the contract on every input: INVALID exactly when
- * there is an error text and then no id; otherwise the counts add up, a single
+ * there is an error text and then no id unless one parsed object carried it;
+ * otherwise the counts add up, a single
  * message is one message, the method is a terminated string, the id (present
  * exactly when there is a request) is compact JSON of an allowed type, and
  * jansson agrees the body is one duplicate-free JSON object or array. */
@@ -16,7 +17,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mg_jsonrpc_inspect((const char *)data, size, &i);
     MG_ASSERT(memchr(i.method, '\0', sizeof i.method) != NULL);
     if (i.shape == MG_JSONRPC_INVALID) {
-        MG_ASSERT(i.error != NULL && i.id_json == NULL);
+        MG_ASSERT(i.error != NULL && i.msgs == NULL && i.root == NULL && i.n_messages == 0);
+        if (i.id_json) {
+            json_t *root = json_loadb((const char *)data, size,
+                                      JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, NULL);
+            MG_ASSERT(json_is_object(root));
+            json_decref(root);
+        }
     } else {
         MG_ASSERT(i.shape == MG_JSONRPC_SINGLE || i.shape == MG_JSONRPC_BATCH);
         MG_ASSERT(i.error == NULL);
@@ -33,6 +40,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         MG_ASSERT(root != NULL);
         MG_ASSERT(i.shape == MG_JSONRPC_BATCH ? json_is_array(root) : json_is_object(root));
         json_decref(root);
+        MG_ASSERT(i.msgs != NULL && i.root != NULL);
+        for (size_t k = 0; k < i.n_messages; k++) {
+            const struct mg_jsonrpc_msg *m = &i.msgs[k];
+            MG_ASSERT((m->method != NULL) == (m->kind != MG_JSONRPC_RESPONSE));
+            MG_ASSERT((m->id != NULL) == (m->kind != MG_JSONRPC_NOTIFICATION));
+            MG_ASSERT(m->arguments == NULL || json_is_object(m->arguments));
+            if (m->method &&
+                (strcmp(m->method, "tools/call") == 0 || strcmp(m->method, "resources/read") == 0))
+                MG_ASSERT(m->name != NULL);
+        }
         if (i.id_json) {
             json_t *id = json_loads(i.id_json, JSON_DECODE_ANY, NULL);
             MG_ASSERT(id != NULL);

@@ -5,8 +5,53 @@
 
 #include <jansson.h>
 
+/* The MCP methods whose target the policy judges, and where it is. */
+static const struct {
+    const char *method;
+    const char *key; /* in params */
+    bool arguments;
+} targeted[] = {
+    {"tools/call", "name", true},
+    {"prompts/get", "name", true},
+    {"resources/read", "uri", false},
+    {"resources/subscribe", "uri", false},
+    {"resources/unsubscribe", "uri", false},
+};
+
+/* Fills msg's target. A targeted method whose target is missing or not a
+ * string, or whose arguments are not an object, is ambiguous: refused. */
+static bool target_of(json_t *m, const char *method, struct mg_jsonrpc_msg *msg,
+                      struct mg_jsonrpc_info *out)
+{
+    for (size_t i = 0; i < MG_ARRAY_LEN(targeted); i++) {
+        if (strcmp(method, targeted[i].method) != 0)
+            continue;
+        json_t *params = json_object_get(m, "params");
+        json_t *t = json_object_get(params, targeted[i].key);
+        if (!json_is_object(params) || !json_is_string(t) ||
+            strlen(json_string_value(t)) != json_string_length(t)) {
+            out->error = strcmp(targeted[i].key, "name") == 0
+                             ? "params.name must be a string for this method"
+                             : "params.uri must be a string for this method";
+            return false;
+        }
+        msg->name = json_string_value(t);
+        if (targeted[i].arguments) {
+            json_t *a = json_object_get(params, "arguments");
+            if (a && !json_is_object(a)) {
+                out->error = "params.arguments must be an object";
+                return false;
+            }
+            msg->arguments = a;
+        }
+        return true;
+    }
+    return true;
+}
+
 static bool check_message(json_t *m, struct mg_jsonrpc_info *out, bool first_req, bool as_real)
 {
+    struct mg_jsonrpc_msg *msg = &out->msgs[out->n_messages];
     if (!json_is_object(m)) {
         out->error = "message is not a JSON object";
         return false;
@@ -33,6 +78,13 @@ static bool check_message(json_t *m, struct mg_jsonrpc_info *out, bool first_req
         else
             out->n_notifications++;
         const char *name = json_string_value(method);
+        if (strlen(name) != json_string_length(method)) {
+            out->error = "method must not contain NUL";
+            return false;
+        }
+        msg->kind = id ? MG_JSONRPC_REQUEST : MG_JSONRPC_NOTIFICATION;
+        msg->method = name;
+        msg->id = id;
         if (strcmp(name, "initialize") == 0)
             out->has_initialize = true;
         if (out->method[0] == '\0') {
@@ -49,8 +101,9 @@ static bool check_message(json_t *m, struct mg_jsonrpc_info *out, bool first_req
             /* Numbers were read as doubles only if some integer overflowed:
              * an integral id still prints as the integer it was. */
             double d = json_is_real(id) ? json_real_value(id) : 0.5;
-            if (as_real && json_is_real(id) && d == (double)(long long)d &&
-                d > -9007199254740992.0 && d < 9007199254740992.0) {
+            /* Range first: converting a double outside long long is UB. */
+            if (as_real && json_is_real(id) && d > -9007199254740992.0 && d < 9007199254740992.0 &&
+                d == (double)(long long)d) {
                 json_t *i = json_integer((json_int_t)d);
                 out->id_json = json_dumps(i, JSON_ENCODE_ANY | JSON_COMPACT);
                 json_decref(i);
@@ -58,12 +111,20 @@ static bool check_message(json_t *m, struct mg_jsonrpc_info *out, bool first_req
                 out->id_json = json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT);
             }
         }
+        if (!target_of(m, name, msg, out))
+            return false;
     } else if (json_object_get(m, "result") || json_object_get(m, "error")) {
         if (!id) {
             out->error = "response without id";
             return false;
         }
+        if (json_object_get(m, "result") && json_object_get(m, "error")) {
+            out->error = "response with both result and error";
+            return false;
+        }
         out->n_responses++;
+        msg->kind = MG_JSONRPC_RESPONSE;
+        msg->id = id;
     } else {
         out->error = "message has neither method nor result/error";
         return false;
@@ -94,23 +155,43 @@ void mg_jsonrpc_inspect(const char *body, size_t len, struct mg_jsonrpc_info *ou
             out->error = "empty batch";
             goto out;
         }
+        if (n > MG_JSONRPC_MAX_BATCH) {
+            out->error = "batch of more than 100 messages";
+            goto out;
+        }
+        out->msgs = mg_xcalloc(n, sizeof *out->msgs);
         for (size_t i = 0; i < n; i++)
             if (!check_message(json_array_get(root, i), out, true, as_real))
                 goto out;
         out->shape = MG_JSONRPC_BATCH;
-    } else if (check_message(root, out, true, as_real)) {
-        out->shape = MG_JSONRPC_SINGLE;
+    } else {
+        out->msgs = mg_xcalloc(1, sizeof *out->msgs);
+        if (check_message(root, out, true, as_real))
+            out->shape = MG_JSONRPC_SINGLE;
     }
 out:
-    if (out->shape == MG_JSONRPC_INVALID && out->id_json) {
-        free(out->id_json);
-        out->id_json = NULL;
+    if (out->shape == MG_JSONRPC_INVALID) {
+        /* A single message that parsed keeps its id for the error answer;
+         * in a batch no one id speaks for the body. */
+        if (root == NULL || json_is_array(root)) {
+            free(out->id_json);
+            out->id_json = NULL;
+        }
+        free(out->msgs);
+        out->msgs = NULL;
+        out->n_messages = 0;
+        json_decref(root);
+        return;
     }
-    json_decref(root);
+    out->root = root;
 }
 
 void mg_jsonrpc_info_fini(struct mg_jsonrpc_info *info)
 {
     free(info->id_json);
     info->id_json = NULL;
+    free(info->msgs);
+    info->msgs = NULL;
+    json_decref(info->root);
+    info->root = NULL;
 }

@@ -1,16 +1,40 @@
 /* JSON-RPC 2.0 message inspection for MCP request bodies: is it one message or
- * a batch, which method, which id. Pure (bytes in, struct out), fuzzed. The
- * policy phase builds on it; today it feeds the access log and lets every
- * gateway error carry the request's id. */
+ * a batch, and for every message what it asks: kind, method, id, and for the
+ * MCP methods the policy judges by name (tools/call, prompts/get,
+ * resources/read, ...) the name or URI and the arguments. Pure (bytes in,
+ * struct out), fuzzed. The parsed document is kept, so what the policy judges
+ * is exactly what the bytes say: one parse, duplicate keys refused, and a
+ * message whose target is ambiguous makes the whole body INVALID. */
 #ifndef MG_MCP_JSONRPC_H
 #define MG_MCP_JSONRPC_H
 
 #include "core/common.h"
 
+#include <jansson.h>
+
 enum mg_jsonrpc_shape {
     MG_JSONRPC_INVALID = 0, /* not JSON, or not JSON-RPC 2.0 objects */
     MG_JSONRPC_SINGLE,
     MG_JSONRPC_BATCH,
+};
+
+#define MG_JSONRPC_MAX_BATCH 100 /* messages in one batch */
+
+enum mg_jsonrpc_kind {
+    MG_JSONRPC_REQUEST,      /* method and id */
+    MG_JSONRPC_NOTIFICATION, /* method, no id */
+    MG_JSONRPC_RESPONSE,     /* result or error, and id */
+};
+
+/* One message of the body. Pointers borrow from the info's document. */
+struct mg_jsonrpc_msg {
+    enum mg_jsonrpc_kind kind;
+    const char *method;      /* requests and notifications; NULL for responses */
+    const json_t *id;        /* requests and responses */
+    const char *name;        /* tools/call and prompts/get: params.name; resources/read,
+                              * resources/subscribe, resources/unsubscribe: params.uri;
+                              * else NULL */
+    const json_t *arguments; /* tools/call and prompts/get: params.arguments (an object) or NULL */
 };
 
 struct mg_jsonrpc_info {
@@ -22,7 +46,9 @@ struct mg_jsonrpc_info {
     char method[96];        /* the first request's or notification's method, truncated */
     char *id_json;          /* the first request's id as compact JSON, or NULL */
     bool has_initialize;
-    const char *error; /* why the body is INVALID */
+    const char *error;           /* why the body is INVALID */
+    json_t *root;                /* the parsed body (valid shapes only) */
+    struct mg_jsonrpc_msg *msgs; /* n_messages entries, in body order */
 };
 
 /* Inspects body. Never fails for bad input: shape says INVALID and error why. */

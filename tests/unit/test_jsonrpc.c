@@ -302,8 +302,95 @@ static void test_method_truncation(void)
     mg_buf_fini(&b);
 }
 
+/* What each message asks: the policy judges exactly these fields. */
+static void test_targets(void)
+{
+    struct mg_jsonrpc_info i;
+    inspect_s("{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{\"name\":"
+              "\"query\",\"arguments\":{\"sql\":\"SELECT 1\",\"n\":5}}}",
+              &i);
+    TAP_IS_INT(i.shape, MG_JSONRPC_SINGLE, "tools/call: single");
+    TAP_OK(i.msgs && i.msgs[0].kind == MG_JSONRPC_REQUEST, "tools/call: a request");
+    TAP_IS_STR(i.msgs[0].method, "tools/call", "tools/call: method");
+    TAP_IS_STR(i.msgs[0].name, "query", "tools/call: name");
+    TAP_OK(json_is_object(i.msgs[0].arguments) &&
+               json_integer_value(json_object_get(i.msgs[0].arguments, "n")) == 5,
+           "tools/call: arguments as parsed");
+    TAP_OK(json_integer_value(i.msgs[0].id) == 7, "tools/call: id");
+    mg_jsonrpc_info_fini(&i);
+
+    inspect_s("[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":{\"uri\":"
+              "\"file:///a\"}},{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"},"
+              "{\"jsonrpc\":\"2.0\",\"id\":\"s1\",\"result\":{}},{\"jsonrpc\":\"2.0\",\"id\":2,"
+              "\"method\":\"prompts/get\",\"params\":{\"name\":\"p\"}}]",
+              &i);
+    TAP_IS_INT(i.shape, MG_JSONRPC_BATCH, "batch");
+    TAP_IS_INT(i.n_messages, 4, "batch: four messages");
+    TAP_IS_STR(i.msgs[0].name, "file:///a", "resources/read: the uri");
+    TAP_OK(i.msgs[0].arguments == NULL, "resources/read: no arguments");
+    TAP_OK(i.msgs[1].kind == MG_JSONRPC_NOTIFICATION && i.msgs[1].name == NULL &&
+               strcmp(i.msgs[1].method, "notifications/initialized") == 0,
+           "notification");
+    TAP_OK(i.msgs[2].kind == MG_JSONRPC_RESPONSE && i.msgs[2].method == NULL &&
+               strcmp(json_string_value(i.msgs[2].id), "s1") == 0,
+           "response to a server request");
+    TAP_OK(i.msgs[3].kind == MG_JSONRPC_REQUEST && strcmp(i.msgs[3].name, "p") == 0 &&
+               i.msgs[3].arguments == NULL,
+           "prompts/get without arguments");
+    mg_jsonrpc_info_fini(&i);
+
+    inspect_s("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", &i);
+    TAP_OK(i.msgs[0].name == NULL && i.msgs[0].arguments == NULL, "tools/list: no target");
+    mg_jsonrpc_info_fini(&i);
+
+    /* Ambiguous targets: refused, nothing to judge. */
+    INVALID("tools/call without params",
+            "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\"}]");
+    INVALID("tools/call with a numeric name",
+            "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":1}}]");
+    INVALID("tools/call with a NUL in the name",
+            "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+            "\"a\\u0000b\"}}]");
+    INVALID("tools/call with array arguments",
+            "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+            "\"q\",\"arguments\":[1]}}]");
+    INVALID("tools/call with the name twice",
+            "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+            "\"a\",\"name\":\"b\"}}]");
+    INVALID("resources/read with params a list",
+            "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":[\"u\"]}]");
+    INVALID("response with result and error",
+            "[{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{},\"error\":{}}]");
+    INVALID("method with a NUL", "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"a\\u0000\"}]");
+    struct mg_buf big;
+    mg_buf_init(&big, 1 << 20);
+    mg_buf_appends(&big, "[");
+    for (int k = 0; k <= MG_JSONRPC_MAX_BATCH; k++)
+        mg_buf_appendf(&big, "%s{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"ping\"}", k ? "," : "",
+                       k);
+    mg_buf_appends(&big, "]");
+    invalid("a batch over the bound", big.data, big.len);
+    mg_buf_fini(&big);
+
+    /* Regression (fuzz): an id far beyond int64 was converted to long long
+     * before its range was checked (undefined behaviour). */
+    inspect_s("[{\"jsonrpc\":\"2.0\",\"id\":3000000000000000000000000000000000000000,\"method\":"
+              "\"n\"},{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}]",
+              &i);
+    TAP_OK(i.shape == MG_JSONRPC_BATCH && i.id_json && strchr(i.id_json, 'e') != NULL,
+           "an id beyond int64 stays a real number");
+    mg_jsonrpc_info_fini(&i);
+
+    /* A single message that parsed keeps its id for the error answer. */
+    inspect_s("{\"jsonrpc\":\"2.0\",\"id\":42,\"method\":\"tools/call\",\"params\":{}}", &i);
+    TAP_OK(i.shape == MG_JSONRPC_INVALID && i.id_json && strcmp(i.id_json, "42") == 0,
+           "an unusable single request keeps its id for the error");
+    mg_jsonrpc_info_fini(&i);
+}
+
 int main(void)
 {
+    test_targets();
     test_single();
     test_ids();
     test_batch();
