@@ -402,13 +402,22 @@ static int tokens(struct mg_store *st, const struct opts *o)
                                 : t->expires_at <= now ? "expired"
                                                        : "active";
             if (o->json) {
-                json_array_append_new(
-                    arr,
+                json_t *row =
                     json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:s}", "token_id", id, "kind",
                               mg_store_token_kind_name(t->kind), "subject", t->subject, "client_id",
                               t->client_id ? t->client_id : "", "audience",
                               t->audience ? t->audience : "", "scopes", t->scopes ? t->scopes : "",
-                              "expires_at", (json_int_t)t->expires_at, "state", state));
+                              "expires_at", (json_int_t)t->expires_at, "state", state);
+                /* Who the token speaks for, as the identity snapshot says. */
+                json_error_t je;
+                json_t *idj = json_loads(t->identity_json ? t->identity_json : "{}", 0, &je);
+                json_t *groups = json_object_get(idj, "groups");
+                json_object_set_new(row, "groups",
+                                    json_is_array(groups) ? json_incref(groups) : json_array());
+                const char *email = json_string_value(json_object_get(idj, "email"));
+                json_object_set_new(row, "email", json_string(email ? email : ""));
+                json_decref(idj);
+                json_array_append_new(arr, row);
                 continue;
             }
             printf("%-16s %-8s %-28s %-24s ", id, mg_store_token_kind_name(t->kind), t->subject,

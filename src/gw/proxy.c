@@ -517,6 +517,15 @@ static void on_log(struct mg_http_req *req)
             mg_buf_appends(&b, ",\"email\":");
             mg_buf_append_json_str(&b, id->email, strlen(id->email));
         }
+        if (id->n_groups > 0) {
+            mg_buf_appends(&b, ",\"groups\":[");
+            for (size_t g = 0; g < id->n_groups && g < 64; g++) {
+                if (g)
+                    mg_buf_appends(&b, ",");
+                mg_buf_append_json_str(&b, id->groups[g], strlen(id->groups[g]));
+            }
+            mg_buf_appends(&b, "]");
+        }
         if (id->client_id[0]) {
             mg_buf_appends(&b, ",\"client_id\":");
             mg_buf_append_json_str(&b, id->client_id, MG_MIN(strlen(id->client_id), 256));

@@ -815,7 +815,9 @@ void mg_oauth__provider_signed_in(struct oreq *o, struct mg_identity *id)
                              "Your account has too many groups to keep in a session.");
         return;
     }
-    /* The cookie rides on the final redirect. */
+    /* The provider flow's cookie has done its job. */
+    mg_buf_appendf(&h, "Set-Cookie: _mcpgate_oidc=; Path=" OAUTH_PREFIX "; Max-Age=0\r\n");
+    /* The cookies ride on the final redirect. */
     free(o->set_cookie);
     o->set_cookie = mg_buf_steal(&h, NULL);
     mg_oauth__run(o, consent_work, consent_done);

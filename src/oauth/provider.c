@@ -1,14 +1,19 @@
 /* Sign-in through OpenID Connect providers: after the person has consented
  * (pages.c), the browser goes to the provider with state, nonce and PKCE;
  * the callback redeems the code (authn/oidc.c verifies the ID token) and
- * the flow continues as after a built-in sign-in. The provider state is
- * sealed into `state`, so the callback may land on any instance. */
+ * the flow continues as after a built-in sign-in. The flow's secrets (the
+ * pending authorization request, nonce, PKCE verifier) travel sealed in a
+ * short-lived cookie bound to a random `state`, so the callback may land on
+ * any instance and `state` stays short (providers limit its length). */
 #include "oauth/oauth_int.h"
 
 #include "authn/oidc.h"
 #include "core/log.h"
+#include "net/fetch.h"
 
 #define OIDC_STATE_TTL_SEC 600
+#define LIVE_CHECK_MS      3000
+#define OIDC_COOKIE        "_mcpgate_oidc"
 
 static struct mg_oidc_provider *find_provider(struct oreq *o, const char *name)
 {
@@ -42,7 +47,8 @@ static void unreachable(struct oreq *o, const char *name, const char *why)
 struct pstate {
     char nonce[MG_OIDC_SECRET_BUF];
     char verifier[MG_OIDC_SECRET_BUF];
-    char *sealed_state;
+    char state[MG_OIDC_SECRET_BUF];
+    char *sealed_flow; /* the cookie's value */
 };
 
 static void pstate_free(void *v)
@@ -50,8 +56,8 @@ static void pstate_free(void *v)
     struct pstate *ps = v;
     if (ps == NULL)
         return;
-    OPENSSL_cleanse(ps, offsetof(struct pstate, sealed_state));
-    free(ps->sealed_state);
+    OPENSSL_cleanse(ps, offsetof(struct pstate, sealed_flow));
+    free(ps->sealed_flow);
     free(ps);
 }
 
@@ -74,8 +80,7 @@ static void discovered(void *ud, int status, struct mg_oidc_discovery *d, const 
     mg_buf_init(&loc, 16384);
     callback_url(o, &cb);
     mg_buf_appends(&loc, "Location: ");
-    int rc =
-        mg_oidc_authorize_url(prov, d, cb.data, ps->sealed_state, ps->nonce, ps->verifier, &loc);
+    int rc = mg_oidc_authorize_url(prov, d, cb.data, ps->state, ps->nonce, ps->verifier, &loc);
     mg_oidc_discovery_unref(d);
     if (rc < 0) {
         mg_buf_fini(&cb);
@@ -83,10 +88,33 @@ static void discovered(void *ud, int status, struct mg_oidc_discovery *d, const 
         mg_oauth__page_error(o, 500, "Sign-in failed", "The provider request is too large.");
         return;
     }
-    mg_buf_appends(&loc, "\r\nCache-Control: no-store\r\n");
+    mg_buf_appendf(&loc,
+                   "\r\nCache-Control: no-store\r\nSet-Cookie: " OIDC_COOKIE
+                   "=%s; Path=" OAUTH_PREFIX "; HttpOnly; SameSite=Lax; Max-Age=%d%s\r\n",
+                   ps->sealed_flow, OIDC_STATE_TTL_SEC,
+                   o->p->req->conn->srv->is_tls ? "; Secure" : "");
     mg_http_reply(o->p->req, 303, "text/plain; charset=utf-8", loc.data, "", 0);
     mg_buf_fini(&cb);
     mg_buf_fini(&loc);
+}
+
+static void live_checked(void *ud, const struct mg_fetch_result *res)
+{
+    struct oreq *o = ud;
+    o->fetch = NULL;
+    if (!mg_gw__req_resume(o->p))
+        return;
+    if (res->status < 0 || res->http_status != 200) {
+        unreachable(o, o->provider,
+                    res->status < 0 ? res->error : "the discovery document did not answer 200");
+        return;
+    }
+    struct mg_oidc_provider *prov = find_provider(o, o->provider);
+    o->p->pending++;
+    if (prov == NULL || mg_oidc_discover(prov, &o->p->w->pool, discovered, o, &o->oidc_req) < 0) {
+        o->p->pending--;
+        unreachable(o, o->provider, "cannot start discovery");
+    }
 }
 
 void mg_oauth__provider_begin(struct oreq *o)
@@ -99,19 +127,22 @@ void mg_oauth__provider_begin(struct oreq *o)
     struct pstate *ps = mg_xcalloc(1, sizeof *ps);
     o->ext = ps;
     o->ext_free = pstate_free;
-    if (mg_oidc_new_secrets(ps->nonce, ps->verifier) < 0) {
+    char unused[MG_OIDC_SECRET_BUF];
+    if (mg_oidc_new_secrets(ps->nonce, ps->verifier) < 0 ||
+        mg_oidc_new_secrets(ps->state, unused) < 0) {
         mg_oauth__page_error(o, 500, "Sign-in failed", "No randomness available.");
         return;
     }
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "q", o->sealed_req, "p", o->provider, "n",
-                          ps->nonce, "v", ps->verifier);
+    OPENSSL_cleanse(unused, sizeof unused);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "st", ps->state, "q", o->sealed_req, "p",
+                          o->provider, "n", ps->nonce, "v", ps->verifier);
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
-    ps->sealed_state = mg_xmalloc(MG_SEAL_BUF);
+    ps->sealed_flow = mg_xmalloc(MG_SEAL_BUF);
     struct mg_seal_key k;
     mg_seal_key_init(&k, o->a->seal_key);
     int rc = mg_seal_seal(&k, "oidc", o->now + OIDC_STATE_TTL_SEC, text, strlen(text),
-                          ps->sealed_state, MG_SEAL_BUF);
+                          ps->sealed_flow, MG_SEAL_BUF);
     mg_seal_key_fini(&k);
     OPENSSL_cleanse(text, strlen(text));
     free(text);
@@ -120,10 +151,26 @@ void mg_oauth__provider_begin(struct oreq *o)
                              "The sign-in request is too large to pass to the provider.");
         return;
     }
+    /* A live check first: the discovery document is cached for an hour, and
+     * a provider that is down must give a clear page here, not a browser
+     * error at the provider's door. Sign-ins are rare; one short request
+     * each is cheap. */
+    const struct mg_conf_idp *ci = NULL;
+    for (size_t i = 0; i < o->p->gw->conf->n_idps; i++)
+        if (strcmp(o->p->gw->conf->idps[i].name, o->provider) == 0)
+            ci = &o->p->gw->conf->idps[i];
+    struct mg_fetch_opts fo = {
+        .timeout_ms = LIVE_CHECK_MS,
+        .max_bytes = MG_OIDC_MAX_RESPONSE,
+        .ca_file = ci ? ci->ca_file : NULL,
+        .allow_http = strncmp(mg_oidc_provider_discovery_url(prov), "http://", 7) == 0,
+    };
+    const char *why = NULL;
     o->p->pending++;
-    if (mg_oidc_discover(prov, &o->p->w->pool, discovered, o, &o->oidc_req) < 0) {
+    if (mg_fetch(&o->p->w->pool, mg_oidc_provider_discovery_url(prov), &fo, live_checked, o,
+                 &o->fetch, &why) < 0) {
         o->p->pending--;
-        unreachable(o, o->provider, "cannot start discovery");
+        unreachable(o, o->provider, why);
     }
 }
 
@@ -156,12 +203,15 @@ void mg_oauth__provider_callback(struct oreq *o)
         mg_oauth__page_error(o, 400, "Sign-in failed", "The provider's answer has no state.");
         return;
     }
+    size_t clen = 0;
+    const char *flow = mg_oauth__cookie(o->p->req->head, OIDC_COOKIE, &clen);
     uint8_t *buf = mg_xmalloc(MG_SEAL_MAX_DATA + 1);
     size_t n = 0;
     struct mg_seal_key k;
     mg_seal_key_init(&k, o->a->seal_key);
-    int rc = mg_seal_open(&k, "oidc", o->now, state, strlen(state), buf, MG_SEAL_MAX_DATA, &n, NULL,
-                          NULL);
+    int rc =
+        flow ? mg_seal_open(&k, "oidc", o->now, flow, clen, buf, MG_SEAL_MAX_DATA, &n, NULL, NULL)
+             : MG_EDENIED;
     mg_seal_key_fini(&k);
     json_t *j = NULL;
     if (rc == 0) {
@@ -174,7 +224,16 @@ void mg_oauth__provider_callback(struct oreq *o)
     const char *pname = json_string_value(json_object_get(j, "p"));
     const char *nonce = json_string_value(json_object_get(j, "n"));
     const char *verifier = json_string_value(json_object_get(j, "v"));
-    if (!q || !pname || !nonce || !verifier || !mg_oauth__open_authreq(o, q)) {
+    const char *want = json_string_value(json_object_get(j, "st"));
+    /* The state must be the one this browser's flow sent (RFC 6749 §10.12). */
+    bool state_ok =
+        want && strlen(want) == strlen(state) && mg_ct_equal(want, state, strlen(state));
+    if (!q || !pname || !nonce || !verifier || !state_ok || !mg_oauth__open_authreq(o, q)) {
+        mg_log_info("provider callback refused: %s",
+                    flow == NULL ? "no flow cookie"
+                    : rc != 0    ? "the flow cookie does not open (altered or expired)"
+                    : !state_ok  ? "state does not match this browser's flow"
+                                 : "the pending authorization request expired");
         json_decref(j);
         mg_oauth__page_error(o, 400, "Sign-in expired",
                              "This sign-in is invalid or has expired. Go back to the application "

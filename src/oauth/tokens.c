@@ -10,8 +10,8 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
-#define MAX_REDIRECT_URIS 10
-#define MAX_URI_LEN       2048
+#define MAX_REDIRECT_URIS      10
+#define MAX_URI_LEN            2048
 #define MAX_REGISTRATION_BYTES (16 * 1024)
 
 /* --- client authentication (OAuth 2.1 §2.4) ---------------------------------------- */

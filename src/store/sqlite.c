@@ -290,21 +290,41 @@ static int sq_open(struct mg_store *st, const char *path)
     int fd = -1, rc, ret = MG_EIO;
 
     /* Create the file owner-only before SQLite sees it: it holds password and
-     * token hashes. SQLite gives the -wal and -shm files the same mode. */
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
+     * token hashes. SQLite gives the -wal and -shm files the same mode.
+     * Only a file this call creates is ever opened here: closing any
+     * descriptor of a file drops every POSIX lock the process holds on it
+     * (fcntl(2)), so opening and closing an existing database would unlock
+     * it under this process's other handles, and another process (the CLI)
+     * could then reset the WAL beneath them. */
+    fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0) {
+        if (fchmod(fd, 0600) != 0) {
+            mg_store__set_error(st, "sqlite: chmod %s: %s", path, strerror(errno));
+            goto out;
+        }
+        close(fd);
+        fd = -1;
+    } else if (errno == EEXIST) {
+        struct stat sb;
+        if (lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+            mg_store__set_error(st, "sqlite: %s: not a regular file (symlinks are refused)", path);
+            goto out;
+        }
+        if ((sb.st_mode & 077) != 0 && chmod(path, 0600) != 0) {
+            mg_store__set_error(st, "sqlite: chmod %s: %s", path, strerror(errno));
+            goto out;
+        }
+    } else {
         mg_store__set_error(st, "sqlite: %s: %s", path, strerror(errno));
-        goto out;
-    }
-    if (fchmod(fd, 0600) != 0) {
-        mg_store__set_error(st, "sqlite: chmod %s: %s", path, strerror(errno));
         goto out;
     }
     s = mg_xcalloc(1, sizeof(*s));
     st->backend = s;
     /* NOMUTEX: one handle is used by one thread at a time (store.h). */
     rc = sqlite3_open_v2(path, &s->db,
-                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                             SQLITE_OPEN_NOFOLLOW,
+                         NULL);
     if (rc != SQLITE_OK) {
         ret = fail(st, rc, path);
         goto out;

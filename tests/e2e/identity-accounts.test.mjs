@@ -34,13 +34,7 @@ describe('service accounts and client_credentials', { skip: DIRECT && 'E2E_DIREC
   });
   after(async () => { await s?.stop(); });
 
-  // Known gateway bug, kept visible (SQLite store, the CLI beside a running gateway).
-  const REVOKE_BUG = 'gateway bug (SQLite store): `mcpgate service-accounts revoke ci-bot` exits 0, but the route '
-    + 'still answers 200 to the service-account token 3 s later (docs/identity.md: SQLite revocations are polled '
-    + 'every 50 ms; expected 401 invalid_token within 1 s). Cause: src/store/sqlite.c sq_open() closes a raw fd '
-    + 'on the database, dropping the gateway\'s POSIX locks, so the CLI deletes the WAL the gateway still uses.';
-
-  test('service-accounts create / list / revoke', { ...T, todo: REVOKE_BUG }, async () => {
+  test('service-accounts create / list / revoke', T, async () => {
     const created = await cliOk(s.config, ['service-accounts', 'create', 'ci-bot', '--groups', 'bots', '--expires', '1d']);
     const lines = created.stdout.split('\n').filter(Boolean);
     assert.equal(lines.length, 1, `stdout is the token alone: ${JSON.stringify(created.stdout)}`);

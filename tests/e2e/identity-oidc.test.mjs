@@ -20,13 +20,7 @@ import {
   authParams, authorizeUrl, callRoute, cliOk, registerClient, startIdentityGateway, tokenId, waitLogLine,
 } from './lib/identity.mjs';
 
-// Known gateway bug, kept visible: every sign-in through a provider fails.
-const PROVIDER_BUG = 'gateway bug: POST /_mcpgate/consent decision=allow after choosing the provider answers '
-  + '500 "Sign-in failed: The provider request is too large." instead of a 303 to the provider\'s '
-  + 'authorization endpoint. src/oauth/provider.c passes as `state` the sealed {sealed request, provider, '
-  + 'nonce, verifier} (several hundred bytes more than the sealed request alone), and src/authn/oidc.c '
-  + 'mg_oidc_authorize_url() refuses a state longer than 512 bytes (str_ok(state, 1, 512)).';
-const T = { timeout: 60_000, todo: PROVIDER_BUG };
+const T = { timeout: 60_000 };
 const OLGA = { email: 'olga@corp.example', password: 'olgas-password', name: 'Olga Corp', groups: ['eng', 'ops'] };
 const PROVIDER = 'corp';
 const DISPLAY = 'Corp SSO';
