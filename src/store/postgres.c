@@ -461,6 +461,20 @@ static const struct {
         " name TEXT COLLATE \"C\" PRIMARY KEY,"
         " value BYTEA NOT NULL,"
         " created_at BIGINT NOT NULL);"},
+    /* v3: the audit chain; see the SQLite migration. */
+    {3, "CREATE TABLE audit ("
+        " seq BIGINT PRIMARY KEY CHECK (seq > 0),"
+        " time_ms BIGINT NOT NULL,"
+        " route TEXT COLLATE \"C\" NOT NULL DEFAULT '',"
+        " subject TEXT COLLATE \"C\" NOT NULL DEFAULT '',"
+        " email TEXT COLLATE \"C\" NOT NULL DEFAULT '',"
+        " method TEXT COLLATE \"C\" NOT NULL DEFAULT '',"
+        " name TEXT COLLATE \"C\" NOT NULL DEFAULT '',"
+        " decision TEXT NOT NULL CHECK (decision IN ('allow', 'deny')),"
+        " prev TEXT NOT NULL CHECK (length(prev) = 64),"
+        " hash TEXT NOT NULL CHECK (length(hash) = 64),"
+        " record TEXT NOT NULL);"
+        "CREATE INDEX audit_time ON audit (time_ms);"},
 };
 
 _Static_assert(MG_ARRAY_LEN(migrations) == MG_STORE__SCHEMA_LATEST,
@@ -1113,6 +1127,138 @@ out:
     return rc;
 }
 
+/* Audit */
+
+#define AUDIT_COLS "seq, time_ms, route, subject, email, method, name, decision, prev, hash, record"
+/* See the SQLite backend: NULL parameters do not filter. */
+#define AUDIT_WHERE                                                                                \
+    " WHERE ($1::text IS NULL OR subject = $1 OR lower(email) = lower($1::text COLLATE \"C\"))"    \
+    " AND ($2::text IS NULL OR name = $2) AND ($3::text IS NULL OR decision = $3)"                 \
+    " AND ($4::text IS NULL OR route = $4) AND ($5::text IS NULL OR method = $5)"                  \
+    " AND time_ms >= $6 AND seq > $7"
+
+static int audit_head(struct mg_store *st, int64_t *seq, char hash[MG_STORE_AUDIT_HASH_HEX + 1])
+{
+    PGresult *res = NULL;
+    int rc = query(st, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", NULL, "audit head",
+                   &res);
+    if (rc)
+        return rc;
+    if (PQntuples(res) == 1) {
+        *seq = val_i64(res, 0, 0);
+        snprintf(hash, MG_STORE_AUDIT_HASH_HEX + 1, "%s", PQgetvalue(res, 0, 1));
+    } else {
+        *seq = 0;
+        memset(hash, '0', MG_STORE_AUDIT_HASH_HEX);
+        hash[MG_STORE_AUDIT_HASH_HEX] = '\0';
+    }
+    PQclear(res);
+    return 0;
+}
+
+static int pg_audit_last(struct mg_store *st, int64_t *seq, char hash[MG_STORE_AUDIT_HASH_HEX + 1])
+{
+    return audit_head(st, seq, hash);
+}
+
+/* Gateways sharing the database append to one chain. The advisory lock
+ * (held to commit) makes them take turns; under READ COMMITTED the head is
+ * read after the lock is granted, so it includes the previous holder's
+ * rows. The key is "mcpgateA" in ASCII. */
+static int pg_audit_append(struct mg_store *st, const struct mg_store_audit_row *rows, size_t n)
+{
+    char head[MG_STORE_AUDIT_HASH_HEX + 1];
+    int64_t last = 0;
+    int rc = begin(st);
+    if (rc)
+        return rc;
+    rc = query(st, "SELECT pg_advisory_xact_lock(7882267362147460417)", NULL, "audit lock", NULL);
+    if (rc)
+        goto out;
+    rc = audit_head(st, &last, head);
+    if (rc)
+        goto out;
+    if (rows[0].seq != last + 1 || strcmp(rows[0].prev, head) != 0) {
+        mg_store__set_error(st, "postgres: audit append: the chain's head is seq %lld, not %lld",
+                            (long long)last, (long long)(rows[0].seq - 1));
+        rc = MG_EAGAIN;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct mg_store_audit_row *r = &rows[i];
+        struct params ps = {0};
+        p_i64(&ps, r->seq);
+        p_i64(&ps, r->time_ms);
+        p_text(&ps, r->route ? r->route : "");
+        p_text(&ps, r->subject ? r->subject : "");
+        p_text(&ps, r->email ? r->email : "");
+        p_text(&ps, r->method ? r->method : "");
+        p_text(&ps, r->name ? r->name : "");
+        p_text(&ps, r->decision);
+        p_text(&ps, r->prev);
+        p_text(&ps, r->hash);
+        p_text(&ps, r->record);
+        rc = query(st,
+                   "INSERT INTO audit (" AUDIT_COLS ") "
+                   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                   &ps, "append audit record", NULL);
+        if (rc)
+            goto out;
+    }
+    rc = commit(st);
+out:
+    if (rc)
+        rollback(st);
+    return rc;
+}
+
+static void read_audit(const PGresult *res, int row, void *p)
+{
+    struct mg_store_audit_row *r = p;
+    r->seq = val_i64(res, row, 0);
+    r->time_ms = val_i64(res, row, 1);
+    r->route = val_text(res, row, 2);
+    r->subject = val_text(res, row, 3);
+    r->email = val_text(res, row, 4);
+    r->method = val_text(res, row, 5);
+    r->name = val_text(res, row, 6);
+    r->decision = val_text(res, row, 7);
+    r->prev = val_text(res, row, 8);
+    r->hash = val_text(res, row, 9);
+    r->record = val_text(res, row, 10);
+}
+
+static int pg_audit_query(struct mg_store *st, const struct mg_store_audit_filter *f,
+                          struct mg_store_audit_row **out, size_t *n)
+{
+    struct params ps = {0};
+    void *items = NULL;
+    int rc;
+    p_text(&ps, f->user);
+    p_text(&ps, f->tool);
+    p_text(&ps, f->decision);
+    p_text(&ps, f->route);
+    p_text(&ps, f->method);
+    p_i64(&ps, f->since_ms);
+    p_i64(&ps, f->after_seq);
+    p_i64(&ps, (int64_t)f->limit);
+    rc = all_rows(st,
+                  f->newest
+                      ? "SELECT " AUDIT_COLS " FROM audit" AUDIT_WHERE " ORDER BY seq DESC LIMIT $8"
+                      : "SELECT " AUDIT_COLS " FROM audit" AUDIT_WHERE " ORDER BY seq LIMIT $8",
+                  &ps, sizeof(**out), read_audit, &items, n);
+    if (rc)
+        return rc;
+    *out = items;
+    if (f->newest) /* read newest first: give them back in chain order */
+        for (size_t i = 0; i < *n / 2; i++) {
+            struct mg_store_audit_row t = (*out)[i];
+            (*out)[i] = (*out)[*n - 1 - i];
+            (*out)[*n - 1 - i] = t;
+        }
+    return 0;
+}
+
 const struct mg_store_ops mg_store__postgres_ops = {
     .name = "postgres",
     .open = pg_open,
@@ -1145,4 +1291,7 @@ const struct mg_store_ops mg_store__postgres_ops = {
     .consent_get = pg_consent_get,
     .consent_delete_subject = pg_consent_delete_subject,
     .secret_get_or_create = pg_secret_get_or_create,
+    .audit_append = pg_audit_append,
+    .audit_last = pg_audit_last,
+    .audit_query = pg_audit_query,
 };

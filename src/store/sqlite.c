@@ -45,6 +45,10 @@ enum q {
     Q_CONSENT_DELETE_SUBJECT,
     Q_SECRET_INSERT,
     Q_SECRET_GET,
+    Q_AUDIT_INSERT,
+    Q_AUDIT_LAST,
+    Q_AUDIT_QUERY,
+    Q_AUDIT_QUERY_NEWEST,
     Q__N
 };
 
@@ -55,6 +59,14 @@ enum q {
     "hash, kind, family_id, client_id, subject, audience, scopes, expires_at, created_at, "        \
     "revoked_at, identity_json, extra_json"
 #define CONSENT_COLS "subject, client_id, audience, scopes, created_at, expires_at"
+#define AUDIT_COLS   "seq, time_ms, route, subject, email, method, name, decision, prev, hash, record"
+/* NULL parameters do not filter; the user matches the subject or the email
+ * (ASCII case-insensitively, like users). */
+#define AUDIT_WHERE                                                                                \
+    " WHERE (?1 IS NULL OR subject = ?1 OR lower(email) = lower(?1))"                              \
+    " AND (?2 IS NULL OR name = ?2) AND (?3 IS NULL OR decision = ?3)"                             \
+    " AND (?4 IS NULL OR route = ?4) AND (?5 IS NULL OR method = ?5)"                              \
+    " AND time_ms >= ?6 AND seq > ?7"
 
 static const char *const sql[Q__N] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
@@ -106,6 +118,12 @@ static const char *const sql[Q__N] = {
     [Q_SECRET_INSERT] = "INSERT OR IGNORE INTO secrets (name, value, created_at) "
                         "VALUES (?1, ?2, unixepoch())",
     [Q_SECRET_GET] = "SELECT value FROM secrets WHERE name = ?1",
+    [Q_AUDIT_INSERT] = "INSERT INTO audit (" AUDIT_COLS ") "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [Q_AUDIT_LAST] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+    [Q_AUDIT_QUERY] = "SELECT " AUDIT_COLS " FROM audit" AUDIT_WHERE " ORDER BY seq LIMIT ?8",
+    [Q_AUDIT_QUERY_NEWEST] =
+        "SELECT " AUDIT_COLS " FROM audit" AUDIT_WHERE " ORDER BY seq DESC LIMIT ?8",
 };
 
 /* Migrations, applied in order, each exactly once. Never edit a released
@@ -169,6 +187,21 @@ static const struct {
         " name TEXT PRIMARY KEY NOT NULL,"
         " value BLOB NOT NULL,"
         " created_at INTEGER NOT NULL) STRICT;"},
+    /* v3: the audit chain. seq is the rowid, so appends go to the end of
+     * the table's b-tree; time_ms is indexed for `audit query --since`. */
+    {3, "CREATE TABLE audit ("
+        " seq INTEGER PRIMARY KEY CHECK (seq > 0),"
+        " time_ms INTEGER NOT NULL,"
+        " route TEXT NOT NULL DEFAULT '',"
+        " subject TEXT NOT NULL DEFAULT '',"
+        " email TEXT NOT NULL DEFAULT '',"
+        " method TEXT NOT NULL DEFAULT '',"
+        " name TEXT NOT NULL DEFAULT '',"
+        " decision TEXT NOT NULL CHECK (decision IN ('allow', 'deny')),"
+        " prev TEXT NOT NULL CHECK (length(prev) = 64),"
+        " hash TEXT NOT NULL CHECK (length(hash) = 64),"
+        " record TEXT NOT NULL) STRICT;"
+        "CREATE INDEX audit_time ON audit (time_ms);"},
 };
 
 _Static_assert(MG_ARRAY_LEN(migrations) == MG_STORE__SCHEMA_LATEST,
@@ -1013,6 +1046,132 @@ out:
     return rc;
 }
 
+/* Audit */
+
+static int read_audit_last(struct mg_store *st, int64_t *seq,
+                           char hash[MG_STORE_AUDIT_HASH_HEX + 1])
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = prep(st, Q_AUDIT_LAST, &stmt);
+    if (rc)
+        return rc;
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        const unsigned char *h = sqlite3_column_text(stmt, 1);
+        *seq = sqlite3_column_int64(stmt, 0);
+        snprintf(hash, MG_STORE_AUDIT_HASH_HEX + 1, "%s", h ? (const char *)h : "");
+        rc = 0;
+    } else if (rc == SQLITE_DONE) {
+        *seq = 0;
+        memset(hash, '0', MG_STORE_AUDIT_HASH_HEX);
+        hash[MG_STORE_AUDIT_HASH_HEX] = '\0';
+        rc = 0;
+    } else {
+        rc = fail(st, sqlite3_extended_errcode(SQ(st)->db), "audit head");
+    }
+    done(stmt);
+    return rc;
+}
+
+static int sq_audit_last(struct mg_store *st, int64_t *seq, char hash[MG_STORE_AUDIT_HASH_HEX + 1])
+{
+    return read_audit_last(st, seq, hash);
+}
+
+/* BEGIN IMMEDIATE takes the write lock first, so the head read here is the
+ * head the rows are appended to: no other handle can append in between. */
+static int sq_audit_append(struct mg_store *st, const struct mg_store_audit_row *rows, size_t n)
+{
+    sqlite3_stmt *stmt = NULL;
+    char head[MG_STORE_AUDIT_HASH_HEX + 1];
+    int64_t last = 0;
+    int rc = simple(st, Q_BEGIN, "begin");
+    if (rc)
+        return rc;
+    rc = read_audit_last(st, &last, head);
+    if (rc)
+        goto out;
+    if (rows[0].seq != last + 1 || strcmp(rows[0].prev, head) != 0) {
+        mg_store__set_error(st, "sqlite: audit append: the chain's head is seq %lld, not %lld",
+                            (long long)last, (long long)(rows[0].seq - 1));
+        rc = MG_EAGAIN;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct mg_store_audit_row *r = &rows[i];
+        rc = prep(st, Q_AUDIT_INSERT, &stmt);
+        if (rc)
+            goto out;
+        sqlite3_bind_int64(stmt, 1, r->seq);
+        sqlite3_bind_int64(stmt, 2, r->time_ms);
+        bind_text(stmt, 3, r->route ? r->route : "");
+        bind_text(stmt, 4, r->subject ? r->subject : "");
+        bind_text(stmt, 5, r->email ? r->email : "");
+        bind_text(stmt, 6, r->method ? r->method : "");
+        bind_text(stmt, 7, r->name ? r->name : "");
+        bind_text(stmt, 8, r->decision);
+        bind_text(stmt, 9, r->prev);
+        bind_text(stmt, 10, r->hash);
+        bind_text(stmt, 11, r->record);
+        rc = run(st, stmt, "append audit record", NULL);
+        if (rc)
+            goto out;
+    }
+    rc = simple(st, Q_COMMIT, "commit");
+out:
+    if (rc)
+        rollback(st);
+    return rc;
+}
+
+static void read_audit(sqlite3_stmt *stmt, void *p)
+{
+    struct mg_store_audit_row *r = p;
+    r->seq = sqlite3_column_int64(stmt, 0);
+    r->time_ms = sqlite3_column_int64(stmt, 1);
+    r->route = col_text(stmt, 2);
+    r->subject = col_text(stmt, 3);
+    r->email = col_text(stmt, 4);
+    r->method = col_text(stmt, 5);
+    r->name = col_text(stmt, 6);
+    r->decision = col_text(stmt, 7);
+    r->prev = col_text(stmt, 8);
+    r->hash = col_text(stmt, 9);
+    r->record = col_text(stmt, 10);
+}
+
+static int sq_audit_query(struct mg_store *st, const struct mg_store_audit_filter *f,
+                          struct mg_store_audit_row **out, size_t *n)
+{
+    sqlite3_stmt *stmt = NULL;
+    void *items = NULL;
+    int rc = prep(st, f->newest ? Q_AUDIT_QUERY_NEWEST : Q_AUDIT_QUERY, &stmt);
+    if (rc)
+        return rc;
+    bind_text(stmt, 1, f->user);
+    bind_text(stmt, 2, f->tool);
+    bind_text(stmt, 3, f->decision);
+    bind_text(stmt, 4, f->route);
+    bind_text(stmt, 5, f->method);
+    sqlite3_bind_int64(stmt, 6, f->since_ms);
+    sqlite3_bind_int64(stmt, 7, f->after_seq);
+    sqlite3_bind_int64(stmt, 8, (sqlite3_int64)f->limit);
+    rc = all_rows(st, stmt, sizeof(**out), read_audit, &items, n);
+    if (rc) {
+        mg_store_audit_list_free(items, *n);
+        *n = 0;
+        return rc;
+    }
+    *out = items;
+    if (f->newest) /* read newest first: give them back in chain order */
+        for (size_t i = 0; i < *n / 2; i++) {
+            struct mg_store_audit_row t = (*out)[i];
+            (*out)[i] = (*out)[*n - 1 - i];
+            (*out)[*n - 1 - i] = t;
+        }
+    return 0;
+}
+
 const struct mg_store_ops mg_store__sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
@@ -1045,4 +1204,7 @@ const struct mg_store_ops mg_store__sqlite_ops = {
     .consent_get = sq_consent_get,
     .consent_delete_subject = sq_consent_delete_subject,
     .secret_get_or_create = sq_secret_get_or_create,
+    .audit_append = sq_audit_append,
+    .audit_last = sq_audit_last,
+    .audit_query = sq_audit_query,
 };

@@ -469,6 +469,89 @@ int mg_store_secret_get_or_create(struct mg_store *st, const char *name, const u
     return st->ops->secret_get_or_create(st, name, candidate, len, out, cap, out_len);
 }
 
+/* Audit */
+
+static bool is_hash_hex(const char *s)
+{
+    if (!s || strlen(s) != MG_STORE_AUDIT_HASH_HEX)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    return true;
+}
+
+int mg_store_audit_append(struct mg_store *st, const struct mg_store_audit_row *rows, size_t n)
+{
+    ENTER(st);
+    if (!rows || n == 0 || n > MG_STORE_AUDIT_MAX_ROWS)
+        return bad(st, "audit append takes 1 to MG_STORE_AUDIT_MAX_ROWS rows");
+    for (size_t i = 0; i < n; i++) {
+        const struct mg_store_audit_row *r = &rows[i];
+        if (r->seq < 1 || (i > 0 && r->seq != rows[i - 1].seq + 1))
+            return bad(st, "audit rows must have consecutive sequence numbers from 1");
+        if (!is_hash_hex(r->prev) || !is_hash_hex(r->hash))
+            return bad(st, "audit prev and hash must be 64 lower-case hex digits");
+        if (i > 0 && strcmp(r->prev, rows[i - 1].hash) != 0)
+            return bad(st, "audit rows must chain: prev is the previous row's hash");
+        if (!r->decision || (strcmp(r->decision, "allow") != 0 && strcmp(r->decision, "deny") != 0))
+            return bad(st, "audit decision must be allow or deny");
+        if (!r->record || !*r->record)
+            return bad(st, "audit record text is required");
+    }
+    return st->ops->audit_append(st, rows, n);
+}
+
+int mg_store_audit_last(struct mg_store *st, int64_t *seq, char hash[MG_STORE_AUDIT_HASH_HEX + 1])
+{
+    ENTER(st);
+    if (!seq || !hash)
+        return bad(st, "out-parameters are required");
+    *seq = 0;
+    memset(hash, '0', MG_STORE_AUDIT_HASH_HEX);
+    hash[MG_STORE_AUDIT_HASH_HEX] = '\0';
+    return st->ops->audit_last(st, seq, hash);
+}
+
+int mg_store_audit_query(struct mg_store *st, const struct mg_store_audit_filter *f,
+                         struct mg_store_audit_row **out, size_t *n)
+{
+    struct mg_store_audit_filter all = {0};
+    ENTER(st);
+    if (!out || !n)
+        return bad(st, "out-parameters are required");
+    *out = NULL;
+    *n = 0;
+    if (f)
+        all = *f;
+    if (all.limit == 0 || all.limit > MG_STORE_AUDIT_MAX_ROWS)
+        all.limit = MG_STORE_AUDIT_MAX_ROWS;
+    return st->ops->audit_query(st, &all, out, n);
+}
+
+void mg_store_audit_row_fini(struct mg_store_audit_row *r)
+{
+    if (!r)
+        return;
+    free(r->route);
+    free(r->subject);
+    free(r->email);
+    free(r->method);
+    free(r->name);
+    free(r->decision);
+    free(r->prev);
+    free(r->hash);
+    free(r->record);
+    memset(r, 0, sizeof(*r));
+}
+
+void mg_store_audit_list_free(struct mg_store_audit_row *list, size_t n)
+{
+    for (size_t i = 0; list && i < n; i++)
+        mg_store_audit_row_fini(&list[i]);
+    free(list);
+}
+
 /* Names stored in the database: changing one needs a migration. */
 static const char *const client_kinds[] = {
     [MG_STORE_CLIENT_DYNAMIC] = "dynamic",

@@ -1,5 +1,6 @@
-/* The identity store: users, OAuth clients, tokens (stored only as hashes) and
- * the revocation sequence, behind one interface. Backends (SQLite, embedded;
+/* The identity store: users, OAuth clients, tokens (stored only as hashes),
+ * the revocation sequence and the audit chain (append-only decision
+ * records, written by src/audit), behind one interface. Backends (SQLite, embedded;
  * PostgreSQL, for several instances) implement struct mg_store_ops; mg_store_open
  * picks one from the DSN, and the mg_store_* functions are thin wrappers that
  * check arguments and call the ops, so adding a backend never edits them.
@@ -20,6 +21,7 @@
  *                 or a database schema newer than this code;
  *   MG_ETIMEDOUT  the database stayed locked past the busy timeout, or a
  *                 statement ran past statement_timeout (PostgreSQL);
+ *   MG_EAGAIN     an audit append lost the race for the chain's head;
  *   MG_ENOMEM     the backend ran out of memory;
  *   MG_EIO        any other backend or I/O failure.
  * Strings returned are malloc'd and owned by the caller; free them with the
@@ -82,6 +84,39 @@ struct mg_store_token {
     char *extra_json;    /* JSON object: grant data (a code's redirect_uri,
                           * code_challenge, ...); "{}" if none */
 };
+
+/* One audit record as the store keeps it (src/audit writes them). record is
+ * the canonical JSON text whose SHA-256 is hash; the other columns repeat
+ * some of its fields so queries need not parse it. Strings are "" when the
+ * record has no such field, never NULL in rows read back. */
+#define MG_STORE_AUDIT_HASH_HEX 64
+struct mg_store_audit_row {
+    int64_t seq;     /* 1, 2, 3, ... without gaps */
+    int64_t time_ms; /* Unix milliseconds */
+    char *route;
+    char *subject;
+    char *email;
+    char *method;   /* JSON-RPC method */
+    char *name;     /* tool / prompt name or resource URI */
+    char *decision; /* "allow" or "deny" */
+    char *prev;     /* 64 hex: hash of the record seq - 1 (64 zeros for seq 1) */
+    char *hash;     /* 64 hex: SHA-256 of record */
+    char *record;   /* canonical JSON */
+};
+
+/* Filters of mg_store_audit_query; NULL / 0 fields do not filter. */
+struct mg_store_audit_filter {
+    const char *user;     /* subject or email equals */
+    const char *tool;     /* name equals */
+    const char *decision; /* "allow" or "deny" */
+    const char *route;
+    const char *method;
+    int64_t since_ms;  /* time_ms >= since_ms */
+    int64_t after_seq; /* seq > after_seq (paging through the chain) */
+    size_t limit;      /* at most this many rows; 0 or above MG_STORE_AUDIT_MAX_ROWS: that */
+    bool newest;       /* the last `limit` matching rows rather than the first */
+};
+#define MG_STORE_AUDIT_MAX_ROWS 10000
 
 /* A person's remembered consent for one client on one route (audience). */
 struct mg_store_consent {
@@ -146,6 +181,11 @@ struct mg_store_ops {
 
     int (*secret_get_or_create)(struct mg_store *st, const char *name, const uint8_t *candidate,
                                 size_t len, uint8_t *out, size_t cap, size_t *out_len);
+
+    int (*audit_append)(struct mg_store *st, const struct mg_store_audit_row *rows, size_t n);
+    int (*audit_last)(struct mg_store *st, int64_t *seq, char hash[MG_STORE_AUDIT_HASH_HEX + 1]);
+    int (*audit_query)(struct mg_store *st, const struct mg_store_audit_filter *f,
+                       struct mg_store_audit_row **out, size_t *n);
 };
 
 struct mg_store {
@@ -272,6 +312,26 @@ void mg_store_consent_fini(struct mg_store_consent *c);
 int mg_store_secret_get_or_create(struct mg_store *st, const char *name, const uint8_t *candidate,
                                   size_t len, uint8_t *out, size_t cap, size_t *out_len);
 
+/* The audit chain (src/audit). Appends rows[0..n) (1 to
+ * MG_STORE_AUDIT_MAX_ROWS, consecutive seq) in one transaction, durable at
+ * return, and only if they continue the stored chain: rows[0].seq is one
+ * past the highest stored seq and rows[0].prev is that row's hash (seq 1 on
+ * an empty table). If another writer (another gateway on the same
+ * database) appended first, nothing is written and the result is
+ * MG_EAGAIN: read audit_last again, re-chain, retry. Appends from several
+ * handles are serialised (SQLite: the write lock; PostgreSQL: an advisory
+ * transaction lock). MG_EINVAL for rows that are malformed (hash not 64
+ * hex, decision not allow/deny, seq not consecutive). */
+int mg_store_audit_append(struct mg_store *st, const struct mg_store_audit_row *rows, size_t n);
+/* The newest row's seq and hash; seq 0 and 64 zeros when there is none. */
+int mg_store_audit_last(struct mg_store *st, int64_t *seq, char hash[MG_STORE_AUDIT_HASH_HEX + 1]);
+/* Rows matching f, ordered by seq (ascending, also with f->newest). The
+ * caller frees them with mg_store_audit_list_free. */
+int mg_store_audit_query(struct mg_store *st, const struct mg_store_audit_filter *f,
+                         struct mg_store_audit_row **out, size_t *n);
+void mg_store_audit_row_fini(struct mg_store_audit_row *r);
+void mg_store_audit_list_free(struct mg_store_audit_row *list, size_t n);
+
 const char *mg_store_client_kind_name(enum mg_store_client_kind k);
 const char *mg_store_token_kind_name(enum mg_store_token_kind k);
 /* Parses the names above; MG_EINVAL for anything else. */
@@ -283,7 +343,7 @@ void mg_store__set_error(struct mg_store *st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Migrations are backend SQL, but their count is shared so every backend
  * agrees on mg_store_schema_latest(). */
-#define MG_STORE__SCHEMA_LATEST 2
+#define MG_STORE__SCHEMA_LATEST 3
 extern const struct mg_store_ops mg_store__sqlite_ops;
 extern const struct mg_store_ops mg_store__postgres_ops;
 

@@ -12,7 +12,10 @@
  * Backend-specific parts: DSN parsing, file modes, WAL and the v1 -> v2
  * upgrade of an existing file (SQLite); a killed connection giving MG_EIO and
  * then recovering, in plain calls and in revocation_wait, and
- * statement_timeout giving MG_ETIMEDOUT (PostgreSQL). */
+ * statement_timeout giving MG_ETIMEDOUT (PostgreSQL). The audit chain's
+ * table: appends that must continue the stored head (MG_EAGAIN otherwise,
+ * nothing written), argument checks, every query filter, and handles on
+ * several threads appending to one chain without a gap or a fork. */
 #include "store/store.h"
 #include "tap.h"
 
@@ -162,7 +165,7 @@ static void test_migrations(void)
     TAP_IS_INT(mg_store_migrate(st, 1000), 0, "migrate from empty");
     TAP_IS_INT(mg_store_schema_version(st, &v), 0, "schema version after migrate");
     TAP_IS_INT(v, mg_store_schema_latest(), "at the latest version");
-    TAP_IS_INT(v, 2, "latest is 2");
+    TAP_IS_INT(v, 3, "latest is 3");
     TAP_IS_INT(mg_store_migrate(st, 2000), 0, "migrate again (idempotent)");
     TAP_IS_INT(raw_count("SELECT count(*) FROM schema_migrations"), mg_store_schema_latest(),
                "one schema_migrations row per version");
@@ -694,6 +697,253 @@ static void test_secrets(struct mg_store *st, struct mg_store *other)
     TAP_OK(r[0].got[0] >= 0x10 && r[0].got[0] < 0x14, "one of the candidates");
 }
 
+/* Audit chain */
+
+/* A fake but well-formed hash for row n (the store does not hash). */
+static void audit_hash(char out[MG_STORE_AUDIT_HASH_HEX + 1], int64_t n)
+{
+    if (n == 0) {
+        memset(out, '0', MG_STORE_AUDIT_HASH_HEX);
+        out[MG_STORE_AUDIT_HASH_HEX] = '\0';
+        return;
+    }
+    snprintf(out, MG_STORE_AUDIT_HASH_HEX + 1, "%032llx%032llx", (unsigned long long)n * 7919u,
+             (unsigned long long)n);
+}
+
+struct arow {
+    struct mg_store_audit_row r;
+    char prev[MG_STORE_AUDIT_HASH_HEX + 1], hash[MG_STORE_AUDIT_HASH_HEX + 1];
+    char record[96];
+};
+
+/* Row seq chained after prev_hash (whose text the caller gives). */
+static void arow_make(struct arow *a, int64_t seq, const char *prev, const char *tag,
+                      int64_t hash_n)
+{
+    memset(a, 0, sizeof(*a));
+    snprintf(a->prev, sizeof(a->prev), "%s", prev);
+    audit_hash(a->hash, hash_n);
+    snprintf(a->record, sizeof(a->record), "{\"seq\":%lld,\"tag\":\"%s\"}", (long long)seq, tag);
+    a->r.seq = seq;
+    a->r.time_ms = 1700000000000LL + seq * 1000;
+    a->r.prev = a->prev;
+    a->r.hash = a->hash;
+    a->r.record = a->record;
+    a->r.decision = (char *)(seq % 3 == 0 ? "deny" : "allow");
+    a->r.route = (char *)(seq % 2 ? "sql" : "files");
+    a->r.subject = (char *)(seq <= 3 ? "user:alice@example.com" : "sa:bot");
+    a->r.email = (char *)(seq <= 3 ? "Alice@Example.com" : NULL);
+    a->r.method = (char *)(seq == 5 ? "initialize" : "tools/call");
+    a->r.name = (char *)(seq == 5 ? NULL : seq % 2 ? "query" : "execute");
+}
+
+static void test_audit(struct mg_store *st, struct mg_store *other)
+{
+    struct arow a[6];
+    struct mg_store_audit_row *rows = NULL, bad_rows[2];
+    struct mg_store_audit_filter f = {0};
+    char head[MG_STORE_AUDIT_HASH_HEX + 1], zeros[MG_STORE_AUDIT_HASH_HEX + 1];
+    int64_t seq = -1;
+    size_t n = 0;
+    struct mg_store_audit_row chain[3];
+
+    audit_hash(zeros, 0);
+    TAP_IS_INT(mg_store_audit_last(st, &seq, head), 0, "audit head of an empty table");
+    TAP_IS_INT(seq, 0, "seq 0");
+    TAP_IS_STR(head, zeros, "hash is 64 zeros");
+
+    arow_make(&a[0], 1, zeros, "one", 1);
+    arow_make(&a[1], 2, a[0].hash, "two", 2);
+    arow_make(&a[2], 3, a[1].hash, "three", 3);
+    for (int i = 0; i < 3; i++)
+        chain[i] = a[i].r;
+    TAP_IS_INT(mg_store_audit_append(st, chain, 3), 0, "append three chained rows in one call");
+    TAP_IS_INT(mg_store_audit_last(other, &seq, head), 0, "another handle reads the head");
+    TAP_IS_INT(seq, 3, "head seq 3");
+    TAP_IS_STR(head, a[2].hash, "head hash is row 3's");
+
+    /* Rows that do not continue the stored head. */
+    TAP_IS_INT(mg_store_audit_append(st, &a[2].r, 1), MG_EAGAIN, "seq 3 again: MG_EAGAIN");
+    TAP_OK(strstr(mg_store_last_error(st), "head is seq 3") != NULL, "message names the head (%s)",
+           mg_store_last_error(st));
+    arow_make(&a[3], 4, a[1].hash, "fork", 4);
+    TAP_IS_INT(mg_store_audit_append(st, &a[3].r, 1), MG_EAGAIN,
+               "seq 4 chained to row 2's hash (a fork): MG_EAGAIN");
+    arow_make(&a[3], 5, a[2].hash, "gap", 5);
+    TAP_IS_INT(mg_store_audit_append(st, &a[3].r, 1), MG_EAGAIN,
+               "seq 5 after 3 (a gap): MG_EAGAIN");
+    TAP_IS_INT(raw_count("SELECT count(*) FROM audit"), 3, "refusals wrote nothing");
+
+    /* Another writer takes seq 4; this one re-reads the head and goes on. */
+    arow_make(&a[3], 4, a[2].hash, "four", 4);
+    TAP_IS_INT(mg_store_audit_append(other, &a[3].r, 1), 0, "the other handle appends seq 4");
+    arow_make(&a[4], 4, a[2].hash, "late", 44);
+    TAP_IS_INT(mg_store_audit_append(st, &a[4].r, 1), MG_EAGAIN, "the loser gets MG_EAGAIN");
+    TAP_IS_INT(mg_store_audit_last(st, &seq, head), 0, "re-read the head");
+    TAP_OK(seq == 4 && strcmp(head, a[3].hash) == 0, "it is the winner's row");
+    arow_make(&a[4], 5, head, "five", 5);
+    TAP_IS_INT(mg_store_audit_append(st, &a[4].r, 1), 0, "re-chained row appends");
+    arow_make(&a[5], 6, a[4].hash, "six", 6);
+    TAP_IS_INT(mg_store_audit_append(st, &a[5].r, 1), 0, "and the next");
+
+    /* Argument checks. */
+    TAP_IS_INT(mg_store_audit_append(st, NULL, 1), MG_EINVAL, "no rows");
+    TAP_IS_INT(mg_store_audit_append(st, &a[5].r, 0), MG_EINVAL, "zero rows");
+    bad_rows[0] = a[5].r;
+    bad_rows[0].seq = 7;
+    bad_rows[0].hash = "ABC";
+    TAP_IS_INT(mg_store_audit_append(st, bad_rows, 1), MG_EINVAL, "short hash");
+    bad_rows[0].hash = a[0].hash;
+    bad_rows[0].decision = "maybe";
+    TAP_IS_INT(mg_store_audit_append(st, bad_rows, 1), MG_EINVAL,
+               "decision neither allow nor deny");
+    bad_rows[0].decision = "allow";
+    bad_rows[0].record = NULL;
+    TAP_IS_INT(mg_store_audit_append(st, bad_rows, 1), MG_EINVAL, "no record text");
+    bad_rows[0].record = "{}";
+    bad_rows[1] = bad_rows[0];
+    bad_rows[1].seq = 9;
+    TAP_IS_INT(mg_store_audit_append(st, bad_rows, 2), MG_EINVAL, "non-consecutive rows");
+    bad_rows[1].seq = 8;
+    TAP_IS_INT(mg_store_audit_append(st, bad_rows, 2), MG_EINVAL,
+               "second row not chained to the first");
+    bad_rows[0].seq = 0;
+    TAP_IS_INT(mg_store_audit_append(st, bad_rows, 1), MG_EINVAL, "seq 0");
+    TAP_IS_INT(raw_count("SELECT count(*) FROM audit"), 6, "six rows stored");
+
+    /* Queries. */
+    TAP_IS_INT(mg_store_audit_query(st, NULL, &rows, &n), 0, "query everything");
+    TAP_IS_INT(n, 6, "six rows");
+    if (n == 6) {
+        int chained = 1;
+        for (size_t i = 0; i < n; i++)
+            chained &= rows[i].seq == (int64_t)i + 1 &&
+                       strcmp(rows[i].prev, i ? rows[i - 1].hash : zeros) == 0;
+        TAP_OK(chained, "in seq order, each prev the previous hash");
+        TAP_IS_STR(rows[0].record, "{\"seq\":1,\"tag\":\"one\"}", "record text kept exactly");
+        TAP_IS_INT(rows[0].time_ms, 1700000001000LL, "time_ms");
+        TAP_IS_STR(rows[0].route, "sql", "route");
+        TAP_IS_STR(rows[0].email, "Alice@Example.com", "email");
+        TAP_IS_STR(rows[3].email, "", "NULL email stored as \"\"");
+        TAP_IS_STR(rows[4].name, "", "NULL name stored as \"\"");
+        TAP_IS_STR(rows[2].decision, "deny", "decision");
+    }
+    mg_store_audit_list_free(rows, n);
+
+#define COUNT(desc, want)                                                                          \
+    do {                                                                                           \
+        rows = NULL;                                                                               \
+        n = 0;                                                                                     \
+        TAP_IS_INT(mg_store_audit_query(st, &f, &rows, &n), 0, "query %s", desc);                  \
+        TAP_IS_INT(n, want, "%s: %d rows", desc, want);                                            \
+    } while (0)
+    f = (struct mg_store_audit_filter){.user = "user:alice@example.com"};
+    COUNT("by subject", 3);
+    mg_store_audit_list_free(rows, n);
+    f = (struct mg_store_audit_filter){.user = "alice@EXAMPLE.com"};
+    COUNT("by email, any ASCII case", 3);
+    mg_store_audit_list_free(rows, n);
+    f = (struct mg_store_audit_filter){.tool = "query"};
+    COUNT("by tool", 2);
+    mg_store_audit_list_free(rows, n);
+    f = (struct mg_store_audit_filter){.decision = "deny"};
+    COUNT("by decision", 2);
+    TAP_OK(n == 2 && rows[0].seq == 3 && rows[1].seq == 6, "the denials are 3 and 6");
+    mg_store_audit_list_free(rows, n);
+    f = (struct mg_store_audit_filter){.route = "files", .decision = "allow"};
+    COUNT("by route and decision", 2);
+    mg_store_audit_list_free(rows, n);
+    f = (struct mg_store_audit_filter){.method = "initialize"};
+    COUNT("by method", 1);
+    mg_store_audit_list_free(rows, n);
+    f = (struct mg_store_audit_filter){.since_ms = 1700000004000LL};
+    COUNT("since (inclusive)", 3);
+    mg_store_audit_list_free(rows, n);
+    f = (struct mg_store_audit_filter){.after_seq = 2, .limit = 2};
+    COUNT("after seq 2, limit 2", 2);
+    TAP_OK(n == 2 && rows[0].seq == 3 && rows[1].seq == 4, "rows 3 and 4");
+    mg_store_audit_list_free(rows, n);
+    f = (struct mg_store_audit_filter){.limit = 2, .newest = true};
+    COUNT("newest 2", 2);
+    TAP_OK(n == 2 && rows[0].seq == 5 && rows[1].seq == 6, "rows 5 and 6, in chain order");
+    mg_store_audit_list_free(rows, n);
+    f = (struct mg_store_audit_filter){.user = "nobody"};
+    COUNT("no match", 0);
+    TAP_OK(rows == NULL, "no rows, no array");
+    mg_store_audit_list_free(rows, n);
+#undef COUNT
+}
+
+/* Writers on several handles (gateways) appending to one chain: each reads
+ * the head, chains a row to it and retries on MG_EAGAIN. */
+struct audit_writer {
+    pthread_t thread;
+    int id, n_rows, rc, retries;
+};
+
+static void *audit_thread(void *arg)
+{
+    struct audit_writer *w = arg;
+    struct mg_store *st = open_ok(be.dsn);
+    w->rc = st ? 0 : MG_EIO;
+    for (int i = 0; st && i < w->n_rows && w->rc == 0;) {
+        char head[MG_STORE_AUDIT_HASH_HEX + 1];
+        struct arow a;
+        int64_t seq = 0;
+        char tag[16];
+        w->rc = mg_store_audit_last(st, &seq, head);
+        if (w->rc)
+            break;
+        snprintf(tag, sizeof(tag), "w%d-%d", w->id, i);
+        arow_make(&a, seq + 1, head, tag, (seq + 1) * 1000 + w->id);
+        w->rc = mg_store_audit_append(st, &a.r, 1);
+        if (w->rc == MG_EAGAIN) {
+            w->rc = 0;
+            w->retries++;
+            continue;
+        }
+        i++;
+    }
+    if (w->rc)
+        printf("# audit writer %d: %s\n", w->id, mg_store_last_error(st));
+    mg_store_free(st);
+    return NULL;
+}
+
+static void test_audit_concurrent(void)
+{
+    struct audit_writer w[4];
+    struct mg_store *st = open_ok(be.dsn);
+    struct mg_store_audit_row *rows = NULL;
+    struct mg_store_audit_filter f = {.after_seq = 0};
+    int64_t first = 0;
+    char head[MG_STORE_AUDIT_HASH_HEX + 1];
+    size_t n = 0;
+    int ok = 1, retries = 0;
+
+    TAP_IS_INT(mg_store_audit_last(st, &first, head), 0, "head before the race");
+    for (size_t i = 0; i < MG_ARRAY_LEN(w); i++) {
+        w[i] = (struct audit_writer){.id = (int)i + 1, .n_rows = 25};
+        MG_ASSERT(pthread_create(&w[i].thread, NULL, audit_thread, &w[i]) == 0);
+    }
+    for (size_t i = 0; i < MG_ARRAY_LEN(w); i++) {
+        pthread_join(w[i].thread, NULL);
+        ok &= w[i].rc == 0;
+        retries += w[i].retries;
+    }
+    TAP_OK(ok, "four handles appended 25 rows each (%d lost races retried)", retries);
+    f.after_seq = first;
+    TAP_IS_INT(mg_store_audit_query(st, &f, &rows, &n), 0, "read them back");
+    TAP_IS_INT(n, 100, "100 new rows");
+    for (size_t i = 1; i < n; i++)
+        ok &= rows[i].seq == rows[i - 1].seq + 1 && strcmp(rows[i].prev, rows[i - 1].hash) == 0;
+    TAP_OK(ok && n > 0 && rows[0].seq == first + 1 && strcmp(rows[0].prev, head) == 0,
+           "one chain: no gap, no fork");
+    mg_store_audit_list_free(rows, n);
+    mg_store_free(st);
+}
+
 static void test_reopen_and_second_handle(void)
 {
     struct mg_store *a = NULL, *b = NULL;
@@ -714,6 +964,13 @@ static void test_reopen_and_second_handle(void)
     mg_store_token_fini(&t);
     TAP_IS_INT(mg_store_revocation_seq(a, &s), 0, "sequence readable");
     TAP_IS_INT(s, 4, "sequence persisted");
+    {
+        int64_t aseq = 0;
+        char ahash[MG_STORE_AUDIT_HASH_HEX + 1], want[MG_STORE_AUDIT_HASH_HEX + 1];
+        audit_hash(want, 6);
+        TAP_IS_INT(mg_store_audit_last(a, &aseq, ahash), 0, "audit head after reopen");
+        TAP_OK(aseq == 6 && strcmp(ahash, want) == 0, "audit chain persisted");
+    }
 
     TAP_IS_INT(mg_store_open(be.dsn, &b, &err), 0, "second handle on the same database");
     free(err);
@@ -822,12 +1079,14 @@ static void run_suite(void)
     test_tokens(st);
     test_consents(st);
     test_secrets(st, other);
+    test_audit(st, other);
     mg_store_free(other);
     mg_store_free(st);
     test_reopen_and_second_handle();
     st = open_ok(be.dsn);
     test_revocation_wait(st);
     mg_store_free(st);
+    test_audit_concurrent();
 }
 
 /* SQLite only */
@@ -964,9 +1223,9 @@ static void test_upgrade_v1(void)
     st = open_ok(be.dsn);
     TAP_IS_INT(mg_store_schema_version(st, &v), 0, "version of the v1 database");
     TAP_IS_INT(v, 1, "is 1");
-    TAP_IS_INT(mg_store_migrate(st, 1700), 0, "migrate v1 -> v2");
+    TAP_IS_INT(mg_store_migrate(st, 1700), 0, "migrate v1 -> v3");
     TAP_IS_INT(mg_store_schema_version(st, &v), 0, "version after");
-    TAP_IS_INT(v, 2, "is 2");
+    TAP_IS_INT(v, 3, "is 3");
     TAP_IS_INT(raw_count("SELECT applied_at FROM schema_migrations WHERE version = 1"), 500,
                "v1's record kept");
     TAP_IS_INT(raw_count("SELECT applied_at FROM schema_migrations WHERE version = 2"), 1700,
@@ -985,7 +1244,8 @@ static void test_upgrade_v1(void)
                                              sizeof(out), &len),
                0, "secrets table usable");
     TAP_IS_INT(mg_store_migrate(st, 1900), 0, "migrate again: nothing to do");
-    TAP_IS_INT(raw_count("SELECT count(*) FROM schema_migrations"), 2, "two versions recorded");
+    TAP_IS_INT(raw_count("SELECT count(*) FROM schema_migrations"), 3, "three versions recorded");
+    TAP_IS_INT(raw_count("SELECT count(*) FROM audit"), 0, "audit table created, empty");
     mg_store_free(st);
 }
 
