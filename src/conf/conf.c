@@ -930,6 +930,7 @@ static void conf_free(struct mg_conf *c)
     free(c->access_log);
     free(c->log_level);
     free(c->web_dir);
+    free(c->audit.path);
     for (size_t i = 0; i < c->n_routes; i++)
         route_fini(&c->routes[i]);
     free(c->routes);
@@ -993,6 +994,9 @@ static struct mg_conf *conf_new(const char *name)
     c->oauth.builtin_accounts = true;
     c->oauth.max_failed_logins = 5;
     c->oauth.lockout_ms = 15 * 60000;
+    c->audit.sink = MG_CONF_AUDIT_FILE;
+    c->audit.arguments = MG_CONF_AUDIT_ARGS_REDACTED;
+    c->audit.max_queue = 10000;
     return c;
 }
 
@@ -2000,12 +2004,85 @@ static void identity_fini(struct mg_conf *c)
  */
 
 static const char *const reserved_top_keys[] = {
-    /* Reserved for the policy and audit phases: accepted,
-     * and ignored whatever they contain, so configurations written for
-     * those phases load now. */
+    /* Reserved for the policy phase: accepted, and ignored whatever it
+     * contains, so configurations written for that phase load now. */
     "policy",
-    "audit",
 };
+
+/* ---------------------------------------------------------------------------
+ * audit:
+ */
+
+/* One of names[] (n of them); *out gets its index. Reports the choices. */
+static bool get_choice(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
+                       const char *const *names, size_t n, const char *choices, int *out)
+{
+    struct qstr q1, q2;
+    if (!want_scalar(ld, k, v, choices))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (mg_str_eq(v->str, v->len, names[i])) {
+            *out = (int)i;
+            return true;
+        }
+    }
+    fail_at(ld, v, "'%s' must be %s, not '%s'", qs(&q1, k->str, k->len), choices,
+            qs(&q2, v->str, v->len));
+    return false;
+}
+
+static void load_audit(struct loader *ld, struct mg_conf *c, const struct mg_ynode *k,
+                       const struct mg_ynode *v, const struct mg_ynode **sink_v)
+{
+    static const char *const sinks[] = {
+        [MG_CONF_AUDIT_FILE] = "file",
+        [MG_CONF_AUDIT_STDOUT] = "stdout",
+        [MG_CONF_AUDIT_STORE] = "store",
+        [MG_CONF_AUDIT_SYSLOG] = "syslog",
+    };
+    static const char *const args[] = {
+        [MG_CONF_AUDIT_ARGS_NONE] = "none",
+        [MG_CONF_AUDIT_ARGS_KEYS] = "keys",
+        [MG_CONF_AUDIT_ARGS_REDACTED] = "redacted",
+        [MG_CONF_AUDIT_ARGS_FULL] = "full",
+    };
+    static const char *const failures[] = {"deny", "allow"};
+    const struct mg_ynode *path_k = NULL;
+    uint64_t n;
+    int i;
+
+    if (!want_kind(ld, k, v, MG_YNODE_MAP))
+        return;
+    for (size_t j = 0; j < v->n_kids; j += 2) {
+        const struct mg_ynode *ak = v->kids[j], *av = v->kids[j + 1];
+        if (key_is(ak, "sink")) {
+            if (get_choice(ld, ak, av, sinks, MG_ARRAY_LEN(sinks), "file, stdout, store or syslog",
+                           &i)) {
+                c->audit.sink = (enum mg_conf_audit_sink)i;
+                *sink_v = av;
+            }
+        } else if (key_is(ak, "path")) {
+            if (get_string(ld, ak, av, false, &c->audit.path))
+                path_k = ak;
+        } else if (key_is(ak, "arguments")) {
+            if (get_choice(ld, ak, av, args, MG_ARRAY_LEN(args), "none, keys, redacted or full",
+                           &i))
+                c->audit.arguments = (enum mg_conf_audit_args)i;
+        } else if (key_is(ak, "sync")) {
+            get_bool(ld, ak, av, &c->audit.sync);
+        } else if (key_is(ak, "on_failure")) {
+            if (get_choice(ld, ak, av, failures, MG_ARRAY_LEN(failures), "deny or allow", &i))
+                c->audit.fail_open = i == 1;
+        } else if (key_is(ak, "max_queue")) {
+            if (get_uint(ld, ak, av, 1, 1000000, &n))
+                c->audit.max_queue = (size_t)n;
+        } else {
+            unknown_key(ld, ak, "in audit");
+        }
+    }
+    if (path_k && c->audit.sink != MG_CONF_AUDIT_FILE)
+        fail_at(ld, path_k, "'path' is only for sink: file");
+}
 
 static bool get_listen(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
                        char **out)
@@ -2034,7 +2111,7 @@ static bool get_listen(struct loader *ld, const struct mg_ynode *k, const struct
 static void load_root(struct loader *ld, struct mg_conf *c, const struct mg_ynode *root)
 {
     const struct mg_ynode *routes_k = NULL, *routes_v = NULL, *addr_v = NULL, *insecure_v = NULL;
-    const struct mg_ynode *metrics_v = NULL, *tls_k = NULL;
+    const struct mg_ynode *metrics_v = NULL, *tls_k = NULL, *audit_sink_v = NULL;
     uint64_t n;
 
     if (root == NULL) {
@@ -2092,6 +2169,8 @@ static void load_root(struct loader *ld, struct mg_conf *c, const struct mg_ynod
             load_idps(ld, c, k, v);
         } else if (key_is(k, "jwt_issuers")) {
             load_jwt_issuers(ld, c, k, v);
+        } else if (key_is(k, "audit")) {
+            load_audit(ld, c, k, v, &audit_sink_v);
         } else if (key_in(k, reserved_top_keys, MG_ARRAY_LEN(reserved_top_keys))) {
             continue;
         } else {
@@ -2124,6 +2203,17 @@ static void load_root(struct loader *ld, struct mg_conf *c, const struct mg_ynod
         c->store_dsn = mg_xmalloc(n_dsn);
         snprintf(c->store_dsn, n_dsn, "sqlite:%s/mcpgate.db", c->state_dir);
     }
+    if (c->audit.sink == MG_CONF_AUDIT_FILE && c->audit.path == NULL) {
+        size_t n_path = strlen(c->state_dir) + 16;
+        c->audit.path = mg_xmalloc(n_path);
+        snprintf(c->audit.path, n_path, "%s/audit.jsonl", c->state_dir);
+    }
+    /* Two writer threads on one stream would interleave their lines, and an
+     * access-log line inside the audit stream breaks its chain. */
+    if (c->audit.sink == MG_CONF_AUDIT_STDOUT && strcmp(c->access_log, "stdout") == 0)
+        fail_at(ld, audit_sink_v,
+                "audit sink 'stdout' cannot share standard output with the access log; "
+                "set access_log to a file, stderr or off");
     if (metrics_v && c->metrics_address) {
         char *h1 = NULL, *h2 = NULL;
         uint16_t p1 = 0, p2 = 0;

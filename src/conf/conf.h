@@ -134,6 +134,32 @@ struct mg_conf_oauth {
     size_t n_clients;
 };
 
+enum mg_conf_audit_sink {
+    MG_CONF_AUDIT_FILE,   /* JSON lines appended to audit.path */
+    MG_CONF_AUDIT_STDOUT, /* JSON lines on standard output */
+    MG_CONF_AUDIT_STORE,  /* the store's audit table (SQLite or PostgreSQL) */
+    MG_CONF_AUDIT_SYSLOG, /* syslog(3), facility authpriv */
+};
+
+/* How much of a call's arguments an audit record keeps. */
+enum mg_conf_audit_args {
+    MG_CONF_AUDIT_ARGS_NONE,     /* omitted */
+    MG_CONF_AUDIT_ARGS_KEYS,     /* the argument names only */
+    MG_CONF_AUDIT_ARGS_REDACTED, /* values under secret-looking keys masked, long strings cut */
+    MG_CONF_AUDIT_ARGS_FULL,     /* as sent */
+};
+
+/* Where and how decision records are written (audit:; src/audit). */
+struct mg_conf_audit {
+    enum mg_conf_audit_sink sink;      /* audit.sink, default file */
+    char *path;                        /* audit.path (file sink only): default
+                                          <state_dir>/audit.jsonl; NULL for other sinks */
+    enum mg_conf_audit_args arguments; /* audit.arguments, default redacted */
+    bool sync;                         /* audit.sync: durable before the response, default false */
+    bool fail_open;                    /* audit.on_failure: allow (true) | deny (default) */
+    size_t max_queue;                  /* audit.max_queue: records waiting, default 10000 */
+};
+
 struct mg_conf_cert {
     char *cert_file;
     char *key_file;
@@ -189,6 +215,8 @@ struct mg_conf {
     size_t n_idps;
     struct mg_conf_jwt_issuer *jwt_issuers;
     size_t n_jwt_issuers;
+
+    struct mg_conf_audit audit;
 };
 
 /* Loads and validates a config file. On success returns 0 and *out (refs = 1).

@@ -106,7 +106,7 @@ static const char full[] =
     "jwt_issuers: [{issuer: https://as.example.com, jwks_url: https://as.example.com/k}]\n"
     "store: {sqlite: state.db}\n" /* 37 */
     "policy: {default: deny}\n"   /* 38 */
-    "audit: true\n"               /* 39 */
+    "audit: {sink: store, arguments: full, sync: true, on_failure: allow, max_queue: 500}\n"
     "oauth: {access_token_ttl: 5m, clients: [{client_id: c1, redirect_uris: [x]}]}\n"
     "routes:\n"                                        /* 41 */
     "  - name: files\n"                                /* 42 */
@@ -186,6 +186,12 @@ static void test_full(void)
     TAP_IS_INT(c->session_idle_timeout_ms, 1200000, "timeouts.session_idle");
     TAP_IS_INT(c->stdio_kill_grace_ms, 1000, "timeouts.stdio_kill_grace");
     TAP_IS_INT(c->drain_timeout_ms, 10000, "timeouts.drain");
+    TAP_IS_INT(c->audit.sink, MG_CONF_AUDIT_STORE, "audit.sink");
+    TAP_IS_STR(c->audit.path, NULL, "audit.path: none for the store sink");
+    TAP_IS_INT(c->audit.arguments, MG_CONF_AUDIT_ARGS_FULL, "audit.arguments");
+    TAP_OK(c->audit.sync, "audit.sync");
+    TAP_OK(c->audit.fail_open, "audit.on_failure: allow");
+    TAP_IS_INT(c->audit.max_queue, 500, "audit.max_queue");
     TAP_IS_INT(c->n_routes, 4, "four routes");
     if (c->n_routes != 4)
         goto done;
@@ -316,6 +322,12 @@ static void test_defaults(void)
     TAP_IS_INT(c->session_idle_timeout_ms, 600000, "default session_idle");
     TAP_IS_INT(c->stdio_kill_grace_ms, 5000, "default stdio_kill_grace");
     TAP_IS_INT(c->drain_timeout_ms, 30000, "default drain");
+    TAP_IS_INT(c->audit.sink, MG_CONF_AUDIT_FILE, "default audit.sink: file");
+    TAP_IS_STR(c->audit.path, "./state/audit.jsonl", "default audit.path in state_dir");
+    TAP_IS_INT(c->audit.arguments, MG_CONF_AUDIT_ARGS_REDACTED, "default audit.arguments");
+    TAP_OK(!c->audit.sync, "default audit.sync: false");
+    TAP_OK(!c->audit.fail_open, "default audit.on_failure: deny");
+    TAP_IS_INT(c->audit.max_queue, 10000, "default audit.max_queue");
     TAP_IS_INT(c->n_routes, 1, "one route");
     if (c->n_routes == 1) {
         TAP_IS_INT(c->routes[0].line, 2, "route line");
@@ -510,7 +522,7 @@ static void test_top_level_errors(void)
     ERR("routes: [just-a-string]\n", NAME ":1:10: each route must be a mapping, not a string");
 
     /* Reserved keys: accepted whatever they hold. */
-    OK("policy: '?'\naudit: {x: y}\n" ROUTE, "reserved top-level keys");
+    OK("policy: '?'\n" ROUTE, "reserved top-level key");
 
     /* Identity. */
     ERR("authenticate_service_url: x\n" ROUTE,
@@ -740,6 +752,83 @@ static void test_route_errors(void)
              ":5:71: 'timeout' must be a duration such as 250ms, 5s, 10m or 1h");
 #undef FROM
 #undef TO
+}
+
+static void test_audit(void)
+{
+    static const struct {
+        const char *yaml;
+        int sink, args;
+        const char *path;
+        bool sync, fail_open;
+        size_t max_queue;
+    } ok[] = {
+        {"audit: {}\n", MG_CONF_AUDIT_FILE, MG_CONF_AUDIT_ARGS_REDACTED, "./state/audit.jsonl",
+         false, false, 10000},
+        {"state_dir: /var/lib/g\naudit: {sink: file}\n", MG_CONF_AUDIT_FILE,
+         MG_CONF_AUDIT_ARGS_REDACTED, "/var/lib/g/audit.jsonl", false, false, 10000},
+        {"audit: {path: /log/a.jsonl, arguments: none, sync: true}\n", MG_CONF_AUDIT_FILE,
+         MG_CONF_AUDIT_ARGS_NONE, "/log/a.jsonl", true, false, 10000},
+        {"audit: {sink: syslog, arguments: keys, on_failure: deny}\n", MG_CONF_AUDIT_SYSLOG,
+         MG_CONF_AUDIT_ARGS_KEYS, NULL, false, false, 10000},
+        {"access_log: off\naudit: {sink: stdout, on_failure: allow, max_queue: 1}\n",
+         MG_CONF_AUDIT_STDOUT, MG_CONF_AUDIT_ARGS_REDACTED, NULL, false, true, 1},
+        {"access_log: stderr\naudit:\n  sink: stdout\n  max_queue: 1000000\n", MG_CONF_AUDIT_STDOUT,
+         MG_CONF_AUDIT_ARGS_REDACTED, NULL, false, false, 1000000},
+        {"audit: {sink: store, arguments: redacted}\n", MG_CONF_AUDIT_STORE,
+         MG_CONF_AUDIT_ARGS_REDACTED, NULL, false, false, 10000},
+    };
+    for (size_t i = 0; i < MG_ARRAY_LEN(ok); i++) {
+        char yaml[512];
+        struct mg_conf *c = NULL;
+        char *err = NULL;
+        snprintf(yaml, sizeof yaml, "%s" ROUTE, ok[i].yaml);
+        TAP_IS_INT(load(yaml, &c, &err), 0, "audit case %zu loads", i);
+        if (c == NULL) {
+            printf("#   %s\n", err ? err : "");
+            free(err);
+            continue;
+        }
+        TAP_OK(c->audit.sink == (enum mg_conf_audit_sink)ok[i].sink &&
+                   c->audit.arguments == (enum mg_conf_audit_args)ok[i].args &&
+                   c->audit.sync == ok[i].sync && c->audit.fail_open == ok[i].fail_open &&
+                   c->audit.max_queue == ok[i].max_queue,
+               "audit case %zu: sink, arguments, sync, on_failure, max_queue", i);
+        TAP_IS_STR(c->audit.path, ok[i].path, "audit case %zu: path", i);
+        mg_conf_unref(c);
+    }
+
+    ERR("audit: true\n" ROUTE, NAME ":1:8: 'audit' must be a mapping, not a string");
+    ERR("audit:\n" ROUTE, NAME ":1:1: 'audit' has no value; expected a mapping");
+    ERR("audit: {sink: kafka}\n" ROUTE,
+        NAME ":1:15: 'sink' must be file, stdout, store or syslog, not 'kafka'");
+    ERR("audit: {sink: File}\n" ROUTE,
+        NAME ":1:15: 'sink' must be file, stdout, store or syslog, not 'File'");
+    ERR("audit: {sink: [file]}\n" ROUTE,
+        NAME ":1:15: 'sink' must be file, stdout, store or syslog, not a list");
+    ERR("audit: {arguments: all}\n" ROUTE,
+        NAME ":1:20: 'arguments' must be none, keys, redacted or full, not 'all'");
+    ERR("audit:\n  arguments:\n" ROUTE,
+        NAME ":2:3: 'arguments' has no value; expected none, keys, redacted or full");
+    ERR("audit: {on_failure: ignore}\n" ROUTE,
+        NAME ":1:21: 'on_failure' must be deny or allow, not 'ignore'");
+    ERR("audit: {sync: yes}\n" ROUTE,
+        NAME ":1:15: 'sync': 'yes' is not a boolean in YAML 1.2; write true or false");
+    ERR("audit: {max_queue: 0}\n" ROUTE,
+        NAME ":1:20: 'max_queue' must be a decimal integer from 1 to 1000000");
+    ERR("audit: {max_queue: 1000001}\n" ROUTE,
+        NAME ":1:20: 'max_queue' must be a decimal integer from 1 to 1000000");
+    ERR("audit: {path: ''}\n" ROUTE, NAME ":1:15: 'path' must not be empty");
+    ERR("audit: {sink: store, path: /x.jsonl}\n" ROUTE,
+        NAME ":1:22: 'path' is only for sink: file");
+    ERR("audit:\n  path: /x.jsonl\n  sink: syslog\n" ROUTE,
+        NAME ":2:3: 'path' is only for sink: file");
+    ERR("audit: {sink: stdout}\n" ROUTE,
+        NAME ":1:15: audit sink 'stdout' cannot share standard output with the access log; set "
+             "access_log to a file, stderr or off");
+    ERR("audit: {level: 1}\n" ROUTE, NAME ":1:9: unknown key 'level' in audit");
+    ERR("audit: {sink: store, sink: file}\n" ROUTE,
+        NAME ":1:22: duplicate key 'sink' (first at line 1)");
 }
 
 static void test_yaml_features(void)
@@ -1181,6 +1270,7 @@ int main(void)
     test_full();
     test_defaults();
     test_top_level_errors();
+    test_audit();
     test_route_errors();
     test_yaml_features();
     test_bounds();
