@@ -30,6 +30,7 @@ static void usage(FILE *f)
           "  clients          list | revoke                            OAuth clients\n"
           "  tokens           list | revoke                            issued tokens\n"
           "  service-accounts create | list | revoke                   tokens for agents\n"
+          "  audit            query | verify                           the decision trail\n"
           "                   (each takes -c FILE; `mcpgate users --help` and so on)\n"
           "  version          print the version\n"
           "\n"
@@ -388,6 +389,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "users") == 0 || strcmp(cmd, "clients") == 0 || strcmp(cmd, "tokens") == 0 ||
         strcmp(cmd, "service-accounts") == 0)
         return mg_cli_admin(argc - 1, argv + 1);
+    if (strcmp(cmd, "audit") == 0)
+        return mg_cli_audit(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0 || strcmp(cmd, "serve") == 0) {
         const char *path = config_arg(argc, argv);
         if (path == NULL)

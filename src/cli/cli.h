@@ -10,4 +10,10 @@
  * 0 success, 1 failure, 2 usage error. */
 int mg_cli_admin(int argc, char **argv);
 
+/* `mcpgate audit query|verify` (src/cli/audit.c): reads the decision trail
+ * from the audit sink the configuration names (file or store), or from
+ * --file. argv[0] is "audit". Returns 0, 1 (failure; verify: the chain is
+ * broken) or 2 (usage). */
+int mg_cli_audit(int argc, char **argv);
+
 #endif
