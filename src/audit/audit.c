@@ -183,6 +183,8 @@ static int write_batch(struct mg_audit *a, struct item *batch, size_t n, char *e
                 snprintf(err, cap, "audit: cannot serialise a record: %s", mg_strstatus(rc));
                 goto out;
             }
+            /* By construction (record.h); readers rely on it. */
+            MG_ASSERT(e[i].len <= MG_AUDIT_MAX_RECORD_BYTES);
             e[i].seq = a->seq + 1 + (int64_t)i;
             e[i].time_ms = mg_audit_record_time_ms(it->rec);
             e[i].text = s[i].text;

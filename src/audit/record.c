@@ -36,8 +36,8 @@ void mg_audit_hash_hex(const void *data, size_t len, char out[MG_AUDIT_HASH_HEX 
 
 /* ---------------------------------------------------------------------------
  * Strings. Every string a record holds is valid UTF-8 (jansson refuses
- * anything else) and bounded: the prefix up to max bytes, cut at a character
- * boundary, then "...[truncated N bytes]" with N the bytes removed.
+ * anything else) and bounded: at most max bytes, cut at a character
+ * boundary, then "...[truncated N bytes]" with N the input bytes removed.
  */
 
 static const char replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
@@ -48,18 +48,18 @@ static json_t *bounded_string(const char *s, size_t n, size_t max)
     size_t i = 0, kept;
     json_t *j;
 
-    mg_buf_init(&b, max + 3 * max + 64);
+    mg_buf_init(&b, max + 64);
     while (i < n) {
         size_t l = mg_utf8_seq_len((const unsigned char *)s + i, n - i);
-        size_t out = l ? l : 1;
-        if (i + out > max)
-            break;
         /* A NUL is valid JSON (\u0000) but ends C strings downstream. */
-        if (l == 0 || (l == 1 && s[i] == '\0'))
+        bool bad = l == 0 || (l == 1 && s[i] == '\0');
+        if (b.len + (bad ? 3 : l) > max) /* the bound is on what is kept */
+            break;
+        if (bad)
             MG_ASSERT(mg_buf_append(&b, replacement, 3) == 0);
         else
             MG_ASSERT(mg_buf_append(&b, s + i, l) == 0);
-        i += out;
+        i += bad ? 1 : l;
     }
     kept = i;
     if (kept < n)
@@ -297,8 +297,7 @@ void mg_audit_record_set_jsonrpc_id(struct mg_audit_record *r, const json_t *id)
 
 void mg_audit_record_set_jsonrpc_id_json(struct mg_audit_record *r, const char *id_json)
 {
-    json_t *id =
-        id_json ? json_loads(id_json, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL) : NULL;
+    json_t *id = id_json ? json_loads(id_json, JSON_DECODE_ANY | MG_AUDIT_JSON_FLAGS, NULL) : NULL;
     mg_audit_record_set_jsonrpc_id(r, id);
     json_decref(id);
 }

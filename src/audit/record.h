@@ -34,10 +34,16 @@
 #define MG_AUDIT_MAX_FIELD      1024      /* route, names, identity strings: longer are cut */
 #define MG_AUDIT_MAX_ARGS_BYTES (1 << 20) /* serialised arguments kept, any mode */
 #define MG_AUDIT_MAX_DEPTH      32        /* argument nesting kept; deeper is a marker */
-/* The longest canonical record: the arguments' bound plus every other field
- * at its bound (groups: MG_IDENTITY_MAX_GROUPS). Anything longer in a file
- * or table was not written by mcpgate. */
-#define MG_AUDIT_MAX_RECORD_BYTES (MG_AUDIT_MAX_ARGS_BYTES + (1 << 20))
+/* The longest canonical record: the arguments' bound (measured serialised)
+ * plus every other field at its bound, escaped: about 270 strings (256
+ * groups) of at most ~1,060 bytes, each at most 6 times longer as JSON
+ * ("\u001f"), is under 2 MiB. Anything longer in a file or table was not
+ * written by mcpgate; readers stop there. */
+#define MG_AUDIT_MAX_RECORD_BYTES (MG_AUDIT_MAX_ARGS_BYTES + (3 << 20))
+
+/* How every reader parses a record: duplicate keys are never written, and
+ * \u0000 may be (full arguments are kept as sent; JSON allows it). */
+#define MG_AUDIT_JSON_FLAGS (JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
 
 struct mg_audit_record;
 

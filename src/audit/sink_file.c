@@ -161,7 +161,7 @@ static int file_head(void *p, int64_t *seq, char hash[MG_AUDIT_HASH_HEX + 1], ch
         goto out;
     }
     start = nl ? (size_t)(nl - buf) + 1 : 0;
-    rec = json_loadb(buf + start, n - 1 - start, JSON_REJECT_DUPLICATES, NULL);
+    rec = json_loadb(buf + start, n - 1 - start, MG_AUDIT_JSON_FLAGS, NULL);
     s = json_integer_value(json_object_get(rec, "seq"));
     if (!json_is_object(rec) || !json_is_integer(json_object_get(rec, "seq")) || s < 1) {
         errf(err, cap,

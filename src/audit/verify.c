@@ -114,7 +114,7 @@ static int feed(struct chain *c, const char *text, size_t len, bool complete, in
                       "%s %lld is cut short (no newline, or longer than any record): written "
                       "over, or a write in progress",
                       what, (long long)where);
-    rec = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+    rec = json_loadb(text, len, MG_AUDIT_JSON_FLAGS, NULL);
     seq = json_integer_value(json_object_get(rec, "seq"));
     prev = json_string_value(json_object_get(rec, "prev"));
     if (!json_is_object(rec) || !json_is_integer(json_object_get(rec, "seq")) || seq < 1 ||
@@ -336,7 +336,7 @@ static int collect_line(void *arg, int64_t line, const char *text, size_t len, b
     MG_UNUSED(line);
     if (!complete)
         return 0;
-    rec = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+    rec = json_loadb(text, len, MG_AUDIT_JSON_FLAGS, NULL);
     if (!json_is_object(rec) || !mg_audit_record_matches(rec, c->f)) {
         json_decref(rec);
         return 0;
@@ -395,7 +395,7 @@ int mg_audit_query_store(struct mg_store *st, const struct mg_store_audit_filter
     }
     arr = json_array();
     for (size_t i = 0; i < n; i++) {
-        json_t *rec = json_loads(rows[i].record, JSON_REJECT_DUPLICATES, NULL);
+        json_t *rec = json_loads(rows[i].record, MG_AUDIT_JSON_FLAGS, NULL);
         if (json_is_object(rec))
             json_array_append_new(arr, rec);
         else

@@ -336,6 +336,20 @@ static void test_arguments(void)
     s = (char *)json_string_value(json_array_get(json_object_get(v, "l"), 0));
     TAP_OK(s && strstr(s, "...[truncated 43 bytes]") != NULL, "inside arrays too");
     json_decref(v);
+    /* Regression (found by fuzz_audit): NULs become U+FFFD (3 bytes) when
+     * a string is cut, and the bound is on the bytes kept, not read. */
+    {
+        json_t *nuls = json_object();
+        char zeros[300] = {0};
+        json_object_set_new(nuls, "z", json_stringn(zeros, sizeof zeros));
+        v = mg_audit_args_reduce(nuls, MG_CONF_AUDIT_ARGS_REDACTED);
+        s = (char *)json_string_value(json_object_get(v, "z"));
+        TAP_OK(s && strlen(s) == 255 + strlen("...[truncated 215 bytes]") &&
+                   strcmp(s + 255, "...[truncated 215 bytes]") == 0,
+               "300 NULs: 85 kept as U+FFFD (255 bytes), 215 cut");
+        json_decref(v);
+        json_decref(nuls);
+    }
     v = mg_audit_args_reduce(args, MG_CONF_AUDIT_ARGS_FULL);
     TAP_IS_INT(json_string_length(json_object_get(v, "q")), 299, "full: strings kept whole");
     json_decref(v);
@@ -562,6 +576,98 @@ static void test_file_sink(void)
         TAP_IS_INT(mg_audit_new(&o, &a, &err), MG_EINVAL, "unknown sink kind");
         free(err);
     }
+}
+
+/* The largest record mcpgate can write fits the bound every reader uses,
+ * and reads back. */
+static void test_worst_case(void)
+{
+    struct mg_identity *id = mg_identity_new();
+    struct mg_audit_record *r = mg_audit_record_new();
+    struct mg_audit_verify v;
+    struct mg_audit *a;
+    char ctl[2000], path[128], *text = NULL, hash[65];
+    size_t len = 0;
+    json_t *args;
+    char *blob;
+
+    memset(ctl, '\x01', sizeof ctl - 1); /* 6 bytes each as JSON */
+    ctl[sizeof ctl - 1] = '\0';
+    id->groups = calloc(MG_IDENTITY_MAX_GROUPS, sizeof(char *));
+    for (int i = 0; i < MG_IDENTITY_MAX_GROUPS; i++)
+        id->groups[i] = strdup(ctl);
+    id->n_groups = MG_IDENTITY_MAX_GROUPS;
+    free(id->subject);
+    id->subject = strdup(ctl);
+    free(id->email);
+    id->email = strdup(ctl);
+    free(id->client_id);
+    id->client_id = strdup(ctl);
+    mg_audit_record_set_identity(r, id);
+    mg_audit_record_set_route(r, ctl);
+    mg_audit_record_set_source(r, ctl);
+    mg_audit_record_set_session(r, ctl);
+    mg_audit_record_set_call(r, ctl, ctl);
+    mg_audit_record_set_decision(r, false, ctl, ctl);
+    blob = malloc(174000);
+    memset(blob, '\x02', 173999); /* ~1 MiB once escaped */
+    blob[173999] = '\0';
+    args = json_pack("{s:s}", "blob", blob);
+    mg_audit_record_set_arguments(r, args, MG_CONF_AUDIT_ARGS_FULL);
+    mg_audit_record_chain(r, 1, mg_audit_zero_hash, &text, &len, hash);
+    TAP_OK(strstr(text, "too large") == NULL, "arguments just under 1 MiB serialised are kept");
+    TAP_OK(len > (2u << 20) && len <= MG_AUDIT_MAX_RECORD_BYTES,
+           "the worst-case record (%zu bytes) fits MG_AUDIT_MAX_RECORD_BYTES", len);
+    free(text);
+    snprintf(path, sizeof path, "%s/worst.jsonl", dir);
+    a = open_file(path, NULL);
+    mg_audit_submit(a, sample(2, true), NULL, NULL, NULL);
+    TAP_IS_INT(mg_audit_submit(a, r, NULL, NULL, NULL), 0, "written by the file sink");
+    mg_audit_free(a);
+    TAP_IS_INT(mg_audit_verify_file(path, &v), 0, "and verified whole (%s)", v.message);
+    TAP_IS_INT(v.records, 2, "two records");
+    a = open_file(path, NULL);
+    TAP_OK(a != NULL, "the sink reopens with it as the last line");
+    TAP_IS_INT(submit_n(a, 3, 1), 1, "and chains after it");
+    mg_audit_free(a);
+    TAP_IS_INT(mg_audit_verify_file(path, &v), 0, "intact");
+    TAP_IS_INT(v.records, 3, "three records");
+    json_decref(args);
+    free(blob);
+    mg_identity_unref(id);
+}
+
+/* Regression (found by fuzz_audit): full arguments holding \u0000 were
+ * written fine but every reader refused to parse them back, so verify
+ * called an intact chain edited and the sink would not restart after it. */
+static void test_nul_in_full_arguments(void)
+{
+    struct mg_audit_opts o = {.sink = MG_CONF_AUDIT_FILE, .arguments = MG_CONF_AUDIT_ARGS_FULL};
+    struct mg_audit *a = NULL;
+    struct mg_audit_record *r = mg_audit_record_new();
+    struct mg_audit_verify v;
+    struct mg_store_audit_filter f = {0};
+    json_t *args = json_loads("{\"s\":\"a\\u0000b\"}", JSON_ALLOW_NUL, NULL), *arr = NULL;
+    char path[128], err[128], *e = NULL;
+
+    snprintf(path, sizeof path, "%s/nul.jsonl", dir);
+    o.target = path;
+    MG_ASSERT(args && mg_audit_new(&o, &a, &e) == 0);
+    mg_audit_record_set_arguments(r, args, mg_audit_arguments(a));
+    mg_audit_submit(a, r, NULL, NULL, NULL);
+    mg_audit_free(a);
+    TAP_IS_INT(mg_audit_verify_file(path, &v), 0,
+               "a record with \\u0000 in its arguments verifies");
+    a = NULL;
+    TAP_IS_INT(mg_audit_new(&o, &a, &e), 0, "the sink restarts after it");
+    mg_audit_free(a);
+    TAP_IS_INT(mg_audit_query_file(path, &f, &arr, err, sizeof err), 0, "and queries find it");
+    TAP_IS_INT(json_string_length(
+                   json_object_get(json_object_get(json_array_get(arr, 0), "arguments"), "s")),
+               3, "the NUL kept as sent (full)");
+    json_decref(arr);
+    json_decref(args);
+    free(e);
 }
 
 /* ---------------------------------------------------------------------------
@@ -1559,6 +1665,8 @@ int main(void)
     test_since();
     test_file_sink();
     test_verify_file();
+    test_worst_case();
+    test_nul_in_full_arguments();
     test_queue_bound();
     test_sink_failure();
     test_file_failure();
