@@ -267,8 +267,9 @@ static void put_back(struct mg_audit *a, struct item *batch)
     a->head = batch;
 }
 
-/* Under the mutex: the records are written (status 0) or given up (lost). */
-static void dispose(struct mg_audit *a, struct item *batch, size_t n, size_t bytes, int status)
+/* Without the mutex: completions run, records are freed (a big batch
+ * takes a while to free; submitters must not wait for it). */
+static void finish(struct item *batch, int status)
 {
     while (batch) {
         struct item *next = batch->next;
@@ -277,10 +278,15 @@ static void dispose(struct mg_audit *a, struct item *batch, size_t n, size_t byt
         item_free(batch);
         batch = next;
     }
+}
+
+/* Under the mutex: n records of `bytes` left the queue, written or lost. */
+static void account(struct mg_audit *a, size_t n, size_t bytes, bool written)
+{
     a->bytes -= bytes;
     a->completed += n;
     atomic_fetch_sub(&a->n_queued, n);
-    if (status == 0)
+    if (written)
         a->written += n;
     else
         a->lost += n;
@@ -313,7 +319,6 @@ static void *writer(void *arg)
         pthread_mutex_unlock(&a->mu);
         err[0] = '\0';
         rc = write_batch(a, batch, n, err, sizeof err);
-        pthread_mutex_lock(&a->mu);
         if (rc == 0) {
             if (failures > 0)
                 mg_log_info("audit: the %s sink works again after %llu failed writes", a->ops->name,
@@ -322,34 +327,40 @@ static void *writer(void *arg)
             backoff = 0;
             atomic_store(&a->sink_ok, true);
             atomic_store(&a->head_seq, a->seq);
-            dispose(a, batch, n, bytes, 0);
+            finish(batch, 0);
+            pthread_mutex_lock(&a->mu);
+            account(a, n, bytes, true);
             continue;
         }
-        a->write_failures++;
-        snprintf(a->last_error, sizeof a->last_error, "%s", err);
         atomic_store(&a->sink_ok, false);
         if (failures++ == 0)
             mg_log_error("audit: cannot write to the %s sink: %s; %s", a->ops->name, err,
                          a->fail_open ? "serving on unrecorded (on_failure: allow)"
                                       : "refusing requests until it recovers (on_failure: deny)");
+        pthread_mutex_lock(&a->mu);
+        a->write_failures++;
+        snprintf(a->last_error, sizeof a->last_error, "%s", err);
         if (a->stopping) {
             /* Stopping: one attempt only, whatever is left is lost. */
-            uint64_t lost = n;
-            dispose(a, batch, n, bytes, MG_ECANCELED);
-            while (a->head) {
-                batch = take(a, &n, &bytes);
-                lost += n;
-                dispose(a, batch, n, bytes, MG_ECANCELED);
-            }
-            mg_log_error("audit: %llu records lost: the %s sink still fails at stop",
-                         (unsigned long long)lost, a->ops->name);
+            struct item *rest = a->head;
+            size_t n_rest = atomic_load(&a->n_queued) - n;
+            a->head = a->tail = NULL;
+            account(a, n_rest + n, a->bytes, false);
+            pthread_mutex_unlock(&a->mu);
+            finish(batch, MG_ECANCELED);
+            finish(rest, MG_ECANCELED);
+            mg_log_error("audit: %zu records lost: the %s sink still fails at stop", n_rest + n,
+                         a->ops->name);
+            pthread_mutex_lock(&a->mu);
             break;
         }
+        pthread_mutex_unlock(&a->mu);
         /* The callers waiting for these records learn now; the records
          * stay first in line and are retried. */
         for (struct item *it = batch; it; it = it->next)
             if (it->done && !it->notified)
                 deliver(it, rc == MG_EAGAIN ? MG_EIO : rc);
+        pthread_mutex_lock(&a->mu);
         put_back(a, batch);
         backoff = backoff ? MG_MIN(backoff * 2, a->retry_max_ms) : a->retry_min_ms;
     }
