@@ -76,7 +76,27 @@ struct compiler {
     bool total_reported;
     struct istr *itab; /* interned strings: open addressing */
     size_t itab_cap, itab_n;
+    struct {
+        uint8_t kind;
+        const char *key; /* interned: equal keys are equal pointers */
+    } slots[POLICY_PTR_SLOTS];
 };
+
+/* The cache slot for a claim path or argument pointer (1-based), or 0 once
+ * all slots are taken (the value is then resolved every time). */
+static uint8_t slot_for(struct compiler *c, uint8_t kind, const char *key)
+{
+    uint32_t i;
+    for (i = 0; i < c->p->n_slots; i++)
+        if (c->slots[i].kind == kind && c->slots[i].key == key)
+            return (uint8_t)(i + 1);
+    if (i == POLICY_PTR_SLOTS)
+        return 0;
+    c->slots[i].kind = kind;
+    c->slots[i].key = key;
+    c->p->n_slots++;
+    return (uint8_t)(i + 1);
+}
 
 /* Quotes user text for a message: printable ASCII as is, anything else as
  * \xHH, cut at about 60 characters, so a value can never forge a line of
@@ -157,18 +177,10 @@ __attribute__((format(printf, 2, 3))) static const char *fmt(struct compiler *c,
     return arena_dup(c->p, buf, (size_t)n + 1);
 }
 
-static uint32_t hash_bytes(const char *s, size_t n)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
-}
-
 /* One copy of each distinct string in the arena. */
 static const char *intern(struct compiler *c, const char *s, size_t n)
 {
-    uint32_t h = hash_bytes(s, n);
+    uint32_t h = mg_policy__hash(s, n);
     size_t i;
     char *d;
     if (c->itab_n * 2 >= c->itab_cap) {
@@ -444,6 +456,7 @@ static struct lit make_lit(struct compiler *c, const struct mg_ynode *v, bool ty
         l.s = intern(c, v->str, v->len);
     }
     l.len = (uint32_t)v->len;
+    l.hash = mg_policy__hash(l.s, l.len);
     if (!typed || !v->plain)
         return l;
     if (mg_ynode_is_null(v))
@@ -766,6 +779,7 @@ static bool parse_pointer(struct compiler *c, struct crit *cr, const struct mg_y
     cr->u.ptr.key = intern(c, ptr, len);
     cr->u.ptr.seg = arena_dup(c->p, segs, n_seg * sizeof segs[0]);
     cr->u.ptr.n_seg = (uint32_t)n_seg;
+    cr->u.ptr.slot = slot_for(c, cr->kind, cr->u.ptr.key);
     return true;
 }
 
@@ -793,6 +807,7 @@ static bool parse_claim_path(struct compiler *c, struct crit *cr, const struct m
     cr->u.ptr.key = intern(c, s, len);
     cr->u.ptr.seg = arena_dup(c->p, segs, n_seg * sizeof segs[0]);
     cr->u.ptr.n_seg = (uint32_t)n_seg;
+    cr->u.ptr.slot = slot_for(c, cr->kind, cr->u.ptr.key);
     return true;
 }
 
@@ -809,16 +824,17 @@ static bool parse_cidr(struct compiler *c, struct crit *cr, const struct mg_ynod
     unsigned bits = 0;
     struct qstr q;
     bool masked = false;
+    uint8_t addr[16] = {0};
     memset(out, 0, sizeof *out);
     if (hlen == 0 || hlen >= sizeof host)
         goto bad;
     memcpy(host, v->str, hlen);
     host[hlen] = '\0';
     /* inet_pton takes no zone ("%eth0") and no IPv4 with leading zeros. */
-    if (inet_pton(AF_INET, host, out->addr) == 1) {
+    if (inet_pton(AF_INET, host, addr) == 1) {
         out->family = 4;
         bits = 32;
-    } else if (inet_pton(AF_INET6, host, out->addr) == 1) {
+    } else if (inet_pton(AF_INET6, host, addr) == 1) {
         out->family = 6;
         bits = 128;
     } else {
@@ -843,12 +859,17 @@ static bool parse_cidr(struct compiler *c, struct crit *cr, const struct mg_ynod
         }
     }
     out->bits = (uint8_t)bits;
-    for (unsigned i = 0; i < 16; i++) {
-        unsigned keep = bits > i * 8 ? MG_MIN(bits - i * 8, 8u) : 0;
-        uint8_t mask = keep ? (uint8_t)(0xffu << (8 - keep)) : 0;
-        if ((out->addr[i] & mask) != out->addr[i])
-            masked = true;
-        out->addr[i] &= mask;
+    {
+        uint64_t hi = 0, lo = 0;
+        for (unsigned i = 0; i < 8; i++) {
+            hi = hi << 8 | addr[i];
+            lo = lo << 8 | addr[i + 8];
+        }
+        out->mhi = bits == 0 ? 0 : bits >= 64 ? ~0ull : ~0ull << (64 - bits);
+        out->mlo = bits <= 64 ? 0 : bits >= 128 ? ~0ull : ~0ull << (128 - bits);
+        masked = (hi & ~out->mhi) != 0 || (lo & ~out->mlo) != 0;
+        out->hi = hi & out->mhi;
+        out->lo = lo & out->mlo;
     }
     if (masked)
         note(c, cr->path, v,
@@ -1486,6 +1507,34 @@ static void push_term(struct compiler *c, const struct term *t)
     (*arr)[(*n)++] = *t;
 }
 
+/* Bloom bits an and-term requires of the caller: a group it must have, a
+ * single-valued attribute it must equal. Only exact (not case-folded)
+ * comparisons qualify, since the caller's bloom hashes the bytes as they
+ * are. */
+static uint64_t term_need(struct compiler *c, const struct term *t)
+{
+    uint64_t need = 0;
+    for (uint32_t i = 0; i < t->n; i++) {
+        const struct crit *cr = &c->p->crits[t->first + i];
+        bool listish = cr->kind == CR_GROUPS;
+        bool stringish =
+            !cr->fold && (cr->kind == CR_USER || cr->kind == CR_EMAIL || cr->kind == CR_CLIENT_ID ||
+                          cr->kind == CR_MCP_METHOD || cr->kind == CR_MCP_TOOL ||
+                          cr->kind == CR_MCP_PROMPT || cr->kind == CR_MCP_RESOURCE);
+        if (!listish && !stringish)
+            continue;
+        for (uint8_t j = 0; j < cr->n_ops; j++) {
+            const struct mop *op = &cr->ops[j];
+            if ((listish && (op->kind == M_HAS || op->kind == M_LIST_IS)) ||
+                (stringish && (op->kind == M_IS || (op->kind == M_IN && op->n == 1)))) {
+                need |= mg_policy__bloom(cr->kind, op->lits[0].hash);
+                c->p->bloom_kinds |= 1u << cr->kind;
+            }
+        }
+    }
+    return need;
+}
+
 static void compile_body(struct compiler *c, const struct mg_ynode *k, const struct mg_ynode *v,
                          uint8_t action, const char *rpath)
 {
@@ -1543,6 +1592,8 @@ static void compile_body(struct compiler *c, const struct mg_ynode *k, const str
         if ((size_t)c->n_errs != errs_before)
             continue;
         t.n = c->p->n_crits - t.first;
+        if (t.op == OP_AND)
+            t.need = term_need(c, &t);
         push_term(c, &t);
     }
 }

@@ -1,10 +1,16 @@
 /* The policy evaluator: one request against a global and a route policy.
  * Deny rules of both are tried first, then each policy needs a matching
  * allow rule; the first rule that decides names the decision. Pure and
- * allocation-free: what a criterion needs from the input (the source
- * address, local times) is derived at most once per call into a context on
+ * allocation-free: what criteria need from the input (attribute lengths,
+ * group hashes, the source address, local times, values at claim paths and
+ * argument pointers) is derived at most once per decision into caches on
  * the stack. Semantics follow Pomerium's generated Rego (pkg/policy in
- * pomerium/pomerium); docs/policy.md is the reference. */
+ * pomerium/pomerium); docs/policy.md is the reference.
+ *
+ * Hot path: and-terms carry a bloom of values the caller must have (see
+ * policy_int.h), so most rules of a large policy are skipped with one AND;
+ * the dispatch in crit_eval stays small, and the rarer criteria (claims,
+ * addresses, arguments, time) live out of line. */
 #include "authn/identity.h"
 #include "policy/policy_int.h"
 
@@ -12,22 +18,55 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-/* What the evaluation of one policy may derive from the input, once. */
+#define NOINLINE __attribute__((noinline))
+
+/* What a decision derives from the input, at most once, shared by the
+ * evaluation of both policies. */
+struct icache {
+    const struct mg_policy_input *in;
+    bool anon;
+    bool groups_done;
+    int8_t ip_state; /* 0 not yet, 1 known, -1 unknown */
+    bool have4;
+    uint32_t attr_done, attr_ok; /* bit per crit_kind */
+    uint32_t bloom_done;         /* kinds added to bloom */
+    uint64_t bloom;              /* the caller's values, see term.need */
+    uint64_t v6hi, v6lo;         /* source address; IPv4 as ::ffff:a.b.c.d */
+    uint64_t v4;                 /* IPv4 source in the high 32 bits */
+    const char *attr_s[CR_COUNT];
+    size_t attr_len[CR_COUNT];
+    uint32_t g_len[MG_IDENTITY_MAX_GROUPS], g_hash[MG_IDENTITY_MAX_GROUPS];
+};
+
+/* A resolved JSON value, with its string (if it is one) read once. */
+struct jval {
+    const json_t *v;
+    const char *s; /* NULL unless v is a string */
+    size_t n;
+};
+
+/* What the evaluation of one policy derives: local times of its zones and
+ * the values at its claim paths and argument pointers. */
 struct ectx {
+    struct icache *ic;
     const struct mg_policy_input *in;
     const struct mg_policy *p;
     bool anon;
-    int8_t ip_state; /* 0 not yet, 1 known, -1 unknown */
-    bool have4;
-    uint8_t v4[4], v6[16];
     uint32_t zone_done;
-    int64_t zone_local[MG_POLICY_MAX_ZONES]; /* now + offset */
+    uint32_t slot_done;
+    int32_t zone_sec[MG_POLICY_MAX_ZONES];  /* local second of the day */
+    uint8_t zone_wday[MG_POLICY_MAX_ZONES]; /* local weekday, 0 = Sunday */
+    struct jval slot_val[POLICY_PTR_SLOTS];
 };
 
 static char lower(char ch)
 {
     return ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
 }
+
+/* ---------------------------------------------------------------------------
+ * Strings.
+ */
 
 /* a (input) against b (literal, lower case when fold). */
 static bool bytes_eq(const char *a, const char *b, size_t n, bool fold)
@@ -58,6 +97,20 @@ static bool str_contains(const char *s, size_t n, const char *sub, size_t m, boo
 {
     if (m > n)
         return false;
+    if (m == 0)
+        return true;
+    if (!fold) {
+        /* memchr for the first byte (vectorised: most haystacks do not
+         * have it), then the last byte, then memcmp: for the short
+         * needles of policies, cheaper than memmem's two-way setup. */
+        const char *p = s, *last = s + (n - m);
+        while (p <= last && (p = memchr(p, sub[0], (size_t)(last - p) + 1)) != NULL) {
+            if (p[m - 1] == sub[m - 1] && memcmp(p + 1, sub + 1, m - 1) == 0)
+                return true;
+            p++;
+        }
+        return false;
+    }
     for (size_t i = 0; i + m <= n; i++)
         if (bytes_eq(s + i, sub, m, fold))
             return true;
@@ -111,27 +164,115 @@ static bool str_match(const struct crit *c, const char *s, size_t n)
     return true;
 }
 
-/* ---------------------------------------------------------------------------
- * List matchers (groups, claims): has, is (exactly one element), exclude.
- */
-
-struct strlist {
-    const char *const *v; /* groups */
-    size_t n;
-    const json_t *json; /* claims: a string, number, boolean, or an array of them */
-};
-
-/* The i-th element as text; numbers are formatted into buf. */
-static bool list_item(const struct strlist *l, size_t i, char *buf, size_t cap, const char **s,
-                      size_t *n)
+static bool nonempty(const char *s, const char **out, size_t *n)
 {
-    const json_t *j;
-    if (l->json == NULL) {
-        *s = l->v[i];
+    if (s == NULL || *s == '\0')
+        return false;
+    *out = s;
+    *n = strlen(s);
+    return true;
+}
+
+static bool is_method(const struct mg_policy_input *in, const char *m)
+{
+    return in->mcp_method && strcmp(in->mcp_method, m) == 0;
+}
+
+/* The string a string criterion looks at; false when there is none (the
+ * criterion is then false, whatever its matcher). */
+static bool str_attr_get(const struct icache *e, unsigned kind, const char **s, size_t *n)
+{
+    const struct mg_policy_input *in = e->in;
+    const struct mg_identity *id = in->identity;
+    switch (kind) {
+    case CR_USER: return !e->anon && nonempty(id->subject, s, n);
+    case CR_EMAIL: return !e->anon && nonempty(id->email, s, n);
+    case CR_DOMAIN: {
+        const char *at;
+        if (e->anon || id->email == NULL || (at = strrchr(id->email, '@')) == NULL)
+            return false;
+        return nonempty(at + 1, s, n);
+    }
+    case CR_CLIENT_ID: return !e->anon && nonempty(id->client_id, s, n);
+    case CR_HTTP_METHOD: return nonempty(in->http_method, s, n);
+    case CR_HTTP_PATH: return nonempty(in->http_path, s, n);
+    case CR_MCP_METHOD: return nonempty(in->mcp_method, s, n);
+    case CR_MCP_TOOL: return is_method(in, "tools/call") && nonempty(in->mcp_name, s, n);
+    case CR_MCP_PROMPT: return is_method(in, "prompts/get") && nonempty(in->mcp_name, s, n);
+    case CR_MCP_RESOURCE:
+        return (is_method(in, "resources/read") || is_method(in, "resources/subscribe") ||
+                is_method(in, "resources/unsubscribe")) &&
+               nonempty(in->mcp_name, s, n);
+    case CR_MCP_TOOL_CLASS:
+        if (!is_method(in, "tools/call"))
+            return false;
+        /* A tool of unknown class is judged as destructive. */
+        *s = mg_policy_tool_class_name(
+            in->tool_class == MG_POLICY_TOOL_UNKNOWN ? MG_POLICY_TOOL_DESTRUCTIVE : in->tool_class);
         *n = strlen(*s);
         return true;
+    default: return false;
     }
-    j = json_is_array(l->json) ? json_array_get(l->json, i) : l->json;
+}
+
+/* Cached: whether the attribute is present (its text in attr_s/attr_len). */
+static bool str_attr(struct icache *e, unsigned kind)
+{
+    uint32_t bit = 1u << kind;
+    if (!(e->attr_done & bit)) {
+        if (str_attr_get(e, kind, &e->attr_s[kind], &e->attr_len[kind]))
+            e->attr_ok |= bit;
+        e->attr_done |= bit;
+    }
+    return (e->attr_ok & bit) != 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Groups and claims (list matchers: has, is, exclude).
+ */
+
+static NOINLINE void groups_prepare(struct icache *ic)
+{
+    const struct mg_identity *id = ic->in->identity;
+    for (size_t i = 0; i < id->n_groups && i < MG_IDENTITY_MAX_GROUPS; i++) {
+        size_t len = strlen(id->groups[i]);
+        ic->g_len[i] = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
+        ic->g_hash[i] = mg_policy__hash(id->groups[i], len);
+    }
+    ic->groups_done = true;
+}
+
+static bool group_has(const struct icache *ic, const struct lit *lit)
+{
+    const struct mg_identity *id = ic->in->identity;
+    size_t n = MG_MIN(id->n_groups, (size_t)MG_IDENTITY_MAX_GROUPS);
+    for (size_t i = 0; i < n; i++)
+        if (ic->g_hash[i] == lit->hash && ic->g_len[i] == lit->len &&
+            memcmp(id->groups[i], lit->s, lit->len) == 0)
+            return true;
+    return false;
+}
+
+static bool list_op(uint8_t kind, bool has, size_t count)
+{
+    return kind == M_HAS ? has : kind == M_LIST_IS ? has && count == 1 : !has;
+}
+
+static bool groups_match(struct icache *ic, const struct crit *c)
+{
+    size_t count = ic->in->identity->n_groups;
+    if (!ic->groups_done)
+        groups_prepare(ic);
+    for (uint8_t i = 0; i < c->n_ops; i++)
+        if (!list_op(c->ops[i].kind, group_has(ic, c->ops[i].lits), count))
+            return false;
+    return true;
+}
+
+/* The i-th element of a claim as text; numbers are formatted into buf. */
+static bool claim_item(const json_t *l, size_t i, char *buf, size_t cap, const char **s, size_t *n)
+{
+    const json_t *j = json_is_array(l) ? json_array_get(l, i) : l;
     switch (json_typeof(j)) {
     case JSON_STRING:
         *s = json_string_value(j);
@@ -157,24 +298,21 @@ static bool list_item(const struct strlist *l, size_t i, char *buf, size_t cap, 
     }
 }
 
-static size_t list_len(const struct strlist *l)
+/* A claim as a list: a scalar is one element, an array its scalars; a
+ * missing claim, an object or null is empty (has and is fail, exclude
+ * holds, as in Pomerium). */
+static bool claim_has(const json_t *v, const struct lit *lit, size_t *count)
 {
-    if (l->json == NULL)
-        return l->n;
-    if (json_is_array(l->json))
-        return json_array_size(l->json);
-    return json_is_object(l->json) || json_is_null(l->json) ? 0 : 1;
-}
-
-static bool list_has(const struct strlist *l, const struct lit *lit, size_t *count)
-{
-    size_t n = list_len(l), scalars = 0;
+    size_t n = v == NULL || json_is_object(v) || json_is_null(v) ? 0
+               : json_is_array(v)                                ? json_array_size(v)
+                                                                 : 1;
+    size_t scalars = 0;
     bool found = false;
     for (size_t i = 0; i < n; i++) {
         char buf[40];
         const char *s;
         size_t len;
-        if (!list_item(l, i, buf, sizeof buf, &s, &len))
+        if (!claim_item(v, i, buf, sizeof buf, &s, &len))
             continue;
         scalars++;
         if (len == lit->len && memcmp(s, lit->s, len) == 0)
@@ -184,16 +322,50 @@ static bool list_has(const struct strlist *l, const struct lit *lit, size_t *cou
     return found;
 }
 
-static bool list_match(const struct crit *c, const struct strlist *l)
+static struct jval jval_of(const json_t *v)
 {
+    struct jval j = {v, NULL, 0};
+    if (v && json_is_string(v)) {
+        j.s = json_string_value(v);
+        j.n = json_string_length(v);
+    }
+    return j;
+}
+
+static const json_t *claim_get(const json_t *claims, const struct crit *c);
+static const json_t *resolve(const json_t *v, const struct seg *seg, uint32_t n);
+static const struct jval *slot_value(struct ectx *e, const struct crit *c, const json_t *root,
+                                     bool claim);
+static NOINLINE void slot_fill(struct jval *out, const json_t *root, const struct crit *c,
+                               bool claim);
+
+static const json_t *claim_get(const json_t *claims, const struct crit *c)
+{
+    const json_t *v = json_object_get(claims, c->u.ptr.key);
+    if (v == NULL && c->u.ptr.n_seg > 1) {
+        v = claims;
+        for (uint32_t i = 0; i < c->u.ptr.n_seg && v; i++)
+            v = json_is_object(v) ? json_object_get(v, c->u.ptr.seg[i].s) : NULL;
+    }
+    return v;
+}
+
+static NOINLINE bool claim_match(struct ectx *e, const struct crit *c)
+{
+    const json_t *claims = e->in->identity->claims, *v;
+    struct jval tmp;
+    if (claims == NULL)
+        return false;
+    if (c->u.ptr.slot) {
+        v = slot_value(e, c, claims, true)->v;
+    } else {
+        slot_fill(&tmp, claims, c, true);
+        v = tmp.v;
+    }
     for (uint8_t i = 0; i < c->n_ops; i++) {
-        const struct mop *op = &c->ops[i];
         size_t count;
-        bool has = list_has(l, op->lits, &count);
-        bool ok = op->kind == M_HAS       ? has
-                  : op->kind == M_LIST_IS ? has && count == 1
-                                          : !has; /* M_EXCLUDE */
-        if (!ok)
+        bool has = claim_has(v, c->ops[i].lits, &count);
+        if (!list_op(c->ops[i].kind, has, count))
             return false;
     }
     return true;
@@ -254,8 +426,9 @@ static bool any_eq(const json_t *v, const struct mop *op)
     return false;
 }
 
-static bool arg_op(const json_t *v, const struct mop *op)
+static bool arg_op(const struct jval *j, const struct mop *op)
 {
+    const json_t *v = j->v;
     const struct lit *l = op->lits;
     if (op->kind == M_EXISTS)
         return (v != NULL) == l->b;
@@ -269,12 +442,10 @@ static bool arg_op(const json_t *v, const struct mop *op)
     case M_STARTS_WITH:
     case M_ENDS_WITH:
     case M_CONTAINS: {
-        const char *s;
-        size_t n;
-        if (!json_is_string(v))
+        const char *s = j->s;
+        size_t n = j->n;
+        if (s == NULL)
             return false;
-        s = json_string_value(v);
-        n = json_string_length(v);
         if (op->kind == M_STARTS_WITH)
             return l->len <= n && memcmp(s, l->s, l->len) == 0;
         if (op->kind == M_ENDS_WITH)
@@ -298,20 +469,62 @@ static bool arg_op(const json_t *v, const struct mop *op)
     }
 }
 
-static bool arg_match(const struct crit *c, const json_t *args)
+static NOINLINE void slot_fill(struct jval *out, const json_t *root, const struct crit *c,
+                               bool claim)
 {
-    const json_t *v = args ? resolve(args, c->u.ptr.seg, c->u.ptr.n_seg) : NULL;
+    *out = jval_of(claim ? claim_get(root, c) : resolve(root, c->u.ptr.seg, c->u.ptr.n_seg));
+}
+
+/* The cached value of a criterion with a slot (every criterion but those
+ * past POLICY_PTR_SLOTS distinct paths). */
+static const struct jval *slot_value(struct ectx *e, const struct crit *c, const json_t *root,
+                                     bool claim)
+{
+    unsigned s = c->u.ptr.slot - 1u;
+    if (!(e->slot_done & (1u << s))) {
+        slot_fill(&e->slot_val[s], root, c, claim);
+        e->slot_done |= 1u << s;
+    }
+    return &e->slot_val[s];
+}
+
+static bool arg_ops(const struct jval *j, const struct crit *c)
+{
     for (uint8_t i = 0; i < c->n_ops; i++)
-        if (!arg_op(v, &c->ops[i]))
+        if (!arg_op(j, &c->ops[i]))
             return false;
     return true;
+}
+
+static NOINLINE bool arg_match_uncached(struct ectx *e, const struct crit *c)
+{
+    struct jval j;
+    slot_fill(&j, e->in->arguments, c, false);
+    return arg_ops(&j, c);
+}
+
+static NOINLINE bool arg_match(struct ectx *e, const struct crit *c)
+{
+    if (e->in->mcp_method == NULL || e->in->arguments == NULL)
+        return false;
+    if (c->u.ptr.slot == 0)
+        return arg_match_uncached(e, c);
+    return arg_ops(slot_value(e, c, e->in->arguments, false), c);
 }
 
 /* ---------------------------------------------------------------------------
  * Source address and time.
  */
 
-static bool source(struct ectx *e)
+static uint64_t be64_at(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static bool source(struct icache *e)
 {
     const struct sockaddr *sa = e->in->source;
     if (e->ip_state)
@@ -320,21 +533,20 @@ static bool source(struct ectx *e)
     if (sa == NULL)
         return false;
     if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-        memcpy(e->v4, &s4->sin_addr, 4);
+        const uint8_t *a = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+        uint64_t v4 = (uint64_t)a[0] << 24 | (uint64_t)a[1] << 16 | (uint64_t)a[2] << 8 | a[3];
+        e->v4 = v4 << 32;
         /* Judged as ::ffff:a.b.c.d against IPv6 ranges. */
-        memset(e->v6, 0, 10);
-        e->v6[10] = e->v6[11] = 0xff;
-        memcpy(e->v6 + 12, e->v4, 4);
+        e->v6hi = 0;
+        e->v6lo = 0xffff00000000ull | v4;
         e->have4 = true;
     } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        memcpy(e->v6, &s6->sin6_addr, 16);
+        const uint8_t *a = (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+        e->v6hi = be64_at(a);
+        e->v6lo = be64_at(a + 8);
         /* A dual-stack socket's IPv4 caller is judged by its IPv4 address. */
-        e->have4 = memcmp(e->v6, mapped, 12) == 0;
-        if (e->have4)
-            memcpy(e->v4, e->v6 + 12, 4);
+        e->have4 = e->v6hi == 0 && (e->v6lo >> 32) == 0xffff;
+        e->v4 = e->v6lo << 32;
     } else {
         return false;
     }
@@ -342,24 +554,14 @@ static bool source(struct ectx *e)
     return true;
 }
 
-static bool prefix_eq(const uint8_t *a, const uint8_t *net, unsigned bits)
-{
-    unsigned full = bits / 8, rest = bits % 8;
-    if (memcmp(a, net, full) != 0)
-        return false;
-    if (rest == 0)
-        return true;
-    return (a[full] & (uint8_t)(0xffu << (8 - rest))) == net[full];
-}
-
-static bool ip_match(struct ectx *e, const struct crit *c)
+static NOINLINE bool ip_match(struct icache *e, const struct crit *c)
 {
     if (!source(e))
         return false;
     for (uint32_t i = 0; i < c->u.ip.n; i++) {
         const struct cidr *r = &c->u.ip.v[i];
-        if (r->family == 4 ? e->have4 && prefix_eq(e->v4, r->addr, r->bits)
-                           : prefix_eq(e->v6, r->addr, r->bits))
+        if (r->family == 4 ? e->have4 && (e->v4 & r->mhi) == r->hi
+                           : (e->v6hi & r->mhi) == r->hi && (e->v6lo & r->mlo) == r->lo)
             return true;
     }
     return false;
@@ -371,119 +573,43 @@ static int64_t floor_div(int64_t a, int64_t b)
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-/* Local time (seconds since the epoch as if the zone were UTC). */
-static int64_t local_time(struct ectx *e, unsigned zone)
+/* Local second of the day and weekday in a zone, once per decision. */
+static void zone_prepare(struct ectx *e, unsigned zone)
 {
-    if (!(e->zone_done & (1u << zone))) {
-        e->zone_local[zone] = e->in->now + mg_policy_tz_offset(e->p->zones[zone], e->in->now);
-        e->zone_done |= 1u << zone;
-    }
-    return e->zone_local[zone];
+    int64_t t, day;
+    if (e->zone_done & (1u << zone))
+        return;
+    t = e->in->now + mg_policy_tz_offset(e->p->zones[zone], e->in->now);
+    day = floor_div(t, 86400);
+    e->zone_sec[zone] = (int32_t)(t - day * 86400);
+    e->zone_wday[zone] = (uint8_t)((day % 7 + 7 + 4) % 7); /* 1970-01-01 was a Thursday */
+    e->zone_done |= 1u << zone;
 }
 
-/* ---------------------------------------------------------------------------
- * Criteria.
- */
-
-static bool nonempty(const char *s, const char **out, size_t *n)
+static NOINLINE bool time_match(struct ectx *e, const struct crit *c)
 {
-    if (s == NULL || *s == '\0')
-        return false;
-    *out = s;
-    *n = strlen(s);
-    return true;
-}
-
-static bool is_method(const struct mg_policy_input *in, const char *m)
-{
-    return in->mcp_method && strcmp(in->mcp_method, m) == 0;
-}
-
-/* The string a string criterion looks at; false when there is none (the
- * criterion is then false, whatever its matcher). */
-static bool str_attr(struct ectx *e, const struct crit *c, const char **s, size_t *n)
-{
-    const struct mg_policy_input *in = e->in;
-    const struct mg_identity *id = in->identity;
     switch (c->kind) {
-    case CR_USER: return !e->anon && nonempty(id->subject, s, n);
-    case CR_EMAIL: return !e->anon && nonempty(id->email, s, n);
-    case CR_DOMAIN: {
-        const char *at;
-        if (e->anon || id->email == NULL || (at = strrchr(id->email, '@')) == NULL)
-            return false;
-        return nonempty(at + 1, s, n);
-    }
-    case CR_CLIENT_ID: return !e->anon && nonempty(id->client_id, s, n);
-    case CR_HTTP_METHOD: return nonempty(in->http_method, s, n);
-    case CR_HTTP_PATH: return nonempty(in->http_path, s, n);
-    case CR_MCP_METHOD: return nonempty(in->mcp_method, s, n);
-    case CR_MCP_TOOL: return is_method(in, "tools/call") && nonempty(in->mcp_name, s, n);
-    case CR_MCP_PROMPT: return is_method(in, "prompts/get") && nonempty(in->mcp_name, s, n);
-    case CR_MCP_RESOURCE:
-        return (is_method(in, "resources/read") || is_method(in, "resources/subscribe") ||
-                is_method(in, "resources/unsubscribe")) &&
-               nonempty(in->mcp_name, s, n);
-    case CR_MCP_TOOL_CLASS:
-        if (!is_method(in, "tools/call"))
-            return false;
-        /* A tool of unknown class is judged as destructive. */
-        *s = mg_policy_tool_class_name(
-            in->tool_class == MG_POLICY_TOOL_UNKNOWN ? MG_POLICY_TOOL_DESTRUCTIVE : in->tool_class);
-        *n = strlen(*s);
-        return true;
-    default: return false;
-    }
-}
-
-static bool claim_match(struct ectx *e, const struct crit *c)
-{
-    const json_t *claims = e->in->identity->claims, *v;
-    struct strlist l = {0};
-    if (claims == NULL)
-        return false;
-    v = json_object_get(claims, c->u.ptr.key);
-    if (v == NULL && c->u.ptr.n_seg > 1) {
-        v = claims;
-        for (uint32_t i = 0; i < c->u.ptr.n_seg && v; i++)
-            v = json_is_object(v) ? json_object_get(v, c->u.ptr.seg[i].s) : NULL;
-    }
-    /* A missing claim is an empty list, as in Pomerium: has and is fail,
-     * exclude holds. */
-    l.json = v ? v : json_null();
-    return list_match(c, &l);
-}
-
-static bool crit_eval(struct ectx *e, const struct crit *c)
-{
-    const char *s;
-    size_t n;
-    switch (c->kind) {
-    case CR_ACCEPT: return true;
-    case CR_REJECT: return false;
-    case CR_AUTHENTICATED_USER: return !e->anon && e->in->identity->subject[0] != '\0';
-    case CR_GROUPS: {
-        struct strlist l = {0};
-        if (e->anon)
-            return false;
-        l.v = (const char *const *)e->in->identity->groups;
-        l.n = e->in->identity->n_groups;
-        return list_match(c, &l);
-    }
-    case CR_CLAIM: return !e->anon && claim_match(e, c);
-    case CR_SOURCE_IP: return ip_match(e, c);
     case CR_DATE:
         return (!c->u.date.has_after || e->in->now >= c->u.date.after) &&
                (!c->u.date.has_before || e->in->now < c->u.date.before);
     case CR_DAY_OF_WEEK: {
-        int64_t t = c->u.dow.zone ? local_time(e, c->u.dow.zone - 1u) : e->in->now;
-        int64_t wd = (floor_div(t, 86400) % 7 + 7 + 4) % 7; /* 1970-01-01 was a Thursday */
+        int64_t wd;
+        if (c->u.dow.zone) {
+            zone_prepare(e, c->u.dow.zone - 1u);
+            wd = e->zone_wday[c->u.dow.zone - 1u];
+        } else {
+            wd = (floor_div(e->in->now, 86400) % 7 + 7 + 4) % 7;
+        }
         return (c->u.dow.days >> wd) & 1;
     }
-    case CR_TIME_OF_DAY: {
-        int64_t t = local_time(e, c->u.tod.zone);
-        int32_t sec = (int32_t)(t - floor_div(t, 86400) * 86400);
-        bool after = sec >= c->u.tod.after, before = sec < c->u.tod.before;
+    case CR_TIME_OF_DAY:
+    default: {
+        int32_t sec;
+        bool after, before;
+        zone_prepare(e, c->u.tod.zone);
+        sec = e->zone_sec[c->u.tod.zone];
+        after = sec >= c->u.tod.after;
+        before = sec < c->u.tod.before;
         if (!c->u.tod.has_after)
             return before;
         if (!c->u.tod.has_before)
@@ -491,13 +617,29 @@ static bool crit_eval(struct ectx *e, const struct crit *c)
         /* after > before is a range across midnight (22:00 to 06:00). */
         return c->u.tod.after <= c->u.tod.before ? after && before : after || before;
     }
-    case CR_MCP_ARGUMENT:
-        return e->in->mcp_method != NULL && e->in->arguments != NULL &&
-               arg_match(c, e->in->arguments);
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Criteria, terms, decisions.
+ */
+
+static bool crit_eval(struct ectx *e, const struct crit *c)
+{
+    struct icache *ic = e->ic;
+    switch (c->kind) {
+    case CR_ACCEPT: return true;
+    case CR_REJECT: return false;
+    case CR_AUTHENTICATED_USER: return !e->anon && e->in->identity->subject[0] != '\0';
+    case CR_GROUPS: return !e->anon && groups_match(ic, c);
+    case CR_CLAIM: return !e->anon && claim_match(e, c);
+    case CR_SOURCE_IP: return ip_match(ic, c);
+    case CR_DATE:
+    case CR_DAY_OF_WEEK:
+    case CR_TIME_OF_DAY: return time_match(e, c);
+    case CR_MCP_ARGUMENT: return arg_match(e, c);
     default:
-        if (!str_attr(e, c, &s, &n))
-            return false;
-        return str_match(c, s, n);
+        return str_attr(ic, c->kind) && str_match(c, ic->attr_s[c->kind], ic->attr_len[c->kind]);
     }
 }
 
@@ -507,6 +649,8 @@ static const char *term_match(struct ectx *e, const struct term *t)
     const struct crit *c = e->p->crits + t->first, *end = c + t->n;
     switch (t->op) {
     case OP_AND: /* all of them */
+        if ((t->need & e->ic->bloom) != t->need)
+            return NULL; /* the caller lacks a value some criterion requires */
         for (; c < end; c++)
             if (!crit_eval(e, c))
                 return NULL;
@@ -540,18 +684,42 @@ static const char *first_match(struct ectx *e, const struct term *terms, uint32_
     return NULL;
 }
 
-static void ectx_init(struct ectx *e, const struct mg_policy *p, const struct mg_policy_input *in)
+/* Adds the caller's values of the given kinds to its bloom. */
+static NOINLINE void bloom_add(struct icache *ic, uint32_t kinds)
 {
-    e->in = in;
+    for (unsigned k = 0; k < CR_COUNT; k++) {
+        if (!(kinds & (1u << k)))
+            continue;
+        if (k == CR_GROUPS) {
+            if (ic->anon)
+                continue;
+            if (!ic->groups_done)
+                groups_prepare(ic);
+            for (size_t i = 0; i < ic->in->identity->n_groups && i < MG_IDENTITY_MAX_GROUPS; i++)
+                ic->bloom |= mg_policy__bloom(CR_GROUPS, ic->g_hash[i]);
+        } else if (str_attr(ic, k)) {
+            ic->bloom |= mg_policy__bloom(k, mg_policy__hash(ic->attr_s[k], ic->attr_len[k]));
+        }
+    }
+    ic->bloom_done |= kinds;
+}
+
+static void ectx_init(struct ectx *e, struct icache *ic, const struct mg_policy *p)
+{
+    e->ic = ic;
+    e->in = ic->in;
     e->p = p;
-    e->anon = in->identity == NULL || in->identity->method == MG_AUTH_NONE;
-    e->ip_state = 0;
+    e->anon = ic->anon;
     e->zone_done = 0;
+    e->slot_done = 0;
+    if (p->bloom_kinds & ~ic->bloom_done)
+        bloom_add(ic, p->bloom_kinds & ~ic->bloom_done);
 }
 
 void mg_policy_eval(const struct mg_policy *global, const struct mg_policy *route,
                     const struct mg_policy_input *in, struct mg_policy_decision *out)
 {
+    struct icache ic;
     struct ectx eg, er;
     const char *path, *gpath;
 
@@ -563,8 +731,15 @@ void mg_policy_eval(const struct mg_policy *global, const struct mg_policy *rout
         out->scope = global == NULL ? MG_POLICY_SCOPE_GLOBAL : MG_POLICY_SCOPE_ROUTE;
         return;
     }
-    ectx_init(&eg, global, in);
-    ectx_init(&er, route, in);
+    ic.in = in;
+    ic.anon = in->identity == NULL || in->identity->method == MG_AUTH_NONE;
+    ic.groups_done = false;
+    ic.ip_state = 0;
+    ic.attr_done = ic.attr_ok = 0;
+    ic.bloom_done = 0;
+    ic.bloom = 0;
+    ectx_init(&eg, &ic, global);
+    ectx_init(&er, &ic, route);
 
     /* Deny wins, in either policy. */
     out->reason = MG_POLICY_DENIED_BY_RULE;

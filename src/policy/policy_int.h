@@ -43,6 +43,7 @@ enum lit_type { LIT_STR, LIT_NUM, LIT_BOOL, LIT_NULL };
 struct lit {
     const char *s; /* NUL-terminated, interned */
     uint32_t len;
+    uint32_t hash; /* mg_policy__hash(s, len) */
     uint8_t type;
     bool b;      /* LIT_BOOL */
     bool is_int; /* LIT_NUM: i holds it exactly */
@@ -76,10 +77,13 @@ struct mop {
     const struct lit *lits;
 };
 
+/* A range as two 64-bit words of the address (big-endian read), masked;
+ * IPv4 uses the high 32 bits of hi. */
 struct cidr {
     uint8_t family; /* 4 or 6 */
     uint8_t bits;
-    uint8_t addr[16]; /* masked */
+    uint64_t hi, lo;   /* network */
+    uint64_t mhi, mlo; /* mask */
 };
 
 /* A JSON Pointer segment (unescaped) or a claim path segment. */
@@ -104,6 +108,7 @@ struct crit {
             const char *key; /* claim: the whole sub-path, tried first */
             const struct seg *seg;
             uint32_t n_seg;
+            uint8_t slot; /* 1 + index of the per-decision cache of the value; 0: none */
         } ptr;
         struct {
             const struct cidr *v;
@@ -129,6 +134,10 @@ struct term {
     uint8_t op;
     uint8_t action;
     uint32_t first, n; /* crits[first .. first + n) */
+    /* For and: bloom bits of values the caller must have (a group it must
+     * be in, a tool name it must call, ...). A decision whose caller bloom
+     * lacks one of them skips the term without evaluating it. */
+    uint64_t need;
     const char *path;
     int line, col;
 };
@@ -139,6 +148,10 @@ struct note {
     int line, col;
     const char *msg;
 };
+
+/* Distinct claim paths and argument pointers whose resolved value one
+ * decision caches (criteria sharing a path resolve it once). */
+#define POLICY_PTR_SLOTS 32
 
 struct arena_chunk;
 
@@ -155,8 +168,26 @@ struct mg_policy {
     uint32_t n_zones;
     struct note *notes;
     uint32_t n_notes;
+    uint32_t n_slots;
+    uint32_t bloom_kinds; /* bit per crit_kind that some term's need uses */
     struct arena_chunk *arena;
 };
+
+/* FNV-1a, for comparing group names against literals without memcmp. */
+static inline uint32_t mg_policy__hash(const char *s, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+/* The bloom bit of a value of an attribute (crit_kind). */
+static inline uint64_t mg_policy__bloom(unsigned kind, uint32_t hash)
+{
+    uint32_t x = (hash ^ (kind * 0x9e3779b9u)) * 0x85ebca6bu;
+    return 1ull << (x >> 26);
+}
 
 /* Names for messages. */
 const char *mg_policy__crit_name(enum crit_kind k);

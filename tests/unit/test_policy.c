@@ -5,6 +5,7 @@
  * library's own conversion, and that evaluation allocates nothing. */
 #include "authn/identity.h"
 #include "conf/ytree.h"
+#include "core/buf.h"
 #include "policy/policy.h"
 #include "policy/tz.h"
 #include "tap.h"
@@ -1173,6 +1174,105 @@ static void test_time_criteria(void)
 }
 
 /* ---------------------------------------------------------------------------
+ * The evaluator's fast paths: and-rules skipped by the caller's bloom, and
+ * values cached per decision, must decide exactly like the plain rules.
+ */
+
+static void test_fast_paths(void)
+{
+    struct mg_buf b;
+    struct mg_policy *p;
+    int wrong = 0;
+    mg_buf_init(&b, 1 << 20);
+    /* 40 rules: group gI may call tool tI (a bloom bit each); one rule by
+     * email in a one-value list; one by domain (case-folded: no bloom). */
+    for (int i = 0; i < 40; i++)
+        mg_buf_appendf(&b, "- allow: {and: [{groups: {has: g%d}}, {mcp_tool: t%d}]}\n", i, i);
+    mg_buf_appends(&b, "- allow: {and: [{email: {in: [boss@x.com]}}, {mcp_tool: {is: any}}]}\n"
+                       "- allow: {and: [{domain: EXAMPLE.ORG}, {mcp_method: ping}]}\n"
+                       "- allow: {and: [{user: 'user:ops'}, {mcp_tool_class: read_only}]}\n");
+    mg_buf_append(&b, "", 1);
+    p = compile_ok(b.data);
+    for (int g = 0; g < 40; g++) {
+        char grp[40], tool[16];
+        struct mg_identity *id;
+        snprintf(grp, sizeof grp, "[\"other\",\"g%d\"]", g);
+        id = ident("user:u", "u@x.com", grp, NULL, NULL);
+        for (int t = 0; t < 40; t++) {
+            struct mg_policy_input in = input(id);
+            struct mg_policy_decision d;
+            snprintf(tool, sizeof tool, "t%d", t);
+            in.mcp_name = tool;
+            d = decide(p, &in);
+            if (d.allow != (g == t))
+                wrong++;
+        }
+        mg_identity_unref(id);
+    }
+    TAP_IS_INT(wrong, 0, "1600 group x tool pairs: only the matching pair is allowed");
+    {
+        struct mg_identity *boss = ident("user:b", "boss@x.com", NULL, NULL, NULL);
+        struct mg_identity *org = ident("user:o", "Ann@Example.Org", NULL, NULL, NULL);
+        struct mg_identity *ops = ident("user:ops", "", NULL, NULL, NULL);
+        struct mg_policy_input in = input(boss);
+        in.mcp_name = "any";
+        CHECK(p, in, true, "email in a one-value list");
+        in.identity = org;
+        CHECK(p, in, false, "domain rule needs ping");
+        in.mcp_method = "ping";
+        in.mcp_name = NULL;
+        CHECK(p, in, true, "domain is case-insensitive, not skipped by the bloom");
+        in = input(ops);
+        CHECK(p, in, true, "user and class");
+        in.tool_class = MG_POLICY_TOOL_WRITE;
+        CHECK(p, in, false, "user, wrong class");
+        in = input(NULL);
+        in.mcp_name = "t3";
+        CHECK(p, in, false, "anonymous: group rules skipped");
+        mg_identity_unref(boss);
+        mg_identity_unref(org);
+        mg_identity_unref(ops);
+    }
+    mg_policy_free(p);
+
+    /* More distinct argument pointers and claim paths than cache slots. */
+    mg_buf_reset(&b);
+    mg_buf_appends(&b, "- allow:\n    and:\n");
+    for (int i = 0; i < 40; i++)
+        mg_buf_appendf(&b, "      - mcp_argument/a%d: %d\n      - claim/c%d: v%d\n", i, i, i, i);
+    mg_buf_appends(&b, "      - mcp_argument/a39: {ge: 39}\n      - claim/c39: {has: v39}\n");
+    mg_buf_append(&b, "", 1);
+    p = compile_ok(b.data);
+    {
+        json_t *args = json_object(), *claims = json_object();
+        struct mg_identity *id = ident("user:c", "c@x.com", NULL, NULL, NULL);
+        struct mg_policy_input in;
+        char k[16], v[16];
+        for (int i = 0; i < 40; i++) {
+            snprintf(k, sizeof k, "a%d", i);
+            json_object_set_new(args, k, json_integer(i));
+            snprintf(k, sizeof k, "c%d", i);
+            snprintf(v, sizeof v, "v%d", i);
+            json_object_set_new(claims, k, json_string(v));
+        }
+        json_decref(id->claims);
+        id->claims = claims;
+        in = input(id);
+        in.arguments = args;
+        CHECK(p, in, true, "40 pointers and 40 claims (past the cache slots) all hold");
+        json_object_set_new(args, "a39", json_integer(38));
+        CHECK(p, in, false, "the 40th pointer is still judged");
+        json_object_set_new(args, "a39", json_integer(39));
+        json_object_set_new(claims, "c38", json_string("x"));
+        CHECK(p, in, false, "the 39th claim is still judged");
+        json_decref(args);
+        mg_identity_unref(id);
+    }
+    mg_policy_free(p);
+    mg_buf_fini(&b);
+}
+
+/* ---------------------------------------------------------------------------
  * Compile errors: exact positions and messages, several at once.
  */
 
@@ -1748,6 +1848,7 @@ int main(void)
     test_mcp_argument();
     test_source_ip();
     test_time_criteria();
+    test_fast_paths();
     test_errors();
     test_limits();
     test_lint();
