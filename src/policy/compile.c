@@ -1627,6 +1627,7 @@ int mg_policy_compile(const struct mg_ynode *n, const char *path_prefix,
     struct compiler c = {.env = env, .fail = fail, .ctx = ctx};
     size_t plen;
 
+    MG_ASSERT(n != NULL && fail != NULL);
     *out = NULL;
     c.p = mg_xcalloc(1, sizeof *c.p);
     if (path_prefix == NULL)

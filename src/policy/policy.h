@@ -88,7 +88,8 @@ struct mg_policy_env {
     const char *tzdir; /* where IANA zones are read from; default MG_POLICY_TZDIR */
 };
 
-/* Compiles the policy at n (one rule, a mapping, or a list of them) into
+/* Compiles the policy at n (one rule, a mapping, or a list of them; never
+ * NULL: an empty `policy:` is a null scalar node, an error) into
  * *out. path_prefix names it in rule paths and messages ("policy",
  * "routes[sql].policy"). Reads time zone files named by the policy (through
  * env), nothing else. Returns 0, or MG_EINVAL / MG_ELIMIT (status of the
