@@ -126,14 +126,13 @@ int main(void)
         .source = (const struct sockaddr *)&src,
         .now = 1767787200, /* 2026-01-07 12:00 UTC */
         .mcp_method = "tools/call",
-        .tool_class = MG_POLICY_TOOL_READ_ONLY,
+        .tool_class = MG_TOOL_READ_ONLY,
         .arguments = args,
     };
     const char *rule;
     uint64_t t0, compile_ns;
-    static const char *const names[] = {"last allow rule (all 100 rules tried)",
-                                        "first allow rule", "no rule allows (all tried)",
-                                        "denied by an argument rule"};
+    static const char *const names[] = {"last allow rule (all 100 rules tried)", "first allow rule",
+                                        "no rule allows (all tried)", "denied by an argument rule"};
     double ns[4];
 
     if (n < 1000)

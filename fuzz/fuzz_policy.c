@@ -121,8 +121,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     MG_ASSERT(mg_policy_n_rules(p) == mg_policy_n_rules(g));
 
     {
-        static const char *const methods[] = {"tools/call",      "tools/list", "prompts/get",
-                                              "resources/read",  "initialize", NULL};
+        static const char *const methods[] = {"tools/call",     "tools/list", "prompts/get",
+                                              "resources/read", "initialize", NULL};
         static const char *const names[] = {"query", "drop", "file:///etc/passwd", "", NULL};
         static const int64_t times[] = {0,          -1,         1767787200, 1772953199,
                                         1772953200, 2224400000, 4102444800, -2208988800};
@@ -138,8 +138,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 .now = times[i % MG_ARRAY_LEN(times)],
                 .mcp_method = methods[i % MG_ARRAY_LEN(methods)],
                 .mcp_name = names[i % MG_ARRAY_LEN(names)],
-                .tool_class = (enum mg_policy_tool_class)(i % 4),
-                .arguments = (i % 3 == 0) ? args_obj : (i % 3 == 1) ? args_arr : NULL,
+                .tool_class = (enum mg_tool_class)(i % 4) /* 3: out of range */,
+                .arguments = (i % 3 == 0)   ? args_obj
+                             : (i % 3 == 1) ? args_arr
+                                            : NULL,
             };
             check_decision(g, p, &in);
         }

@@ -525,8 +525,8 @@ static const char *family_ops(int family)
 
 static bool tool_class_lit_ok(const struct lit *l)
 {
-    enum mg_policy_tool_class tc;
-    return mg_policy_tool_class_parse(l->s, &tc);
+    enum mg_tool_class tc;
+    return mg_tool_class_parse(l->s, &tc) == 0;
 }
 
 /* One operator's literal(s). */
@@ -1697,28 +1697,4 @@ const char *mg_policy_path(const struct mg_policy *p)
 size_t mg_policy_n_rules(const struct mg_policy *p)
 {
     return p->n_rules;
-}
-
-const char *mg_policy_tool_class_name(enum mg_policy_tool_class cl)
-{
-    switch (cl) {
-    case MG_POLICY_TOOL_READ_ONLY: return "read_only";
-    case MG_POLICY_TOOL_WRITE: return "write";
-    case MG_POLICY_TOOL_DESTRUCTIVE: return "destructive";
-    case MG_POLICY_TOOL_UNKNOWN:
-    default: return "unknown";
-    }
-}
-
-bool mg_policy_tool_class_parse(const char *s, enum mg_policy_tool_class *out)
-{
-    if (strcmp(s, "read_only") == 0)
-        *out = MG_POLICY_TOOL_READ_ONLY;
-    else if (strcmp(s, "write") == 0)
-        *out = MG_POLICY_TOOL_WRITE;
-    else if (strcmp(s, "destructive") == 0)
-        *out = MG_POLICY_TOOL_DESTRUCTIVE;
-    else
-        return false;
-    return true;
 }

@@ -206,9 +206,9 @@ static bool str_attr_get(const struct icache *e, unsigned kind, const char **s, 
     case CR_MCP_TOOL_CLASS:
         if (!is_method(in, "tools/call"))
             return false;
-        /* A tool of unknown class is judged as destructive. */
-        *s = mg_policy_tool_class_name(
-            in->tool_class == MG_POLICY_TOOL_UNKNOWN ? MG_POLICY_TOOL_DESTRUCTIVE : in->tool_class);
+        /* A tool of unknown class is destructive: the zero value, and
+         * what mg_tool_class_name calls any value out of range. */
+        *s = mg_tool_class_name(in->tool_class);
         *n = strlen(*s);
         return true;
     default: return false;

@@ -11,6 +11,7 @@
 #define MG_POLICY_POLICY_H
 
 #include "core/common.h"
+#include "mcp/listfilter.h"
 
 #include <jansson.h>
 
@@ -30,15 +31,6 @@ struct mg_policy;
 #define MG_POLICY_MAX_PREFIX   256   /* bytes of a path prefix */
 #define MG_POLICY_MAX_ERRORS   50    /* errors reported for one policy */
 
-/* What a tool does, from the upstream's annotations or the route's
- * configuration. UNKNOWN is judged as DESTRUCTIVE. */
-enum mg_policy_tool_class {
-    MG_POLICY_TOOL_UNKNOWN = 0,
-    MG_POLICY_TOOL_READ_ONLY,
-    MG_POLICY_TOOL_WRITE,
-    MG_POLICY_TOOL_DESTRUCTIVE,
-};
-
 enum mg_policy_reason {
     MG_POLICY_ALLOWED = 0,     /* "allowed": an allow rule matched in each policy, no deny rule */
     MG_POLICY_DENIED_BY_RULE,  /* "denied_by_rule": a deny rule matched */
@@ -54,17 +46,20 @@ enum mg_policy_scope {
 
 /* One request as the policy sees it. Everything is borrowed for the call. */
 struct mg_policy_input {
-    const struct mg_identity *identity;   /* NULL or method MG_AUTH_NONE: anonymous */
-    const char *http_method;              /* "POST"; NULL: unknown */
-    const char *http_path;                /* the path, without the query; NULL: unknown */
-    const struct sockaddr *source;        /* AF_INET / AF_INET6; NULL or other: unknown */
-    int64_t now;                          /* unix seconds */
-    const char *mcp_method;               /* JSON-RPC method; NULL: not an MCP message */
-    const char *mcp_name;                 /* tools/call and prompts/get: the name;
-                                             resources/read, subscribe, unsubscribe: the URI */
-    enum mg_policy_tool_class tool_class; /* of mcp_name, for tools/call */
-    const json_t *arguments;              /* params.arguments of tools/call or prompts/get;
-                                             NULL: none */
+    const struct mg_identity *identity; /* NULL or method MG_AUTH_NONE: anonymous */
+    const char *http_method;            /* "POST"; NULL: unknown */
+    const char *http_path;              /* the path, without the query; NULL: unknown */
+    const struct sockaddr *source;      /* AF_INET / AF_INET6; NULL or other: unknown */
+    int64_t now;                        /* unix seconds */
+    const char *mcp_method;             /* JSON-RPC method; NULL: not an MCP message */
+    const char *mcp_name;               /* tools/call and prompts/get: the name;
+                                           resources/read, subscribe, unsubscribe: the URI */
+    enum mg_tool_class tool_class;      /* of mcp_name, for tools/call: from the tool's
+                                           annotations or the route's configuration; the
+                                           zero value, MG_TOOL_DESTRUCTIVE, is also what an
+                                           unknown tool counts as */
+    const json_t *arguments;            /* params.arguments of tools/call or prompts/get;
+                                           NULL: none */
 };
 
 struct mg_policy_decision {
@@ -115,10 +110,6 @@ const char *mg_policy_path(const struct mg_policy *p);
 size_t mg_policy_n_rules(const struct mg_policy *p);
 
 const char *mg_policy_reason_name(enum mg_policy_reason r);
-const char *mg_policy_tool_class_name(enum mg_policy_tool_class c);
-/* "read_only", "write", "destructive" (what tool annotations map to); false
- * for anything else. */
-bool mg_policy_tool_class_parse(const char *s, enum mg_policy_tool_class *out);
 
 /* Lint: calls warn once per finding, in rule order, with the rule path, the
  * position of the YAML node it is about, and a message. Findings: rules that

@@ -176,7 +176,7 @@ static struct mg_policy_input input(const struct mg_identity *id)
         .now = T0,
         .mcp_method = "tools/call",
         .mcp_name = "query",
-        .tool_class = MG_POLICY_TOOL_READ_ONLY,
+        .tool_class = MG_TOOL_READ_ONLY,
     };
     return in;
 }
@@ -338,9 +338,9 @@ static void test_paths_and_reasons(void)
     TAP_IS_STR(mg_policy_reason_name(d.reason), "denied_by_rule", "reason name");
 
     in.mcp_name = "wipe";
-    in.tool_class = MG_POLICY_TOOL_UNKNOWN;
+    in.tool_class = MG_TOOL_DESTRUCTIVE; /* unknown tools count as destructive */
     mg_policy_eval(global, route, &in, &d);
-    TAP_IS_STR(d.rule, "routes[sql].policy[0].deny.or[1]", "unknown class is destructive: or[1]");
+    TAP_IS_STR(d.rule, "routes[sql].policy[0].deny.or[1]", "a destructive tool: or[1]");
 
     in = input(admin);
     in.http_path = "/other";
@@ -853,25 +853,26 @@ static void test_request_criteria(void)
             snprintf(yaml, sizeof yaml, "allow: {and: [{mcp_tool_class: %s}]}", t[i].m);
             p = compile_ok(yaml);
             in = input(id);
-            in.tool_class = MG_POLICY_TOOL_READ_ONLY;
+            in.tool_class = MG_TOOL_READ_ONLY;
             CHECK(p, in, t[i].ro, "class %s: read_only -> %d", t[i].m, t[i].ro);
-            in.tool_class = MG_POLICY_TOOL_WRITE;
+            in.tool_class = MG_TOOL_WRITE;
             CHECK(p, in, t[i].w, "class %s: write -> %d", t[i].m, t[i].w);
-            in.tool_class = MG_POLICY_TOOL_DESTRUCTIVE;
+            in.tool_class = MG_TOOL_DESTRUCTIVE;
             CHECK(p, in, t[i].d, "class %s: destructive -> %d", t[i].m, t[i].d);
-            in.tool_class = MG_POLICY_TOOL_UNKNOWN;
-            CHECK(p, in, t[i].unk, "class %s: unknown (as destructive) -> %d", t[i].m, t[i].unk);
+            in.tool_class = (enum mg_tool_class)7;
+            CHECK(p, in, t[i].unk, "class %s: out of range (as destructive) -> %d", t[i].m,
+                  t[i].unk);
             in.mcp_method = "tools/list";
             CHECK(p, in, false, "class %s: not a tool call -> false", t[i].m);
             mg_policy_free(p);
         }
     }
     {
-        enum mg_policy_tool_class c;
-        TAP_OK(mg_policy_tool_class_parse("write", &c) && c == MG_POLICY_TOOL_WRITE,
-               "tool class parse");
-        TAP_OK(!mg_policy_tool_class_parse("unknown", &c), "unknown is not a class name");
-        TAP_IS_STR(mg_policy_tool_class_name(MG_POLICY_TOOL_UNKNOWN), "unknown", "name");
+        /* An input that never set the class judges the tool destructive. */
+        struct mg_policy_input zero = {.mcp_method = "tools/call", .mcp_name = "x"};
+        p = compile_ok("allow: {and: [{mcp_tool_class: destructive}]}");
+        CHECK(p, zero, true, "an unset class is destructive");
+        mg_policy_free(p);
     }
     mg_identity_unref(id);
 }
@@ -1224,7 +1225,7 @@ static void test_fast_paths(void)
         CHECK(p, in, true, "domain is case-insensitive, not skipped by the bloom");
         in = input(ops);
         CHECK(p, in, true, "user and class");
-        in.tool_class = MG_POLICY_TOOL_WRITE;
+        in.tool_class = MG_TOOL_WRITE;
         CHECK(p, in, false, "user, wrong class");
         in = input(NULL);
         in.mcp_name = "t3";
