@@ -4,6 +4,7 @@
 #   make demo       install dependencies, build, start the gateway in front of examples/mcp-sqlite
 #   make SANITIZE=1 ...   the same under ASan+UBSan (objects in build-asan/)
 #   make fuzz       build libFuzzer targets with clang
+#   make bench-policy   the policy evaluation micro-benchmark
 
 SANITIZE ?=
 ifeq ($(SANITIZE),1)
@@ -38,7 +39,7 @@ EX_OBJ := $(EX_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps check unit e2e demo clean format fuzz bench asan-check
+.PHONY: all deps check unit e2e demo clean format fuzz bench bench-policy asan-check
 all: $(BUILD)/mcpgate $(BUILD)/mcp-sqlite $(UNIT_BIN)
 
 # Objects depend on the flags they were built with: a stamp named after a hash
@@ -101,6 +102,15 @@ demo: deps
 bench: deps
 	$(MAKE) all
 	bench/run
+
+# The policy micro-benchmark (ns per decision, 100-rule policy): no servers,
+# no dependencies beyond the library; exits 2 if over the 1 us budget.
+$(BUILD)/bench/policy_bench: bench/policy_bench.c $(BUILD)/libmcpgate.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/libmcpgate.a $(LDFLAGS) $(LDLIBS)
+
+bench-policy: $(BUILD)/bench/policy_bench
+	$(BUILD)/bench/policy_bench
 
 # Fuzz targets: the library rebuilt with clang and libFuzzer instrumentation,
 # every time (the recursive make decides what is stale), then each target.

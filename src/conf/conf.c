@@ -665,6 +665,40 @@ static int tree_build(struct loader *ld, struct mg_ynode **root)
     return MG_OK;
 }
 
+int mg_ytree_parse(const char *name, const char *text, size_t len, struct mg_ynode **root,
+                   char **err)
+{
+    struct loader ld = {.name = name ? name : "(yaml)", .text = text ? text : "", .len = len};
+    int rc;
+
+    *root = NULL;
+    if (err)
+        *err = NULL;
+    if (text == NULL)
+        ld.len = 0;
+    mg_buf_init(&ld.errs, 64 * 1024);
+    if (ld.len > CONF_MAX_BYTES)
+        fail(&ld, MG_ELIMIT, 1, 1, "the document is %zu bytes; the limit is 1 MiB", ld.len);
+    else if (tree_build(&ld, root) == 0 && *root == NULL)
+        fail(&ld, MG_EINVAL, 1, 1, "the document is empty");
+    if (ld.n_errs == 0) {
+        rc = MG_OK;
+    } else {
+        node_free(*root);
+        *root = NULL;
+        rc = ld.status;
+        if (err)
+            *err = mg_buf_steal(&ld.errs, NULL);
+    }
+    mg_buf_fini(&ld.errs);
+    return rc;
+}
+
+void mg_ytree_free(struct mg_ynode *root)
+{
+    node_free(root);
+}
+
 /* ---------------------------------------------------------------------------
  * Pass 2: typed values. Each getter reports its own error, naming the key,
  * and returns false; on success it replaces *out (freeing a default).

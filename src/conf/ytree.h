@@ -19,6 +19,16 @@ struct mg_ynode {
     size_t n_kids, kids_cap;
 };
 
+/* Parses one YAML document into a tree under the loader's rules (no
+ * anchors, aliases, tags or duplicate keys; bounded size and nesting), for
+ * tools and tests that compile a section on its own (`mcpgate policy`).
+ * On failure *err holds "NAME:LINE:COL: message" lines (caller frees) and
+ * *root is NULL; an empty document is an error. */
+int mg_ytree_parse(const char *name, const char *text, size_t len, struct mg_ynode **root,
+                   char **err);
+/* Frees a tree from mg_ytree_parse; NULL is a no-op. */
+void mg_ytree_free(struct mg_ynode *root);
+
 /* YAML 1.2 core-schema null: an unquoted "", "~", "null", "Null", "NULL". */
 bool mg_ynode_is_null(const struct mg_ynode *n);
 

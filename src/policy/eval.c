@@ -1,0 +1,784 @@
+/* The policy evaluator: one request against a global and a route policy.
+ * Deny rules of both are tried first, then each policy needs a matching
+ * allow rule; the first rule that decides names the decision. Pure and
+ * allocation-free: what criteria need from the input (attribute lengths,
+ * group hashes, the source address, local times, values at claim paths and
+ * argument pointers) is derived at most once per decision into caches on
+ * the stack. Semantics follow Pomerium's generated Rego (pkg/policy in
+ * pomerium/pomerium); docs/policy.md is the reference.
+ *
+ * Hot path: and-terms carry a bloom of values the caller must have (see
+ * policy_int.h), so most rules of a large policy are skipped with one AND;
+ * the dispatch in crit_eval stays small, and the rarer criteria (claims,
+ * addresses, arguments, time) live out of line. */
+#include "authn/identity.h"
+#include "policy/policy_int.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#define NOINLINE __attribute__((noinline))
+
+/* What a decision derives from the input, at most once, shared by the
+ * evaluation of both policies. */
+struct icache {
+    const struct mg_policy_input *in;
+    bool anon;
+    bool groups_done;
+    int8_t ip_state; /* 0 not yet, 1 known, -1 unknown */
+    bool have4;
+    uint32_t attr_done, attr_ok; /* bit per crit_kind */
+    uint32_t bloom_done;         /* kinds added to bloom */
+    uint64_t bloom;              /* the caller's values, see term.need */
+    uint64_t v6hi, v6lo;         /* source address; IPv4 as ::ffff:a.b.c.d */
+    uint64_t v4;                 /* IPv4 source in the high 32 bits */
+    const char *attr_s[CR_COUNT];
+    size_t attr_len[CR_COUNT];
+    uint32_t g_len[MG_IDENTITY_MAX_GROUPS], g_hash[MG_IDENTITY_MAX_GROUPS];
+};
+
+/* A resolved JSON value, with its string (if it is one) read once. */
+struct jval {
+    const json_t *v;
+    const char *s; /* NULL unless v is a string */
+    size_t n;
+};
+
+/* What the evaluation of one policy derives: local times of its zones and
+ * the values at its claim paths and argument pointers. */
+struct ectx {
+    struct icache *ic;
+    const struct mg_policy_input *in;
+    const struct mg_policy *p;
+    bool anon;
+    uint32_t zone_done;
+    uint32_t slot_done;
+    int32_t zone_sec[MG_POLICY_MAX_ZONES];  /* local second of the day */
+    uint8_t zone_wday[MG_POLICY_MAX_ZONES]; /* local weekday, 0 = Sunday */
+    struct jval slot_val[POLICY_PTR_SLOTS];
+};
+
+static char lower(char ch)
+{
+    return ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+}
+
+/* ---------------------------------------------------------------------------
+ * Strings.
+ */
+
+/* a (input) against b (literal, lower case when fold). */
+static bool bytes_eq(const char *a, const char *b, size_t n, bool fold)
+{
+    if (!fold)
+        return memcmp(a, b, n) == 0;
+    for (size_t i = 0; i < n; i++)
+        if (lower(a[i]) != b[i])
+            return false;
+    return true;
+}
+
+static int bytes_cmp(const char *a, size_t an, const struct lit *l, bool fold)
+{
+    if (an != l->len)
+        return an < l->len ? -1 : 1;
+    if (!fold)
+        return memcmp(a, l->s, an);
+    for (size_t i = 0; i < an; i++) {
+        unsigned char x = (unsigned char)lower(a[i]), y = (unsigned char)l->s[i];
+        if (x != y)
+            return x < y ? -1 : 1;
+    }
+    return 0;
+}
+
+static bool str_contains(const char *s, size_t n, const char *sub, size_t m, bool fold)
+{
+    if (m > n)
+        return false;
+    if (m == 0)
+        return true;
+    if (!fold) {
+        /* memchr for the first byte (vectorised: most haystacks do not
+         * have it), then the last byte, then memcmp: for the short
+         * needles of policies, cheaper than memmem's two-way setup. */
+        const char *p = s, *last = s + (n - m);
+        while (p <= last && (p = memchr(p, sub[0], (size_t)(last - p) + 1)) != NULL) {
+            if (p[m - 1] == sub[m - 1] && memcmp(p + 1, sub + 1, m - 1) == 0)
+                return true;
+            p++;
+        }
+        return false;
+    }
+    for (size_t i = 0; i + m <= n; i++)
+        if (bytes_eq(s + i, sub, m, fold))
+            return true;
+    return false;
+}
+
+static bool in_list(const struct mop *op, const char *s, size_t n, bool fold)
+{
+    if (op->sorted && op->n > 8) {
+        size_t lo = 0, hi = op->n;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            int r = bytes_cmp(s, n, &op->lits[mid], fold);
+            if (r == 0)
+                return true;
+            if (r < 0)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        return false;
+    }
+    for (uint32_t i = 0; i < op->n; i++)
+        if (op->lits[i].len == n && bytes_eq(s, op->lits[i].s, n, fold))
+            return true;
+    return false;
+}
+
+/* A string matcher: every operator must hold. */
+static bool str_match(const struct crit *c, const char *s, size_t n)
+{
+    for (uint8_t i = 0; i < c->n_ops; i++) {
+        const struct mop *op = &c->ops[i];
+        const struct lit *l = op->lits;
+        bool ok;
+        switch (op->kind) {
+        case M_IS: ok = l->len == n && bytes_eq(s, l->s, n, c->fold); break;
+        case M_NOT: ok = !(l->len == n && bytes_eq(s, l->s, n, c->fold)); break;
+        case M_IN: ok = in_list(op, s, n, c->fold); break;
+        case M_NOT_IN: ok = !in_list(op, s, n, c->fold); break;
+        case M_STARTS_WITH: ok = l->len <= n && bytes_eq(s, l->s, l->len, c->fold); break;
+        case M_ENDS_WITH:
+            ok = l->len <= n && bytes_eq(s + n - l->len, l->s, l->len, c->fold);
+            break;
+        case M_CONTAINS: ok = str_contains(s, n, l->s, l->len, c->fold); break;
+        default: ok = false; break;
+        }
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static bool nonempty(const char *s, const char **out, size_t *n)
+{
+    if (s == NULL || *s == '\0')
+        return false;
+    *out = s;
+    *n = strlen(s);
+    return true;
+}
+
+static bool is_method(const struct mg_policy_input *in, const char *m)
+{
+    return in->mcp_method && strcmp(in->mcp_method, m) == 0;
+}
+
+/* The string a string criterion looks at; false when there is none (the
+ * criterion is then false, whatever its matcher). */
+static bool str_attr_get(const struct icache *e, unsigned kind, const char **s, size_t *n)
+{
+    const struct mg_policy_input *in = e->in;
+    const struct mg_identity *id = in->identity;
+    switch (kind) {
+    case CR_USER: return !e->anon && nonempty(id->subject, s, n);
+    case CR_EMAIL: return !e->anon && nonempty(id->email, s, n);
+    case CR_DOMAIN: {
+        const char *at;
+        if (e->anon || id->email == NULL || (at = strrchr(id->email, '@')) == NULL)
+            return false;
+        return nonempty(at + 1, s, n);
+    }
+    case CR_CLIENT_ID: return !e->anon && nonempty(id->client_id, s, n);
+    case CR_HTTP_METHOD: return nonempty(in->http_method, s, n);
+    case CR_HTTP_PATH: return nonempty(in->http_path, s, n);
+    case CR_MCP_METHOD: return nonempty(in->mcp_method, s, n);
+    case CR_MCP_TOOL: return is_method(in, "tools/call") && nonempty(in->mcp_name, s, n);
+    case CR_MCP_PROMPT: return is_method(in, "prompts/get") && nonempty(in->mcp_name, s, n);
+    case CR_MCP_RESOURCE:
+        return (is_method(in, "resources/read") || is_method(in, "resources/subscribe") ||
+                is_method(in, "resources/unsubscribe")) &&
+               nonempty(in->mcp_name, s, n);
+    case CR_MCP_TOOL_CLASS:
+        if (!is_method(in, "tools/call"))
+            return false;
+        /* A tool of unknown class is destructive: the zero value, and
+         * what mg_tool_class_name calls any value out of range. */
+        *s = mg_tool_class_name(in->tool_class);
+        *n = strlen(*s);
+        return true;
+    default: return false;
+    }
+}
+
+/* Cached: whether the attribute is present (its text in attr_s/attr_len). */
+static bool str_attr(struct icache *e, unsigned kind)
+{
+    uint32_t bit = 1u << kind;
+    if (!(e->attr_done & bit)) {
+        if (str_attr_get(e, kind, &e->attr_s[kind], &e->attr_len[kind]))
+            e->attr_ok |= bit;
+        e->attr_done |= bit;
+    }
+    return (e->attr_ok & bit) != 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Groups and claims (list matchers: has, is, exclude).
+ */
+
+static NOINLINE void groups_prepare(struct icache *ic)
+{
+    const struct mg_identity *id = ic->in->identity;
+    for (size_t i = 0; i < id->n_groups && i < MG_IDENTITY_MAX_GROUPS; i++) {
+        size_t len = strlen(id->groups[i]);
+        ic->g_len[i] = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
+        ic->g_hash[i] = mg_policy__hash(id->groups[i], len);
+    }
+    ic->groups_done = true;
+}
+
+static bool group_has(const struct icache *ic, const struct lit *lit)
+{
+    const struct mg_identity *id = ic->in->identity;
+    size_t n = MG_MIN(id->n_groups, (size_t)MG_IDENTITY_MAX_GROUPS);
+    for (size_t i = 0; i < n; i++)
+        if (ic->g_hash[i] == lit->hash && ic->g_len[i] == lit->len &&
+            memcmp(id->groups[i], lit->s, lit->len) == 0)
+            return true;
+    return false;
+}
+
+static bool list_op(uint8_t kind, bool has, size_t count)
+{
+    return kind == M_HAS ? has : kind == M_LIST_IS ? has && count == 1 : !has;
+}
+
+static bool groups_match(struct icache *ic, const struct crit *c)
+{
+    size_t count = ic->in->identity->n_groups;
+    if (!ic->groups_done)
+        groups_prepare(ic);
+    for (uint8_t i = 0; i < c->n_ops; i++)
+        if (!list_op(c->ops[i].kind, group_has(ic, c->ops[i].lits), count))
+            return false;
+    return true;
+}
+
+/* The i-th element of a claim as text; numbers are formatted into buf. */
+static bool claim_item(const json_t *l, size_t i, char *buf, size_t cap, const char **s, size_t *n)
+{
+    const json_t *j = json_is_array(l) ? json_array_get(l, i) : l;
+    switch (json_typeof(j)) {
+    case JSON_STRING:
+        *s = json_string_value(j);
+        *n = json_string_length(j);
+        return true;
+    case JSON_INTEGER:
+        *n = (size_t)snprintf(buf, cap, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+        *s = buf;
+        return true;
+    case JSON_REAL: {
+        /* The shortest of %.15g and %.17g that reads back as the same
+         * double: 0.1 is "0.1", not "0.10000000000000001". */
+        double d = json_real_value(j);
+        *n = (size_t)snprintf(buf, cap, "%.15g", d);
+        if (strtod(buf, NULL) != d)
+            *n = (size_t)snprintf(buf, cap, "%.17g", d);
+        *s = buf;
+        return *n < cap;
+    }
+    case JSON_TRUE: *s = "true", *n = 4; return true;
+    case JSON_FALSE: *s = "false", *n = 5; return true;
+    default: return false;
+    }
+}
+
+/* A claim as a list: a scalar is one element, an array its scalars; a
+ * missing claim, an object or null is empty (has and is fail, exclude
+ * holds, as in Pomerium). */
+static bool claim_has(const json_t *v, const struct lit *lit, size_t *count)
+{
+    size_t n = v == NULL || json_is_object(v) || json_is_null(v) ? 0
+               : json_is_array(v)                                ? json_array_size(v)
+                                                                 : 1;
+    size_t scalars = 0;
+    bool found = false;
+    for (size_t i = 0; i < n; i++) {
+        char buf[40];
+        const char *s;
+        size_t len;
+        if (!claim_item(v, i, buf, sizeof buf, &s, &len))
+            continue;
+        scalars++;
+        if (len == lit->len && memcmp(s, lit->s, len) == 0)
+            found = true;
+    }
+    *count = scalars;
+    return found;
+}
+
+static struct jval jval_of(const json_t *v)
+{
+    struct jval j = {v, NULL, 0};
+    if (v && json_is_string(v)) {
+        j.s = json_string_value(v);
+        j.n = json_string_length(v);
+    }
+    return j;
+}
+
+static const json_t *claim_get(const json_t *claims, const struct crit *c);
+static const json_t *resolve(const json_t *v, const struct seg *seg, uint32_t n);
+static const struct jval *slot_value(struct ectx *e, const struct crit *c, const json_t *root,
+                                     bool claim);
+static NOINLINE void slot_fill(struct jval *out, const json_t *root, const struct crit *c,
+                               bool claim);
+
+static const json_t *claim_get(const json_t *claims, const struct crit *c)
+{
+    const json_t *v = json_object_get(claims, c->u.ptr.key);
+    if (v == NULL && c->u.ptr.n_seg > 1) {
+        v = claims;
+        for (uint32_t i = 0; i < c->u.ptr.n_seg && v; i++)
+            v = json_is_object(v) ? json_object_get(v, c->u.ptr.seg[i].s) : NULL;
+    }
+    return v;
+}
+
+static NOINLINE bool claim_match(struct ectx *e, const struct crit *c)
+{
+    const json_t *claims = e->in->identity->claims, *v;
+    struct jval tmp;
+    if (claims == NULL)
+        return false;
+    if (c->u.ptr.slot) {
+        v = slot_value(e, c, claims, true)->v;
+    } else {
+        slot_fill(&tmp, claims, c, true);
+        v = tmp.v;
+    }
+    for (uint8_t i = 0; i < c->n_ops; i++) {
+        size_t count;
+        bool has = claim_has(v, c->ops[i].lits, &count);
+        if (!list_op(c->ops[i].kind, has, count))
+            return false;
+    }
+    return true;
+}
+
+/* ---------------------------------------------------------------------------
+ * mcp_argument: a JSON Pointer into the arguments, typed comparisons.
+ */
+
+static const json_t *resolve(const json_t *v, const struct seg *seg, uint32_t n)
+{
+    for (uint32_t i = 0; i < n && v; i++) {
+        if (json_is_object(v))
+            v = json_object_get(v, seg[i].s);
+        else if (json_is_array(v) && seg[i].idx >= 0 &&
+                 (uint64_t)seg[i].idx < (uint64_t)json_array_size(v))
+            v = json_array_get(v, (size_t)seg[i].idx);
+        else
+            v = NULL;
+    }
+    return v;
+}
+
+/* -1, 0, 1; numbers only. */
+static int num_cmp(const json_t *v, const struct lit *l)
+{
+    if (json_is_integer(v) && l->is_int) {
+        json_int_t a = json_integer_value(v);
+        return a < l->i ? -1 : a > l->i;
+    } else {
+        /* long double holds every int64 and every double exactly on the
+         * platforms we build for (x86-64's 64-bit mantissa). */
+        long double a = json_is_integer(v) ? (long double)json_integer_value(v)
+                                           : (long double)json_real_value(v);
+        long double b = l->is_int ? (long double)l->i : (long double)l->d;
+        return a < b ? -1 : a > b;
+    }
+}
+
+static bool typed_eq(const json_t *v, const struct lit *l)
+{
+    switch (l->type) {
+    case LIT_STR:
+        return json_is_string(v) && json_string_length(v) == l->len &&
+               memcmp(json_string_value(v), l->s, l->len) == 0;
+    case LIT_NUM: return json_is_number(v) && num_cmp(v, l) == 0;
+    case LIT_BOOL: return json_is_boolean(v) && json_is_true(v) == l->b;
+    case LIT_NULL: return json_is_null(v);
+    default: return false;
+    }
+}
+
+static bool any_eq(const json_t *v, const struct mop *op)
+{
+    for (uint32_t i = 0; i < op->n; i++)
+        if (typed_eq(v, &op->lits[i]))
+            return true;
+    return false;
+}
+
+static bool arg_op(const struct jval *j, const struct mop *op)
+{
+    const json_t *v = j->v;
+    const struct lit *l = op->lits;
+    if (op->kind == M_EXISTS)
+        return (v != NULL) == l->b;
+    if (v == NULL)
+        return false;
+    switch (op->kind) {
+    case M_IS: return typed_eq(v, l);
+    case M_NOT: return !typed_eq(v, l);
+    case M_IN: return any_eq(v, op);
+    case M_NOT_IN: return !any_eq(v, op);
+    case M_STARTS_WITH:
+    case M_ENDS_WITH:
+    case M_CONTAINS: {
+        const char *s = j->s;
+        size_t n = j->n;
+        if (s == NULL)
+            return false;
+        if (op->kind == M_STARTS_WITH)
+            return l->len <= n && memcmp(s, l->s, l->len) == 0;
+        if (op->kind == M_ENDS_WITH)
+            return l->len <= n && memcmp(s + n - l->len, l->s, l->len) == 0;
+        return str_contains(s, n, l->s, l->len, false);
+    }
+    case M_LT: return json_is_number(v) && num_cmp(v, l) < 0;
+    case M_LE: return json_is_number(v) && num_cmp(v, l) <= 0;
+    case M_GT: return json_is_number(v) && num_cmp(v, l) > 0;
+    case M_GE: return json_is_number(v) && num_cmp(v, l) >= 0;
+    case M_HAS:
+    case M_EXCLUDE: {
+        bool found = false;
+        if (!json_is_array(v))
+            return false;
+        for (size_t i = 0; i < json_array_size(v) && !found; i++)
+            found = typed_eq(json_array_get(v, i), l);
+        return op->kind == M_HAS ? found : !found;
+    }
+    default: return false;
+    }
+}
+
+static NOINLINE void slot_fill(struct jval *out, const json_t *root, const struct crit *c,
+                               bool claim)
+{
+    *out = jval_of(claim ? claim_get(root, c) : resolve(root, c->u.ptr.seg, c->u.ptr.n_seg));
+}
+
+/* The cached value of a criterion with a slot (every criterion but those
+ * past POLICY_PTR_SLOTS distinct paths). */
+static const struct jval *slot_value(struct ectx *e, const struct crit *c, const json_t *root,
+                                     bool claim)
+{
+    unsigned s = c->u.ptr.slot - 1u;
+    if (!(e->slot_done & (1u << s))) {
+        slot_fill(&e->slot_val[s], root, c, claim);
+        e->slot_done |= 1u << s;
+    }
+    return &e->slot_val[s];
+}
+
+static bool arg_ops(const struct jval *j, const struct crit *c)
+{
+    for (uint8_t i = 0; i < c->n_ops; i++)
+        if (!arg_op(j, &c->ops[i]))
+            return false;
+    return true;
+}
+
+static NOINLINE bool arg_match_uncached(struct ectx *e, const struct crit *c)
+{
+    struct jval j;
+    slot_fill(&j, e->in->arguments, c, false);
+    return arg_ops(&j, c);
+}
+
+static NOINLINE bool arg_match(struct ectx *e, const struct crit *c)
+{
+    if (e->in->mcp_method == NULL || e->in->arguments == NULL)
+        return false;
+    if (c->u.ptr.slot == 0)
+        return arg_match_uncached(e, c);
+    return arg_ops(slot_value(e, c, e->in->arguments, false), c);
+}
+
+/* ---------------------------------------------------------------------------
+ * Source address and time.
+ */
+
+static uint64_t be64_at(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static bool source(struct icache *e)
+{
+    const struct sockaddr *sa = e->in->source;
+    if (e->ip_state)
+        return e->ip_state > 0;
+    e->ip_state = -1;
+    if (sa == NULL)
+        return false;
+    if (sa->sa_family == AF_INET) {
+        const uint8_t *a = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+        uint64_t v4 = (uint64_t)a[0] << 24 | (uint64_t)a[1] << 16 | (uint64_t)a[2] << 8 | a[3];
+        e->v4 = v4 << 32;
+        /* Judged as ::ffff:a.b.c.d against IPv6 ranges. */
+        e->v6hi = 0;
+        e->v6lo = 0xffff00000000ull | v4;
+        e->have4 = true;
+    } else if (sa->sa_family == AF_INET6) {
+        const uint8_t *a = (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+        e->v6hi = be64_at(a);
+        e->v6lo = be64_at(a + 8);
+        /* A dual-stack socket's IPv4 caller is judged by its IPv4 address. */
+        e->have4 = e->v6hi == 0 && (e->v6lo >> 32) == 0xffff;
+        e->v4 = e->v6lo << 32;
+    } else {
+        return false;
+    }
+    e->ip_state = 1;
+    return true;
+}
+
+static NOINLINE bool ip_match(struct icache *e, const struct crit *c)
+{
+    if (!source(e))
+        return false;
+    for (uint32_t i = 0; i < c->u.ip.n; i++) {
+        const struct cidr *r = &c->u.ip.v[i];
+        if (r->family == 4 ? e->have4 && (e->v4 & r->mhi) == r->hi
+                           : (e->v6hi & r->mhi) == r->hi && (e->v6lo & r->mlo) == r->lo)
+            return true;
+    }
+    return false;
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+/* Local second of the day and weekday in a zone, once per decision. */
+static void zone_prepare(struct ectx *e, unsigned zone)
+{
+    int64_t t, day;
+    if (e->zone_done & (1u << zone))
+        return;
+    t = e->in->now + mg_policy_tz_offset(e->p->zones[zone], e->in->now);
+    day = floor_div(t, 86400);
+    e->zone_sec[zone] = (int32_t)(t - day * 86400);
+    e->zone_wday[zone] = (uint8_t)((day % 7 + 7 + 4) % 7); /* 1970-01-01 was a Thursday */
+    e->zone_done |= 1u << zone;
+}
+
+static NOINLINE bool time_match(struct ectx *e, const struct crit *c)
+{
+    switch (c->kind) {
+    case CR_DATE:
+        return (!c->u.date.has_after || e->in->now >= c->u.date.after) &&
+               (!c->u.date.has_before || e->in->now < c->u.date.before);
+    case CR_DAY_OF_WEEK: {
+        int64_t wd;
+        if (c->u.dow.zone) {
+            zone_prepare(e, c->u.dow.zone - 1u);
+            wd = e->zone_wday[c->u.dow.zone - 1u];
+        } else {
+            wd = (floor_div(e->in->now, 86400) % 7 + 7 + 4) % 7;
+        }
+        return (c->u.dow.days >> wd) & 1;
+    }
+    case CR_TIME_OF_DAY:
+    default: {
+        int32_t sec;
+        bool after, before;
+        zone_prepare(e, c->u.tod.zone);
+        sec = e->zone_sec[c->u.tod.zone];
+        after = sec >= c->u.tod.after;
+        before = sec < c->u.tod.before;
+        if (!c->u.tod.has_after)
+            return before;
+        if (!c->u.tod.has_before)
+            return after;
+        /* after > before is a range across midnight (22:00 to 06:00). */
+        return c->u.tod.after <= c->u.tod.before ? after && before : after || before;
+    }
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Criteria, terms, decisions.
+ */
+
+static bool crit_eval(struct ectx *e, const struct crit *c)
+{
+    struct icache *ic = e->ic;
+    switch (c->kind) {
+    case CR_ACCEPT: return true;
+    case CR_REJECT: return false;
+    case CR_AUTHENTICATED_USER: return !e->anon && e->in->identity->subject[0] != '\0';
+    case CR_GROUPS: return !e->anon && groups_match(ic, c);
+    case CR_CLAIM: return !e->anon && claim_match(e, c);
+    case CR_SOURCE_IP: return ip_match(ic, c);
+    case CR_DATE:
+    case CR_DAY_OF_WEEK:
+    case CR_TIME_OF_DAY: return time_match(e, c);
+    case CR_MCP_ARGUMENT: return arg_match(e, c);
+    default:
+        return str_attr(ic, c->kind) && str_match(c, ic->attr_s[c->kind], ic->attr_len[c->kind]);
+    }
+}
+
+/* The path that decided when the term matches, else NULL. */
+static const char *term_match(struct ectx *e, const struct term *t)
+{
+    const struct crit *c = e->p->crits + t->first, *end = c + t->n;
+    switch (t->op) {
+    case OP_AND: /* all of them */
+        if ((t->need & e->ic->bloom) != t->need)
+            return NULL; /* the caller lacks a value some criterion requires */
+        for (; c < end; c++)
+            if (!crit_eval(e, c))
+                return NULL;
+        return t->path;
+    case OP_OR: /* any of them: the first that holds decides */
+        for (; c < end; c++)
+            if (crit_eval(e, c))
+                return c->path;
+        return NULL;
+    case OP_NOT: /* none of them (NOR in Boolean algebra) */
+        for (; c < end; c++)
+            if (crit_eval(e, c))
+                return NULL;
+        return t->path;
+    case OP_NOR: /* not all of them (NAND): the first that fails decides */
+    default:
+        for (; c < end; c++)
+            if (!crit_eval(e, c))
+                return c->path;
+        return NULL;
+    }
+}
+
+static const char *first_match(struct ectx *e, const struct term *terms, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        const char *path = term_match(e, &terms[i]);
+        if (path)
+            return path;
+    }
+    return NULL;
+}
+
+/* Adds the caller's values of the given kinds to its bloom. */
+static NOINLINE void bloom_add(struct icache *ic, uint32_t kinds)
+{
+    for (unsigned k = 0; k < CR_COUNT; k++) {
+        if (!(kinds & (1u << k)))
+            continue;
+        if (k == CR_GROUPS) {
+            if (ic->anon)
+                continue;
+            if (!ic->groups_done)
+                groups_prepare(ic);
+            for (size_t i = 0; i < ic->in->identity->n_groups && i < MG_IDENTITY_MAX_GROUPS; i++)
+                ic->bloom |= mg_policy__bloom(CR_GROUPS, ic->g_hash[i]);
+        } else if (str_attr(ic, k)) {
+            ic->bloom |= mg_policy__bloom(k, mg_policy__hash(ic->attr_s[k], ic->attr_len[k]));
+        }
+    }
+    ic->bloom_done |= kinds;
+}
+
+static void ectx_init(struct ectx *e, struct icache *ic, const struct mg_policy *p)
+{
+    e->ic = ic;
+    e->in = ic->in;
+    e->p = p;
+    e->anon = ic->anon;
+    e->zone_done = 0;
+    e->slot_done = 0;
+    if (p->bloom_kinds & ~ic->bloom_done)
+        bloom_add(ic, p->bloom_kinds & ~ic->bloom_done);
+}
+
+void mg_policy_eval(const struct mg_policy *global, const struct mg_policy *route,
+                    const struct mg_policy_input *in, struct mg_policy_decision *out)
+{
+    struct icache ic;
+    struct ectx eg, er;
+    const char *path, *gpath;
+
+    out->allow = false;
+    out->rule = "";
+    out->global_rule = "";
+    if (global == NULL || route == NULL) {
+        out->reason = MG_POLICY_NOT_CONFIGURED;
+        out->scope = global == NULL ? MG_POLICY_SCOPE_GLOBAL : MG_POLICY_SCOPE_ROUTE;
+        return;
+    }
+    ic.in = in;
+    ic.anon = in->identity == NULL || in->identity->method == MG_AUTH_NONE;
+    ic.groups_done = false;
+    ic.ip_state = 0;
+    ic.attr_done = ic.attr_ok = 0;
+    ic.bloom_done = 0;
+    ic.bloom = 0;
+    ectx_init(&eg, &ic, global);
+    ectx_init(&er, &ic, route);
+
+    /* Deny wins, in either policy. */
+    out->reason = MG_POLICY_DENIED_BY_RULE;
+    if ((path = first_match(&eg, global->deny, global->n_deny)) != NULL) {
+        out->scope = MG_POLICY_SCOPE_GLOBAL;
+        out->rule = path;
+        return;
+    }
+    if ((path = first_match(&er, route->deny, route->n_deny)) != NULL) {
+        out->scope = MG_POLICY_SCOPE_ROUTE;
+        out->rule = path;
+        return;
+    }
+    /* Then each must allow. */
+    out->reason = MG_POLICY_NO_RULE_ALLOWED;
+    if ((gpath = first_match(&eg, global->allow, global->n_allow)) == NULL) {
+        out->scope = MG_POLICY_SCOPE_GLOBAL;
+        out->rule = global->prefix;
+        return;
+    }
+    if ((path = first_match(&er, route->allow, route->n_allow)) == NULL) {
+        out->scope = MG_POLICY_SCOPE_ROUTE;
+        out->rule = route->prefix;
+        return;
+    }
+    out->allow = true;
+    out->reason = MG_POLICY_ALLOWED;
+    out->scope = MG_POLICY_SCOPE_ROUTE;
+    out->rule = path;
+    out->global_rule = gpath;
+}
+
+const char *mg_policy_reason_name(enum mg_policy_reason r)
+{
+    switch (r) {
+    case MG_POLICY_ALLOWED: return "allowed";
+    case MG_POLICY_DENIED_BY_RULE: return "denied_by_rule";
+    case MG_POLICY_NO_RULE_ALLOWED: return "no_rule_allowed";
+    case MG_POLICY_NOT_CONFIGURED: return "no_policy";
+    default: return "unknown";
+    }
+}
