@@ -7,6 +7,8 @@
  * socket or any file other than the configuration itself. */
 #include "conf/conf.h"
 #include "conf/ytree.h"
+#include "mcp/listfilter.h"
+#include "policy/policy.h"
 #include "core/buf.h"
 
 #include <arpa/inet.h>
@@ -944,6 +946,10 @@ static void route_fini(struct mg_conf_route *r)
     free(r->set_request_headers);
     free_strv(r->remove_request_headers, r->n_remove_request_headers);
     free_strv(r->scopes, r->n_scopes);
+    mg_policy_free(r->policy);
+    for (size_t i = 0; i < r->n_tool_classes; i++)
+        free(r->tool_classes[i].tool);
+    free(r->tool_classes);
 }
 
 static void identity_fini(struct mg_conf *c);
@@ -951,6 +957,7 @@ static void identity_fini(struct mg_conf *c);
 static void conf_free(struct mg_conf *c)
 {
     identity_fini(c);
+    mg_policy_free(c->policy);
     free(c->path);
     free(c->address);
     free(c->metrics_address);
@@ -1415,17 +1422,60 @@ struct route_pos {
 };
 
 static const char *const reserved_route_keys[] = {
-    /* Reserved for the identity and policy phases: accepted so that
-     * configurations written for them load now; nothing reads them yet. */
-    "policy",
+    /* Pomerium's older access keys: accepted so pasted routes load; write
+     * them as a policy (docs/policy.md). */
     "allowed_users",
     "allowed_groups",
-    "mcp",
 };
+
+static void policy_fail(void *ctx, const struct mg_ynode *at, const char *msg)
+{
+    fail_at(ctx, at, "%s", msg);
+}
+
+static void load_policy(struct loader *ld, const struct mg_ynode *v, const char *path,
+                        struct mg_policy **out)
+{
+    mg_policy_free(*out);
+    *out = NULL;
+    mg_policy_compile(v, path, NULL, out, policy_fail, ld);
+}
+
+static void load_mcp(struct loader *ld, struct mg_conf_route *r, const struct mg_ynode *k,
+                     const struct mg_ynode *v)
+{
+    struct qstr q;
+    if (!want_kind(ld, k, v, MG_YNODE_MAP))
+        return;
+    for (size_t i = 0; i < v->n_kids; i += 2) {
+        const struct mg_ynode *mk = v->kids[i], *mv = v->kids[i + 1];
+        if (!key_is(mk, "tool_classes")) {
+            unknown_key(ld, mk, "in mcp (tool_classes)");
+            continue;
+        }
+        if (!want_kind(ld, mk, mv, MG_YNODE_MAP))
+            continue;
+        r->n_tool_classes = mv->n_kids / 2;
+        r->tool_classes = mg_xcalloc(r->n_tool_classes ? r->n_tool_classes : 1,
+                                     sizeof *r->tool_classes);
+        for (size_t j = 0; j < mv->n_kids; j += 2) {
+            const struct mg_ynode *tk = mv->kids[j], *tv = mv->kids[j + 1];
+            struct mg_conf_tool_class *tc = &r->tool_classes[j / 2];
+            tc->tool = mg_xstrndup(tk->str ? tk->str : "", tk->len);
+            enum mg_tool_class cls;
+            if (tv->kind != MG_YNODE_SCALAR || mg_tool_class_parse(tv->str, &cls) < 0)
+                fail_at(ld, tv, "the class of tool '%s' must be read_only, write or destructive",
+                        qs(&q, tk->str, tk->len));
+            else
+                tc->tool_class = (int)cls;
+        }
+    }
+}
 
 static void load_route(struct loader *ld, struct mg_conf_route *r, const struct mg_ynode *n,
                        struct route_pos *pos)
 {
+    const struct mg_ynode *policy_v = NULL;
     const struct mg_ynode *name_v = NULL, *from_v = NULL, *to_v = NULL, *stdio_k = NULL;
     const struct mg_ynode *stdio_v = NULL;
     const struct mg_ynode *tls_k = NULL, *http_k = NULL;
@@ -1513,6 +1563,10 @@ static void load_route(struct loader *ld, struct mg_conf_route *r, const struct 
                                     qs(&q, r->scopes[j], strlen(r->scopes[j])));
                             break;
                         }
+        } else if (key_is(k, "policy")) {
+            policy_v = v;
+        } else if (key_is(k, "mcp")) {
+            load_mcp(ld, r, k, v);
         } else if (key_in(k, reserved_route_keys, MG_ARRAY_LEN(reserved_route_keys))) {
             continue;
         } else {
@@ -1520,6 +1574,14 @@ static void load_route(struct loader *ld, struct mg_conf_route *r, const struct 
         }
     }
 
+    if (policy_v) {
+        /* After the loop: the rule paths name the route. */
+        struct mg_buf path;
+        mg_buf_init(&path, 256);
+        mg_buf_appendf(&path, "routes[%s].policy", r->name ? r->name : "?");
+        load_policy(ld, policy_v, path.data, &r->policy);
+        mg_buf_fini(&path);
+    }
     if (!name_v)
         fail_at(ld, n, "route is missing 'name'");
     if (!from_v)
@@ -2037,11 +2099,6 @@ static void identity_fini(struct mg_conf *c)
  * The top level.
  */
 
-static const char *const reserved_top_keys[] = {
-    /* Reserved for the policy phase: accepted, and ignored whatever it
-     * contains, so configurations written for that phase load now. */
-    "policy",
-};
 
 /* ---------------------------------------------------------------------------
  * audit:
@@ -2205,8 +2262,8 @@ static void load_root(struct loader *ld, struct mg_conf *c, const struct mg_ynod
             load_jwt_issuers(ld, c, k, v);
         } else if (key_is(k, "audit")) {
             load_audit(ld, c, k, v, &audit_sink_v);
-        } else if (key_in(k, reserved_top_keys, MG_ARRAY_LEN(reserved_top_keys))) {
-            continue;
+        } else if (key_is(k, "policy")) {
+            load_policy(ld, v, "policy", &c->policy);
         } else {
             unknown_key(ld, k, "at top level");
         }

@@ -67,7 +67,19 @@ struct mg_conf_route {
     bool allow_public_unauthenticated_access; /* no sign-in: callers are anonymous */
     char **scopes; /* scopes: OAuth scopes a token must carry on this route (403 otherwise) */
     size_t n_scopes;
+    struct mg_policy *policy; /* policy: compiled; NULL = the default (see docs/policy.md) */
+    struct mg_conf_tool_class *tool_classes; /* mcp.tool_classes: overrides of annotations */
+    size_t n_tool_classes;
     int line; /* where the route starts in the file, for messages */
+};
+
+struct mg_policy; /* policy/policy.h */
+
+/* mcp.tool_classes: a tool's class set by the operator, overriding what the
+ * upstream's annotations say (enum mg_tool_class, mcp/listfilter.h). */
+struct mg_conf_tool_class {
+    char *tool;
+    int tool_class;
 };
 
 /* A client pre-registered in the configuration (oauth.clients). */
@@ -205,6 +217,8 @@ struct mg_conf {
 
     struct mg_conf_route *routes;
     size_t n_routes;
+
+    struct mg_policy *policy; /* policy: the global policy; NULL = none (everything passes it) */
 
     /* identity */
     char *issuer;    /* authenticate_service_url ("https://host[:port]"); NULL: derived */

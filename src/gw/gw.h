@@ -22,9 +22,12 @@ struct mg_route_rt {
                       * origin + "/" for a route without a prefix; tokens are bound to it */
     char *prm_url;   /* its protected-resource metadata URL (RFC 9728 §3.1) */
     char *scope_str; /* route scopes, space-separated; "" if none */
+    struct mg_toolmap *toolmap; /* tool classes learned from tools/list answers */
 };
 
 struct mg_authsvc; /* gw/authsvc.h: process-wide identity services */
+struct mg_toolmap; /* gw/toolmap.h */
+struct mg_audit;   /* audit/audit.h */
 
 struct mg_gw {
     atomic_int refs;
@@ -37,6 +40,7 @@ struct mg_gw {
                               * origin of the first route */
     char *issuer_host;       /* its host[:port] as a Host header would carry it (lower case) */
     struct mg_authsvc *auth; /* not owned; NULL in tools that do not serve */
+    struct mg_audit *audit;  /* not owned; NULL: decisions are not recorded */
 };
 
 /* Takes over the caller's reference to conf. */

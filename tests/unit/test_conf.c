@@ -105,7 +105,7 @@ static const char full[] =
     "  - {name: corp, issuer: https://idp.example.com, client_id: gw, client_secret_env: S}\n"
     "jwt_issuers: [{issuer: https://as.example.com, jwks_url: https://as.example.com/k}]\n"
     "store: {sqlite: state.db}\n" /* 37 */
-    "policy: {default: deny}\n"   /* 38 */
+    "policy: {allow: {or: [{authenticated_user: true}]}}\n" /* 38 */
     "audit: {sink: store, arguments: full, sync: true, on_failure: allow, max_queue: 500}\n"
     "oauth: {access_token_ttl: 5m, clients: [{client_id: c1, redirect_uris: [x]}]}\n"
     "routes:\n"                                        /* 41 */
@@ -127,10 +127,10 @@ static const char full[] =
     "      X-Empty: \"\"\n"                            /* 57 */
     "    remove_request_headers: [Cookie, X-Debug]\n"  /* 58 */
     "    allow_public_unauthenticated_access: false\n" /* 59 */
-    "    policy: {allow: [{user: a}]}\n"               /* 60 */
+    "    policy: {deny: {and: [{mcp_tool: drop}]}}\n"   /* 60 */
     "    allowed_users: [a@example.com]\n"             /* 61 */
     "    allowed_groups: [admins]\n"                   /* 62 */
-    "    mcp: {tools: {deny: [drop_table]}}\n"         /* 63 */
+    "    mcp: {tool_classes: {drop_table: write}}\n"   /* 63 */
     "  - name: legacy\n"                               /* 64 */
     "    from: http://mcp.example.com:8080\n"          /* 65 */
     "    to: sse+http://10.0.0.5:3001/sse/\n"          /* 66 */
@@ -521,8 +521,10 @@ static void test_top_level_errors(void)
     ERR("routes:\n", NAME ":1:1: 'routes' has no value; expected a list");
     ERR("routes: [just-a-string]\n", NAME ":1:10: each route must be a mapping, not a string");
 
-    /* Reserved keys: accepted whatever they hold. */
-    OK("policy: '?'\n" ROUTE, "reserved top-level key");
+    /* Policies compile at load; errors point at the rule. */
+    OK("policy: {allow: {or: [{authenticated_user: true}]}}\n" ROUTE, "global policy");
+    ERR("policy: '?'\n" ROUTE, NAME ":1:9: policy: a policy is a rule (a mapping with 'allow' and/or "
+                                "'deny') or a list of rules, not a string");
 
     /* Identity. */
     ERR("authenticate_service_url: x\n" ROUTE,
@@ -568,9 +570,21 @@ static void test_top_level_errors(void)
     ERR("jwt_issuers: [{issuer: x}]\n" ROUTE, NAME ":1:15: JWT issuer is missing 'jwks_url'");
     ERR(HEAD "    from: https://a.example.com\n    to: http://b\n    scopes: ['a b']\n",
         NAME ":5:14: scope 'a b' has a character RFC 6749 does not allow");
-    OK(HEAD "    from: https://a.example.com\n    to: http://b\n    policy: [x]\n"
-            "    allowed_users: {a: b}\n    allowed_groups:\n    mcp: {tools: [a]}\n",
+    OK(HEAD "    from: https://a.example.com\n    to: http://b\n"
+            "    allowed_users: {a: b}\n    allowed_groups:\n",
        "reserved route keys");
+    OK(HEAD "    from: https://a.example.com\n    to: http://b\n"
+            "    policy: [{allow: {or: [{authenticated_user: true}]}},"
+            " {deny: {and: [{mcp_tool_class: destructive}, {groups: {exclude: admins}}]}}]\n"
+            "    mcp: {tool_classes: {execute: destructive, query: read_only}}\n",
+       "route policy and tool classes");
+    ERR(HEAD "    from: https://a.example.com\n    to: http://b\n    policy: [x]\n",
+        NAME ":5:14: routes[r].policy[0]: a rule is a mapping with 'allow' and/or 'deny', not a "
+             "string");
+    ERR(HEAD "    from: https://a.example.com\n    to: http://b\n    mcp: {tool_classes: {q: rw}}\n",
+        NAME ":5:29: the class of tool 'q' must be read_only, write or destructive");
+    ERR(HEAD "    from: https://a.example.com\n    to: http://b\n    mcp: {tools: {}}\n",
+        NAME ":5:11: unknown key 'tools' in mcp (tool_classes)");
 }
 
 static void test_route_errors(void)
@@ -883,8 +897,9 @@ static void test_bounds(void)
 
     /* Nesting: the top-level mapping plus 63 lists is 64 levels. */
     inner = repeat("", "]", 63, "\n" ROUTE);
-    yaml = repeat("policy: ", "[", 63, inner);
-    OK(yaml, "64 levels of nesting");
+    yaml = repeat("extra: ", "[", 63, inner);
+    /* The tree is built (64 levels are fine); only the key is then unknown. */
+    ERR(yaml, NAME ":1:1: unknown key 'extra' at top level");
     free(yaml);
     free(inner);
     inner = repeat("", "]", 64, "\n" ROUTE);

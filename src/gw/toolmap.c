@@ -1,0 +1,99 @@
+/* Learned tool classes; see toolmap.h. */
+#include "gw/toolmap.h"
+
+#include "mcp/listfilter.h"
+
+#include <openssl/sha.h>
+#include <pthread.h>
+
+#define SLOTS 8192 /* open addressing, at most half full */
+
+struct entry {
+    char *name;
+    int cls;
+};
+
+struct mg_toolmap {
+    pthread_mutex_t mu;
+    struct entry slots[SLOTS];
+    size_t n;
+};
+
+struct mg_toolmap *mg_toolmap_new(void)
+{
+    struct mg_toolmap *m = mg_xcalloc(1, sizeof *m);
+    pthread_mutex_init(&m->mu, NULL);
+    return m;
+}
+
+void mg_toolmap_free(struct mg_toolmap *m)
+{
+    if (m == NULL)
+        return;
+    for (size_t i = 0; i < SLOTS; i++)
+        free(m->slots[i].name);
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+}
+
+static size_t hash_of(const char *s)
+{
+    /* FNV-1a: tool names come from the upstream, not from callers. */
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return (size_t)h;
+}
+
+static struct entry *find(struct mg_toolmap *m, const char *name, bool *found)
+{
+    for (size_t i = hash_of(name) % SLOTS, k = 0; k < SLOTS; k++, i = (i + 1) % SLOTS) {
+        if (m->slots[i].name == NULL) {
+            *found = false;
+            return &m->slots[i];
+        }
+        if (strcmp(m->slots[i].name, name) == 0) {
+            *found = true;
+            return &m->slots[i];
+        }
+    }
+    *found = false;
+    return NULL;
+}
+
+void mg_toolmap_learn(struct mg_toolmap *m, const json_t *tools)
+{
+    size_t i;
+    const json_t *t;
+    pthread_mutex_lock(&m->mu);
+    json_array_foreach(tools, i, t)
+    {
+        const char *name = mg_listfilter_item_name("tools", t);
+        if (name == NULL || strlen(name) > 256)
+            continue;
+        bool found;
+        struct entry *e = find(m, name, &found);
+        if (e == NULL || (!found && m->n >= MG_TOOLMAP_MAX))
+            continue;
+        if (!found) {
+            e->name = mg_xstrdup(name);
+            m->n++;
+        }
+        e->cls = (int)mg_listfilter_tool_class(t) + 1; /* 0 stays "not learned" */
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
+int mg_toolmap_get(struct mg_toolmap *m, const char *tool)
+{
+    int cls = 0; /* stored as class + 1 */
+    bool found;
+    pthread_mutex_lock(&m->mu);
+    struct entry *e = find(m, tool, &found);
+    if (e && found)
+        cls = e->cls;
+    /* -1: not learned; else an enum mg_tool_class. */
+    cls -= 1;
+    pthread_mutex_unlock(&m->mu);
+    return cls;
+}
