@@ -3,6 +3,7 @@
 #include "conf/conf.h"
 #include "core/log.h"
 #include "cli/cli.h"
+#include "audit/audit.h"
 #include "gw/authsvc.h"
 #include "gw/metrics.h"
 #include "oauth/oauth.h"
@@ -87,6 +88,7 @@ struct gateway {
     char hub_path[128];
     char hub_key[65];
     struct mg_authsvc *auth;
+    struct mg_audit *audit;
     bool stopping;
     bool hub_started;
 };
@@ -176,6 +178,7 @@ static void reload(void)
     }
     mg_buf_fini(&eb);
     gw->auth = G.auth;
+    gw->audit = G.audit;
     if (strcmp(conf->store_dsn, old->store_dsn) != 0 || conf->n_idps != old->n_idps ||
         conf->oauth.n_clients != old->oauth.n_clients ||
         (conf->web_dir == NULL) != (old->web_dir == NULL))
@@ -285,11 +288,22 @@ static int cmd_serve(const char *path)
      * be admitted, so a gateway that cannot reach it does not start. */
     if (mg_authsvc_new(conf, &G.auth, &err) < 0 || mg_oauth_init(G.auth, conf, &err) < 0)
         goto fail;
+    {
+        /* The audit trail before any port opens, for the same reason. */
+        char *aerr = NULL;
+        signal(SIGXFSZ, SIG_IGN); /* a full file sink is an error, not a kill */
+        if (mg_audit_new_from_conf(conf, &G.audit, &aerr) < 0) {
+            mg_buf_appendf(&err, "audit: %s", aerr ? aerr : "cannot start");
+            free(aerr);
+            goto fail;
+        }
+    }
     if (mg_gw_new(conf, G.hub_path, G.hub_key, &G.gw, &err) < 0) {
         conf = NULL; /* owned (and freed) by the failed gw */
         goto fail;
     }
     G.gw->auth = G.auth;
+    G.gw->audit = G.audit;
     conf = NULL;
     /* Signals before any port opens: a SIGHUP sent the moment the port
      * answers must reload, not kill the process with the default action. */
@@ -330,6 +344,8 @@ static int cmd_serve(const char *path)
     mg_oauth_fini(G.auth);
     mg_authsvc_free(G.auth);
     G.auth = NULL;
+    mg_audit_free(G.audit); /* writes what is still queued */
+    G.audit = NULL;
     mg_log_info("stopped");
     rc = 0;
     goto out;
@@ -354,6 +370,8 @@ fail:
     mg_oauth_fini(G.auth);
     mg_authsvc_free(G.auth);
     G.auth = NULL;
+    mg_audit_free(G.audit);
+    G.audit = NULL;
 out:
     free(fds);
     free(G.workers);

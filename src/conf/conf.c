@@ -1456,8 +1456,8 @@ static void load_mcp(struct loader *ld, struct mg_conf_route *r, const struct mg
         if (!want_kind(ld, mk, mv, MG_YNODE_MAP))
             continue;
         r->n_tool_classes = mv->n_kids / 2;
-        r->tool_classes = mg_xcalloc(r->n_tool_classes ? r->n_tool_classes : 1,
-                                     sizeof *r->tool_classes);
+        r->tool_classes =
+            mg_xcalloc(r->n_tool_classes ? r->n_tool_classes : 1, sizeof *r->tool_classes);
         for (size_t j = 0; j < mv->n_kids; j += 2) {
             const struct mg_ynode *tk = mv->kids[j], *tv = mv->kids[j + 1];
             struct mg_conf_tool_class *tc = &r->tool_classes[j / 2];
@@ -2098,7 +2098,6 @@ static void identity_fini(struct mg_conf *c)
 /* ---------------------------------------------------------------------------
  * The top level.
  */
-
 
 /* ---------------------------------------------------------------------------
  * audit:

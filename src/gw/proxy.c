@@ -7,7 +7,11 @@
 #include "core/log.h"
 #include "gw/metrics.h"
 #include "gw/req.h"
+#include "audit/record.h"
+#include "http/sse.h"
 #include "mcp/jsonrpc.h"
+#include "mcp/listfilter.h"
+#include "gw/toolmap.h"
 
 #include <inttypes.h>
 
@@ -16,6 +20,82 @@
 static struct mg_worker *worker_of(struct mg_http_req *req)
 {
     return req->conn->srv->data;
+}
+
+/* --- list filtering ------------------------------------------------------------------ */
+
+#define FILTER_MAX_BODY  (16 * 1024 * 1024) /* a list answer buffered to be filtered */
+#define FILTER_MAX_EVENT (16 * 1024 * 1024)
+
+/* The answer to a tools/list, prompts/list, resources/list or
+ * resources/templates/list request, filtered per caller before it is sent:
+ * a JSON body is buffered whole (bounded), an SSE stream is re-framed event
+ * by event and only the event that answers the list request changes. */
+struct filter {
+    bool json, sse, failed;
+    struct mg_buf body;
+    struct mg_buf head; /* the response's header lines, while buffering */
+    int status;
+    struct mg_sse_parser parser;
+    struct mg_gw_req *p;
+};
+
+static void filter_free(void *v)
+{
+    struct filter *f = v;
+    if (f == NULL)
+        return;
+    mg_buf_fini(&f->body);
+    mg_buf_fini(&f->head);
+    if (f->sse)
+        mg_sse_parser_fini(&f->parser);
+    free(f);
+}
+
+static bool keep_item(void *ctx, const json_t *item)
+{
+    struct mg_gw_req *p = ctx;
+    return mg_gw__item_visible(p, p->filter_list, item);
+}
+
+/* Filters msg in place if it answers the list request. */
+static void filter_message(struct mg_gw_req *p, json_t *msg)
+{
+    const json_t *want = p->rpc.msgs[0].id;
+    if (!json_is_object(msg) || !json_equal(json_object_get(msg, "id"), (json_t *)want))
+        return;
+    const char *key = mg_listfilter_key(p->filter_list);
+    json_t *result = json_object_get(msg, "result");
+    if (strcmp(key, "tools") == 0)
+        mg_toolmap_learn(p->route->toolmap, json_object_get(result, "tools"));
+    size_t removed = 0;
+    mg_listfilter_apply(msg, key, keep_item, p, &removed);
+}
+
+static int filter_event(void *ud, const struct mg_sse_event *ev)
+{
+    struct filter *f = ud;
+    struct mg_gw_req *p = f->p;
+    struct mg_buf out;
+    mg_buf_init(&out, FILTER_MAX_EVENT + 4096);
+    if (ev->id)
+        mg_buf_appendf(&out, "id: %s\n", ev->id);
+    json_error_t je;
+    json_t *msg = json_loadb(ev->data, ev->data_len, 0, &je);
+    int rc;
+    if (msg) {
+        filter_message(p, msg);
+        char *d = json_dumps(msg, JSON_COMPACT);
+        json_decref(msg);
+        rc = mg_sse_format(&out, ev->event, d ? d : "", d ? strlen(d) : 0);
+        free(d);
+    } else {
+        rc = mg_sse_format(&out, ev->event, ev->data, ev->data_len);
+    }
+    if (rc == 0)
+        rc = mg_http_write(p->req, out.data, out.len);
+    mg_buf_fini(&out);
+    return rc < 0 ? rc : 0;
 }
 
 static void proxy_free(struct mg_gw_req *p)
@@ -27,6 +107,10 @@ static void proxy_free(struct mg_gw_req *p)
     mg_jsonrpc_info_fini(&p->rpc);
     free(p->session);
     mg_identity_unref(p->identity);
+    for (size_t i = 0; i < p->n_audit_recs; i++)
+        mg_audit_record_free(p->audit_recs[i]);
+    free(p->audit_recs);
+    filter_free(p->filter);
     if (p->oauth_free)
         p->oauth_free(p->oauth);
     mg_gw_unref(p->gw);
@@ -258,6 +342,25 @@ static int up_on_head(void *ud, const struct mg_http_head *h)
     int64_t len = -1;
     if (h->has_content_length && !h->chunked)
         len = (int64_t)h->content_length;
+    if (p->filter_list && h->status == 200) {
+        struct filter *f = mg_xcalloc(1, sizeof *f);
+        f->p = p;
+        p->filter = f;
+        if (p->sse) {
+            f->sse = true;
+            mg_sse_parser_init(&f->parser, FILTER_MAX_EVENT, filter_event, f);
+            len = -1; /* events are re-framed */
+        } else {
+            /* Held until complete: the filtered answer has its own length. */
+            f->json = true;
+            f->status = h->status;
+            mg_buf_init(&f->body, FILTER_MAX_BODY);
+            mg_buf_init(&f->head, 1 << 20);
+            mg_buf_append(&f->head, hb.data ? hb.data : "", hb.len);
+            mg_buf_fini(&hb);
+            return 0;
+        }
+    }
     if (p->sse) {
         /* A stream may stay open for hours: keep nothing of the request. */
         atomic_fetch_add(&mg_metrics.open_streams, 1);
@@ -273,8 +376,18 @@ static int up_on_head(void *ud, const struct mg_http_head *h)
 static void up_on_body(void *ud, const char *data, size_t len)
 {
     struct mg_gw_req *p = ud;
-    if (mg_http_write(p->req, data, len) < 0)
+    struct filter *f = p->filter;
+    if (f && f->json) {
+        if (!f->failed && mg_buf_append(&f->body, data, len) < 0)
+            f->failed = true;
         return;
+    }
+    if (f && f->sse) {
+        if (!f->failed && mg_sse_parser_feed(&f->parser, data, len) < 0)
+            f->failed = true;
+    } else if (mg_http_write(p->req, data, len) < 0) {
+        return;
+    }
     /* Backpressure: a client that reads slowly slows the upstream down. */
     if (mg_http_congested(p->req))
         mg_client_pause(p->up);
@@ -285,6 +398,37 @@ static void up_on_done(void *ud, int status)
     struct mg_gw_req *p = ud;
     struct mg_http_req *req = p->req;
     p->up = NULL;
+    struct filter *f = p->filter;
+    if (status == 0 && f && f->json) {
+        /* Fail closed: a list answer that cannot be filtered is not sent. */
+        json_error_t je;
+        json_t *msg =
+            f->failed ? NULL : json_loadb(f->body.data ? f->body.data : "", f->body.len, 0, &je);
+        char *out = NULL;
+        if (msg) {
+            filter_message(p, msg);
+            out = json_dumps(msg, JSON_COMPACT);
+            json_decref(msg);
+        }
+        if (out == NULL) {
+            reply_error(p, 502, MG_RPC_UPSTREAM_UNAVAILABLE,
+                        "the upstream's list answer could not be filtered");
+            return;
+        }
+        if (mg_http_begin(req, f->status, f->head.data ? f->head.data : "", f->head.len,
+                          (int64_t)strlen(out)) == 0 &&
+            mg_http_write(req, out, strlen(out)) == 0)
+            mg_http_finish(req);
+        else
+            mg_http_abort(req);
+        free(out);
+        return;
+    }
+    if (status == 0 && f && f->sse && f->failed) {
+        p->error = "an event of the list answer could not be filtered";
+        mg_http_abort(req);
+        return;
+    }
     if (status == 0) {
         mg_http_finish(req);
         return;
@@ -335,6 +479,7 @@ static void on_request(struct mg_http_req *req)
     p->w = w;
     p->req = req;
     p->gw = w->gw;
+    p->req_start_ns = req->start_ns;
     mg_gw_ref(p->gw);
     req->hdata = p;
     const struct mg_http_head *h = req->head;
@@ -391,7 +536,9 @@ static void on_request(struct mg_http_req *req)
     mg_gw__authn(p, forward);
 }
 
-/* The last phase: the caller is known and allowed; send the request on. */
+static void send_upstream(struct mg_gw_req *p);
+
+/* After authentication: the body must be understood, then judged. */
 static void forward(struct mg_gw_req *p)
 {
     struct mg_http_req *req = p->req;
@@ -400,6 +547,16 @@ static void forward(struct mg_gw_req *p)
         reply_error(p, 400, -32700, p->rpc.error ? p->rpc.error : "invalid JSON-RPC body");
         return;
     }
+    if (req->method == HTTP_POST && p->rpc.shape == MG_JSONRPC_SINGLE &&
+        p->rpc.msgs[0].kind == MG_JSONRPC_REQUEST && mg_listfilter_key(p->rpc.msgs[0].method))
+        p->filter_list = p->rpc.msgs[0].method;
+    mg_gw__decide(p, send_upstream);
+}
+
+/* The last phase: the caller is known and allowed; send the request on. */
+static void send_upstream(struct mg_gw_req *p)
+{
+    struct mg_http_req *req = p->req;
     struct mg_worker *w = p->w;
     struct mg_buf head;
     mg_buf_init(&head, p->gw->conf->max_header_bytes + 8192);
@@ -459,6 +616,8 @@ static void on_drain(struct mg_http_req *req)
 static void on_log(struct mg_http_req *req)
 {
     struct mg_gw_req *p = req->hdata;
+    if (p && p->n_audit_recs > 0)
+        mg_gw__audit_finish(p);
     uint64_t dur_us = (mg_now_ns() - req->start_ns) / 1000;
     mg_metrics_observe(req->status, dur_us, req->bytes_out);
     if (!mg_log_access_enabled()) {

@@ -8,6 +8,8 @@
 #include "gw/worker.h"
 #include "mcp/jsonrpc.h"
 
+#include <sys/socket.h>
+
 struct mg_gw_req {
     struct mg_worker *w;
     struct mg_gw *gw;
@@ -27,7 +29,13 @@ struct mg_gw_req {
      * the last job to finish frees it (mg_gw__req_release). */
     int pending;
     bool orphaned;
-    void *oauth; /* the oauth module's state for this request */
+    struct sockaddr_storage source;      /* the caller's address, for source_ip */
+    struct mg_audit_record **audit_recs; /* allowed decisions, written at the end */
+    size_t n_audit_recs;
+    uint64_t req_start_ns;
+    const char *filter_list; /* a list method whose answer is filtered */
+    void *filter;            /* proxy.c's filtering state */
+    void *oauth;             /* the oauth module's state for this request */
     void (*oauth_free)(void *state);
 };
 
@@ -53,6 +61,14 @@ bool mg_gw__req_resume(struct mg_gw_req *p);
 void mg_gw__authn(struct mg_gw_req *p, void (*next)(struct mg_gw_req *p));
 /* Serves RFC 9728 metadata if the path asks for it; returns true if it did. */
 bool mg_gw__serve_prm(struct mg_gw_req *p);
+
+/* The policy phase (decide.c): judges every message, records each decision,
+ * answers refusals itself; calls next(p) when everything is allowed. */
+void mg_gw__decide(struct mg_gw_req *p, void (*next)(struct mg_gw_req *p));
+/* Whether the caller may see one item of a list answer. */
+bool mg_gw__item_visible(struct mg_gw_req *p, const char *list_method, const json_t *item);
+/* Submits the allowed decisions' records with the upstream's outcome. */
+void mg_gw__audit_finish(struct mg_gw_req *p);
 
 /* The authorization server (src/oauth): returns true if the request was for
  * one of its endpoints (and is being answered). */
