@@ -6,6 +6,7 @@
 #include "audit/audit.h"
 #include "gw/authsvc.h"
 #include "gw/metrics.h"
+#include "gw/toolmap.h"
 #include "oauth/oauth.h"
 #include "gw/worker.h"
 #include "mcp/hub.h"
@@ -346,6 +347,7 @@ static int cmd_serve(const char *path)
     G.auth = NULL;
     mg_audit_free(G.audit); /* writes what is still queued */
     G.audit = NULL;
+    mg_toolmap_shared_fini();
     mg_log_info("stopped");
     rc = 0;
     goto out;

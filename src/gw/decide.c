@@ -53,8 +53,8 @@ static struct mg_policy *compile_text(const char *path, const char *yaml)
 static void compile_defaults(void)
 {
     default_signed_in =
-        compile_text("default(signed in)", "allow: {or: [{authenticated_user: true}]}");
-    default_anyone = compile_text("default(anyone)", "allow: {or: [{accept: true}]}");
+        compile_text("default:signed_in", "allow: {or: [{authenticated_user: true}]}");
+    default_anyone = compile_text("default:anyone", "allow: {or: [{accept: true}]}");
 }
 
 static bool default_allowed_method(const struct mg_jsonrpc_msg *m)
@@ -145,15 +145,16 @@ bool mg_gw__item_visible(struct mg_gw_req *p, const char *list_method, const jso
     fill_input(p, &in);
     in.mcp_method = m.method;
     in.mcp_name = name;
-    if (strcmp(call, "tools/call") == 0)
-        in.tool_class =
-            strcmp(key, "tools") == 0 ? mg_listfilter_tool_class(item) : MG_TOOL_DESTRUCTIVE;
     if (strcmp(call, "tools/call") == 0) {
-        int c = tool_class_of(p->route, name);
-        /* The operator's override wins over the item's own annotations. */
+        /* A listed tool carries its annotations; a name alone (is a refused
+         * call's tool hidden?) takes what the gateway learned. The
+         * operator's override wins over both. */
+        in.tool_class = json_object_get(item, "annotations")
+                            ? mg_listfilter_tool_class(item)
+                            : (enum mg_tool_class)tool_class_of(p->route, name);
         for (size_t i = 0; i < p->route->conf->n_tool_classes; i++)
             if (strcmp(p->route->conf->tool_classes[i].tool, name) == 0)
-                in.tool_class = (enum mg_tool_class)c;
+                in.tool_class = (enum mg_tool_class)p->route->conf->tool_classes[i].tool_class;
     }
     mg_policy_eval(g, r, &in, &d);
     return d.allow;

@@ -37,7 +37,7 @@ int mg_gw_new(struct mg_conf *conf, const char *hub_path, const char *hub_key, s
         rt->conf = r;
         rt->origin = origin_of(&r->from);
         rt->prefix_len = strlen(r->from.path);
-        rt->toolmap = mg_toolmap_new();
+        rt->toolmap = mg_toolmap_shared(r->name);
         {
             struct mg_buf b;
             mg_buf_init(&b, 4096);
@@ -102,7 +102,6 @@ void mg_gw_unref(struct mg_gw *gw)
         free(gw->routes[i].resource);
         free(gw->routes[i].prm_url);
         free(gw->routes[i].scope_str);
-        mg_toolmap_free(gw->routes[i].toolmap);
         free(gw->routes[i].up_host_header);
     }
     free(gw->routes);

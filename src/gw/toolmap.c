@@ -97,3 +97,45 @@ int mg_toolmap_get(struct mg_toolmap *m, const char *tool)
     pthread_mutex_unlock(&m->mu);
     return cls;
 }
+
+/* Maps by route name, for the life of the process (bounded by the number of
+ * route names a configuration may hold). */
+struct shared {
+    char *name;
+    struct mg_toolmap *map;
+    struct shared *next;
+};
+
+static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct shared *shared_list;
+
+struct mg_toolmap *mg_toolmap_shared(const char *name)
+{
+    struct mg_toolmap *m = NULL;
+    pthread_mutex_lock(&shared_mu);
+    for (struct shared *x = shared_list; x && m == NULL; x = x->next)
+        if (strcmp(x->name, name) == 0)
+            m = x->map;
+    if (m == NULL) {
+        struct shared *x = mg_xcalloc(1, sizeof *x);
+        x->name = mg_xstrdup(name);
+        x->map = m = mg_toolmap_new();
+        x->next = shared_list;
+        shared_list = x;
+    }
+    pthread_mutex_unlock(&shared_mu);
+    return m;
+}
+
+void mg_toolmap_shared_fini(void)
+{
+    pthread_mutex_lock(&shared_mu);
+    while (shared_list) {
+        struct shared *x = shared_list;
+        shared_list = x->next;
+        mg_toolmap_free(x->map);
+        free(x->name);
+        free(x);
+    }
+    pthread_mutex_unlock(&shared_mu);
+}

@@ -375,8 +375,19 @@ static int sq_open(struct mg_store *st, const char *path)
         goto out;
     }
     rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &stmt, NULL);
-    if (rc == SQLITE_OK)
+    /* Several handles switching a fresh file to WAL at once can each hold a
+     * shared lock and wait for the other: SQLite then answers BUSY at once
+     * rather than deadlock, without its busy handler. Retry, bounded (5 s). */
+    for (int tries = 0; rc == SQLITE_OK; tries++) {
         rc = sqlite3_step(stmt);
+        if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+            break;
+        if (tries >= 500)
+            break;
+        sqlite3_reset(stmt);
+        rc = SQLITE_OK;
+        sqlite3_sleep(10);
+    }
     if (rc != SQLITE_ROW) {
         ret = fail(st, sqlite3_extended_errcode(s->db), "journal_mode");
         goto out;

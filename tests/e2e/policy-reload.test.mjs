@@ -164,14 +164,9 @@ describe('policy reload with an open stream, and time criteria', { skip: DIRECT 
     }
   });
 
-  // Discrepancy (reported): a reload forgets the tool classes learned from tools/list
-  // (src/gw/toolmap.h: "a reload starts a fresh map"), so until some caller lists the
-  // tools again every tool counts as destructive, and a read-only tool that was allowed
-  // a moment ago is refused as unknown although neither the route nor its policy changed.
-  test('a reload that changes nothing keeps read-only tools allowed for a class-restricted caller', {
-    ...T,
-    todo: 'after SIGHUP with an unchanged config, tools/call query (readOnlyHint) by an analyst gets -32602 "Unknown tool: query" until a tools/list is sent again',
-  }, async () => {
+  // Regression: a reload used to forget the tool classes learned from tools/list, so a
+  // read-only tool allowed a moment before was refused as unknown after a SIGHUP.
+  test('a reload that changes nothing keeps read-only tools allowed for a class-restricted caller', T, async () => {
     const c = await rawSession(s.url('cls'), token);
     assert.equal((await c.post({ jsonrpc: '2.0', id: 2, method: 'tools/list' })).status, 200);
     const before = await c.post(call(3, 'query', { sql: 'SELECT 1' }));

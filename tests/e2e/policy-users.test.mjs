@@ -249,14 +249,10 @@ describe('policy with two signed-in users in different groups', { skip: DIRECT &
       { code: CODE.UNKNOWN, message: 'Unknown tool: no_such_tool', rule: 'routes[sql].policy[2].deny.and' });
   });
 
-  // Discrepancy (reported): the gateway decides whether a denied tool is "hidden" by
-  // judging the bare name without the class it learned from tools/list, so for a caller
-  // with a class rule every tool looks destructive and a visible tool denied by its
-  // arguments is answered as if it did not exist.
-  test('bob: query (visible to bob) denied by argument is -32013 "denied by policy", not "Unknown tool"', {
-    ...T,
-    todo: 'gateway answers -32602 "Unknown tool: query": src/gw/decide.c denial() judges {name} without the learned class (unknown = destructive), so rule [2] makes query look hidden',
-  }, async () => {
+  // Regression: whether a denied tool is "hidden" was judged from the bare name without
+  // the class learned from tools/list, so a visible tool denied by its arguments was
+  // answered as if it did not exist.
+  test('bob: query (visible to bob) denied by argument is -32013 "denied by policy", not "Unknown tool"', T, async () => {
     assert.ok((await toolNames('bob')).includes('query'));
     await expectDenied('bob', 'query', { sql: 'SELECT 1; DROP TABLE orders' },
       { code: CODE.DENIED, message: 'denied by policy', rule: 'routes[sql].policy[3].deny.or[0]' });
@@ -267,7 +263,7 @@ describe('policy with two signed-in users in different groups', { skip: DIRECT &
     assert.deepEqual(await toolNames('ann-ro'), ['list_tables', 'describe_table', 'query', 'slow_count']);
     // The route has no policy of its own: the daemon's default admits anyone signed in
     // (src/gw/decide.c), and the record names that built-in policy.
-    await expectAllowed('ann-ro', 'list_tables', {}, { rule: 'default(signed in).allow.or[0]' });
+    await expectAllowed('ann-ro', 'list_tables', {}, { rule: 'default:signed_in.allow.or[0]' });
     await expectDenied('ann-ro', 'execute', { sql: "UPDATE orders SET status = 'x'" },
       { code: CODE.UNKNOWN, message: 'Unknown tool: execute', rule: 'policy.deny.and' });
   });
