@@ -43,6 +43,14 @@ def verdict(ok, how):
     return ("met" if ok else "NOT met") + (f" ({how})" if how else "")
 
 
+def has(sec):
+    return any(k[0] == sec for k in data)
+
+
+nan = float("nan")
+r_rps = r_p99 = nan
+
+
 out = []
 p = out.append
 p(f"commit {meta.get('commit', '?')} · {meta.get('machine', '?')} · {meta.get('date', '?')}  ")
@@ -50,82 +58,159 @@ p(f"{meta.get('versions', '')} · {meta.get('params', '')} · machine {meta.get(
 p("")
 
 # 1. POST
-p("### 1. tools/call POST (`query` SELECT 1), wrk 32 connections, 2 threads, keep-alive")
-p("")
-p("| target | req/s (mean) | p50 ms | p99 ms | CPU µs/request | req/s per round | p99 per round | non-2xx | socket errors |")
-p("|---|---:|---:|---:|---:|---|---|---:|---:|")
-for t in ("direct", "nginx", "mcpgate"):
-    if (("post", t, "rps")) not in data:
-        continue
-    p(f"| {t} | {mean('post', t, 'rps'):,.0f} | {mean('post', t, 'p50'):.2f} | {mean('post', t, 'p99'):.2f} "
-      f"| {mean('post', t, 'cpu_us'):.1f} "
-      f"| {spread('post', t, 'rps')} | {spread('post', t, 'p99', '{:.2f}')} "
-      f"| {sum(data.get(('post', t, 'non2xx'), [0])):.0f} | {sum(data.get(('post', t, 'sockerr'), [0])):.0f} |")
-r_rps = mean("post", "mcpgate", "rps") / mean("post", "nginx", "rps")
-r_p99 = mean("post", "mcpgate", "p99") / mean("post", "nginx", "p99")
-p("")
-p(f"mcpgate/nginx: req/s **{r_rps:.2f}×**, p99 **{r_p99:.2f}×** "
-  f"(p50 {mean('post', 'mcpgate', 'p50') / mean('post', 'nginx', 'p50'):.2f}×, "
-  f"CPU per request {mean('post', 'mcpgate', 'cpu_us') / mean('post', 'nginx', 'cpu_us'):.2f}×). "
-  f"CPU of the direct row is mcp-sqlite's.")
-p("")
-fl = {t: data.get(("post", t, "foreign_pct"), []) for t in ("direct", "nginx", "mcpgate")}
-p("Other work on the machine (not this benchmark) during each run, % of both CPUs: "
-  + "; ".join(f"{t} {' / '.join(f'{x:.0f}' for x in v)}" for t, v in fl.items() if v)
-  + ". Runs through a proxy read ~20–25% even on a quiet machine (interrupt and idle time that no task is"
-  " charged for); well above that, other work competed and req/s and p99 are unreliable. CPU µs/request"
-  " is much less affected.")
-p("")
+if has("post"):
+    p("### 1. tools/call POST (`query` SELECT 1), wrk 32 connections, 2 threads, keep-alive")
+    p("")
+    p("| target | req/s (mean) | p50 ms | p99 ms | CPU µs/request | req/s per round | p99 per round | non-2xx | socket errors |")
+    p("|---|---:|---:|---:|---:|---|---|---:|---:|")
+    for t in ("direct", "nginx", "mcpgate"):
+        if (("post", t, "rps")) not in data:
+            continue
+        p(f"| {t} | {mean('post', t, 'rps'):,.0f} | {mean('post', t, 'p50'):.2f} | {mean('post', t, 'p99'):.2f} "
+          f"| {mean('post', t, 'cpu_us'):.1f} "
+          f"| {spread('post', t, 'rps')} | {spread('post', t, 'p99', '{:.2f}')} "
+          f"| {sum(data.get(('post', t, 'non2xx'), [0])):.0f} | {sum(data.get(('post', t, 'sockerr'), [0])):.0f} |")
+    r_rps = mean("post", "mcpgate", "rps") / mean("post", "nginx", "rps")
+    r_p99 = mean("post", "mcpgate", "p99") / mean("post", "nginx", "p99")
+    p("")
+    p(f"mcpgate/nginx: req/s **{r_rps:.2f}×**, p99 **{r_p99:.2f}×** "
+      f"(p50 {mean('post', 'mcpgate', 'p50') / mean('post', 'nginx', 'p50'):.2f}×, "
+      f"CPU per request {mean('post', 'mcpgate', 'cpu_us') / mean('post', 'nginx', 'cpu_us'):.2f}×). "
+      f"CPU of the direct row is mcp-sqlite's.")
+    p("")
+    fl = {t: data.get(("post", t, "foreign_pct"), []) for t in ("direct", "nginx", "mcpgate")}
+    p("Other work on the machine (not this benchmark) during each run, % of both CPUs: "
+      + "; ".join(f"{t} {' / '.join(f'{x:.0f}' for x in v)}" for t, v in fl.items() if v)
+      + ". Runs through a proxy read ~20–25% even on a quiet machine (interrupt and idle time that no task is"
+      " charged for); well above that, other work competed and req/s and p99 are unreliable. CPU µs/request"
+      " is much less affected.")
+    p("")
 
 # 2. SSE
-p("### 2. SSE events/s (100-byte events, POST, counted by the client; median of reps)")
-p("")
-p("| target | events/s, 1 event per upstream chunk | CPU ns/event | per rep | events/s, 16 events per upstream chunk | CPU ns/event | per rep |")
-p("|---|---:|---:|---|---:|---:|---|")
-for t in ("direct", "nginx", "nginx-64k", "mcpgate"):
-    p(f"| {t} | {median('sse_b1', t, 'eps'):,.0f} | {f0(median('sse_b1', t, 'cpu_ns_per_event'))} | {spread('sse_b1', t, 'eps')} "
-      f"| {median('sse_b16', t, 'eps'):,.0f} | {f0(median('sse_b16', t, 'cpu_ns_per_event'))} | {spread('sse_b16', t, 'eps')} |")
-r_sse1 = median("sse_b1", "mcpgate", "eps") / median("sse_b1", "nginx", "eps")
-r_sse16 = median("sse_b16", "mcpgate", "eps") / median("sse_b16", "nginx", "eps")
-p("")
-p(f"mcpgate/nginx: **{r_sse1:.2f}×** (1 event/chunk), **{r_sse16:.2f}×** (16 events/chunk). "
-  f"The direct row's CPU is not measured.")
-p("")
+if has("sse_b1"):
+    p("### 2. SSE events/s (100-byte events, POST, counted by the client; median of reps)")
+    p("")
+    p("| target | events/s, 1 event per upstream chunk | CPU ns/event | per rep | events/s, 16 events per upstream chunk | CPU ns/event | per rep |")
+    p("|---|---:|---:|---|---:|---:|---|")
+    for t in ("direct", "nginx", "nginx-64k", "mcpgate"):
+        p(f"| {t} | {median('sse_b1', t, 'eps'):,.0f} | {f0(median('sse_b1', t, 'cpu_ns_per_event'))} | {spread('sse_b1', t, 'eps')} "
+          f"| {median('sse_b16', t, 'eps'):,.0f} | {f0(median('sse_b16', t, 'cpu_ns_per_event'))} | {spread('sse_b16', t, 'eps')} |")
+    r_sse1 = median("sse_b1", "mcpgate", "eps") / median("sse_b1", "nginx", "eps")
+    r_sse16 = median("sse_b16", "mcpgate", "eps") / median("sse_b16", "nginx", "eps")
+    p("")
+    p(f"mcpgate/nginx: **{r_sse1:.2f}×** (1 event/chunk), **{r_sse16:.2f}×** (16 events/chunk). "
+      f"The direct row's CPU is not measured.")
+    p("")
 
 # 3. bulk
-p("### 3. Bulk download (Content-Length body, curl -o /dev/null), MB/s (10^6 bytes)")
-p("")
-p("| target | MB/s (mean) | CPU ms per GiB | per rep |")
-p("|---|---:|---:|---|")
-for t in ("direct", "nginx", "nginx-64k", "mcpgate"):
-    p(f"| {t} | {mean('bulk', t, 'mbs'):,.1f} | {f0(mean('bulk', t, 'cpu_ms_per_gb'))} | {spread('bulk', t, 'mbs', '{:.1f}')} |")
-r_bulk = mean("bulk", "mcpgate", "mbs") / mean("bulk", "nginx", "mbs")
-p("")
-p(f"mcpgate/nginx: **{r_bulk:.2f}×**; mcpgate/nginx-64k: "
-  f"**{mean('bulk', 'mcpgate', 'mbs') / mean('bulk', 'nginx-64k', 'mbs'):.2f}×** "
-  f"(nginx-64k: the same nginx with proxy_buffer_size 64k instead of the default one page; reference only)")
-p("")
+if has("bulk"):
+    p("### 3. Bulk download (Content-Length body, curl -o /dev/null), MB/s (10^6 bytes)")
+    p("")
+    p("| target | MB/s (mean) | CPU ms per GiB | per rep |")
+    p("|---|---:|---:|---|")
+    for t in ("direct", "nginx", "nginx-64k", "mcpgate"):
+        p(f"| {t} | {mean('bulk', t, 'mbs'):,.1f} | {f0(mean('bulk', t, 'cpu_ms_per_gb'))} | {spread('bulk', t, 'mbs', '{:.1f}')} |")
+    r_bulk = mean("bulk", "mcpgate", "mbs") / mean("bulk", "nginx", "mbs")
+    p("")
+    p(f"mcpgate/nginx: **{r_bulk:.2f}×**; mcpgate/nginx-64k: "
+      f"**{mean('bulk', 'mcpgate', 'mbs') / mean('bulk', 'nginx-64k', 'mbs'):.2f}×** "
+      f"(nginx-64k: the same nginx with proxy_buffer_size 64k instead of the default one page; reference only)")
+    p("")
 
 # 4. idle streams
-p("### 4. RSS per idle SSE stream (half GET, half POST; fresh process each)")
-p("")
-p("| process | streams | established (client saw SSE head) | gateway open_streams | RSS before KiB | RSS after KiB | KiB per stream | marginal KiB/stream vs previous stage |")
-p("|---|---:|---:|---:|---:|---:|---:|---:|")
 per_stream = {}
-for label, stages in idle.items():
-    base = stages.get(0, {}).get("rss_kib", float("nan"))
-    prev_n, prev_rss = 0, base
-    for n in sorted(k for k in stages if k > 0):
-        st = stages[n]
-        est = st.get("established", 0)
-        rss = st.get("rss_kib", float("nan"))
-        kps = (rss - base) / est if est else float("nan")
-        marg = (rss - prev_rss) / (est - prev_n) if est > prev_n else float("nan")
-        per_stream[(label, n)] = kps
-        os_ = st.get("open_streams")
-        p(f"| {label} | {n} | {est:.0f} | {'—' if os_ is None else f'{os_:.0f}'} | {base:,.0f} | {rss:,.0f} | {kps:.1f} | {marg:.1f} |")
-        prev_n, prev_rss = est, rss
-p("")
+if idle:
+    p("### 4. RSS per idle SSE stream (half GET, half POST; fresh process each)")
+    p("")
+    p("| process | streams | established (client saw SSE head) | gateway open_streams | RSS before KiB | RSS after KiB | KiB per stream | marginal KiB/stream vs previous stage |")
+    p("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for label, stages in idle.items():
+        base = stages.get(0, {}).get("rss_kib", float("nan"))
+        prev_n, prev_rss = 0, base
+        for n in sorted(k for k in stages if k > 0):
+            st = stages[n]
+            est = st.get("established", 0)
+            rss = st.get("rss_kib", float("nan"))
+            kps = (rss - base) / est if est else float("nan")
+            marg = (rss - prev_rss) / (est - prev_n) if est > prev_n else float("nan")
+            per_stream[(label, n)] = kps
+            os_ = st.get("open_streams")
+            p(f"| {label} | {n} | {est:.0f} | {'—' if os_ is None else f'{os_:.0f}'} | {base:,.0f} | {rss:,.0f} | {kps:.1f} | {marg:.1f} |")
+            prev_n, prev_rss = est, rss
+    p("")
+
+# 5. identity
+ID = ("public", "oauth", "service")
+r_id = nan
+if has("identity"):
+    p("### 5. Identity: tools/call POST on a public route vs a token-checked route (same gateway, same upstream)")
+    p("")
+    p(f"{meta.get('id_params', '')}; all six orders of the three variants, one per round. "
+      "public = `allow_public_unauthenticated_access: true`, no token; oauth = route that requires a token, "
+      "`Authorization: Bearer` with a gateway-issued access token (client_credentials); service = the same "
+      "route with a service-account token.")
+    p("")
+    p("| variant | req/s (mean) | p50 ms | p99 ms | CPU µs/request, gateway | CPU µs/request, all | req/s per round | p99 per round | non-2xx | socket errors |")
+    p("|---|---:|---:|---:|---:|---:|---|---|---:|---:|")
+    for t in ID:
+        if ("identity", t, "rps") not in data:
+            continue
+        p(f"| {t} | {mean('identity', t, 'rps'):,.0f} | {mean('identity', t, 'p50'):.2f} | {mean('identity', t, 'p99'):.2f} "
+          f"| {mean('identity', t, 'cpu_us'):.1f} | {mean('identity', t, 'cpu_all_us'):.1f} "
+          f"| {spread('identity', t, 'rps')} | {spread('identity', t, 'p99', '{:.2f}')} "
+          f"| {sum(data.get(('identity', t, 'non2xx'), [0])):.0f} | {sum(data.get(('identity', t, 'sockerr'), [0])):.0f} |")
+    p("")
+    base = "public"
+    for t in ("oauth", "service"):
+        if ("identity", t, "rps") not in data:
+            continue
+        # Per-round ratios too: both variants of a round ran minutes apart at most,
+        # so the pairwise ratio cancels slow drifts of the machine.
+        a = data[("identity", base, "rps")]
+        b = data[("identity", t, "rps")]
+        pr = [y / x for x, y in zip(a, b) if x]
+        r = mean("identity", t, "rps") / mean("identity", base, "rps")
+        if t == "oauth":
+            r_id = r
+        p(f"{t}/public: req/s **{r:.3f}×** ({(r - 1) * 100:+.1f}%), "
+          f"p99 **{mean('identity', t, 'p99') / mean('identity', base, 'p99'):.2f}×** "
+          f"(median of rounds {median('identity', t, 'p99'):.2f} vs {median('identity', base, 'p99'):.2f} ms: "
+          f"{median('identity', t, 'p99') / median('identity', base, 'p99'):.2f}×), "
+          f"p50 {mean('identity', t, 'p50') / mean('identity', base, 'p50'):.2f}×, "
+          f"CPU per request {mean('identity', t, 'cpu_us') / mean('identity', base, 'cpu_us'):.3f}× "
+          f"({mean('identity', t, 'cpu_us') - mean('identity', base, 'cpu_us'):+.1f} µs); "
+          f"req/s ratio per round {' / '.join(f'{x:.3f}' for x in pr)} "
+          f"(median {statistics.median(pr):.3f}); "
+          f"CPU-bound projection (public/{t} of all CPU per request) "
+          f"**{mean('identity', base, 'cpu_all_us') / mean('identity', t, 'cpu_all_us'):.3f}×**.  ")
+    p("")
+    p("*CPU µs/request, all* is the CPU time of the gateway, mcp-sqlite and wrk per request; on a machine they "
+      "had to themselves, req/s would be inversely proportional to it, which is the *CPU-bound projection*. "
+      "It is far less disturbed by other work than req/s.")
+    p("")
+    if ("identity", "public", "ir_per_req") in data:
+        p("Instructions per request in the gateway (user space, `valgrind --tool=callgrind`, counters zeroed after "
+          "a warm-up, wrk -t1 -c4). Barely affected by other work, but the totals move by about ±2,000 between "
+          "runs with how many requests each event-loop iteration handles; the per-call costs in "
+          "callgrind-identity-*.txt are exact:")
+        p("")
+        p("| variant | requests counted | instructions per request | vs public |")
+        p("|---|---:|---:|---:|")
+        b_ir = mean("identity", "public", "ir_per_req")
+        for t in ID:
+            ir = mean("identity", t, "ir_per_req")
+            p(f"| {t} | {mean('identity', t, 'cg_requests'):,.0f} | {ir:,.0f} | "
+              + ("—" if t == "public" else f"{ir - b_ir:+,.0f} ({(ir / b_ir - 1) * 100:+.1f}%)") + " |")
+        p("")
+    fl = {t: data.get(("identity", t, "foreign_pct"), []) for t in ID}
+    p("Other work on the machine during each run, % of both CPUs: "
+      + "; ".join(f"{t} {' / '.join(f'{x:.0f}' for x in v)}" for t, v in fl.items() if v) + ".")
+    bad = sum(sum(data.get(("identity", t, k), [0])) for t in ID for k in ("non2xx", "sockerr"))
+    if bad:
+        p("")
+        p(f"**WARNING: {bad:.0f} non-2xx answers or socket errors: the token was refused or the runs failed; "
+          "the figures above do not measure the token check.**")
+    p("")
 
 # targets
 p("### Targets")
@@ -134,7 +219,16 @@ plain = [v for (lab, n), v in per_stream.items() if lab == "mcpgate-plain"]
 worst_plain = max(plain) if plain else float("nan")
 p("| target | measured | verdict |")
 p("|---|---|---|")
-p(f"| req/s ≥ 1.0× nginx | {r_rps:.2f}× | {verdict(r_rps >= 1.0, '' if r_rps >= 1.0 else f'{(1 - r_rps) * 100:.0f}% short')} |")
-p(f"| p99 no worse than nginx | {r_p99:.2f}× | {verdict(r_p99 <= 1.0, '' if r_p99 <= 1.0 else f'{(r_p99 - 1) * 100:.0f}% higher')} |")
-p(f"| ≤ 16 KiB per idle stream (plain) | {worst_plain:.1f} KiB | {verdict(worst_plain <= 16, '' if worst_plain <= 16 else f'{worst_plain - 16:.1f} KiB over')} |")
+if has("post"):
+    p(f"| req/s ≥ 1.0× nginx | {r_rps:.2f}× | {verdict(r_rps >= 1.0, '' if r_rps >= 1.0 else f'{(1 - r_rps) * 100:.0f}% short')} |")
+    p(f"| p99 no worse than nginx | {r_p99:.2f}× | {verdict(r_p99 <= 1.0, '' if r_p99 <= 1.0 else f'{(r_p99 - 1) * 100:.0f}% higher')} |")
+if plain:
+    p(f"| ≤ 16 KiB per idle stream (plain) | {worst_plain:.1f} KiB | {verdict(worst_plain <= 16, '' if worst_plain <= 16 else f'{worst_plain - 16:.1f} KiB over')} |")
+if has("identity"):
+    p(f"| token check costs ≤ 5% of req/s (oauth/public ≥ 0.95), measured | {r_id:.3f}× | "
+      f"{verdict(r_id >= 0.95, '' if r_id >= 0.95 else f'{(1 - r_id) * 100:.1f}% lost')} |")
+    pj = mean("identity", "public", "cpu_all_us") / mean("identity", "oauth", "cpu_all_us")
+    if pj == pj:
+        p(f"| the same, CPU-bound projection | {pj:.3f}× | "
+          f"{verdict(pj >= 0.95, '' if pj >= 0.95 else f'{(1 - pj) * 100:.1f}% lost')} |")
 print("\n".join(out))
