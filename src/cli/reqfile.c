@@ -217,7 +217,7 @@ int mg_reqfile_parse(const char *text, size_t len, struct mg_reqfile *out, char 
     }
     /* First without refusing duplicate keys: a body with them is still a
      * body (the gateway refuses it, and the test shows that). */
-    doc = json_loadb(text, len, 0, &je);
+    doc = json_loadb(text, len, JSON_ALLOW_NUL, &je);
     if (doc == NULL) {
         rc = fail(err, err_cap, "not JSON: line %d, column %d: %s", je.line, je.column, je.text);
         goto out;
@@ -234,7 +234,7 @@ int mg_reqfile_parse(const char *text, size_t len, struct mg_reqfile *out, char 
         goto out;
     }
     json_decref(doc);
-    doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    doc = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
     if (doc == NULL) {
         rc = fail(err, err_cap,
                   "line %d, column %d: %s (a body with duplicate keys goes in \"body\" as a "
@@ -269,7 +269,7 @@ int mg_reqfile_identity(const char *text, size_t len, struct mg_identity **out, 
         snprintf(err, err_cap, "the file is larger than %d bytes", MG_REQFILE_MAX_BYTES);
         return MG_ELIMIT;
     }
-    doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    doc = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
     if (!json_is_object(doc)) {
         if (doc)
             rc = fail(err, err_cap, "an identity is a JSON object");
