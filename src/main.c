@@ -33,6 +33,7 @@ static void usage(FILE *f)
           "  tokens           list | revoke                            issued tokens\n"
           "  service-accounts create | list | revoke                   tokens for agents\n"
           "  audit            query | verify                           the decision trail\n"
+          "  policy           test | lint                              try and check policies\n"
           "                   (each takes -c FILE; `mcpgate users --help` and so on)\n"
           "  version          print the version\n"
           "\n"
@@ -411,6 +412,8 @@ int main(int argc, char **argv)
         return mg_cli_admin(argc - 1, argv + 1);
     if (strcmp(cmd, "audit") == 0)
         return mg_cli_audit(argc - 1, argv + 1);
+    if (strcmp(cmd, "policy") == 0)
+        return mg_cli_policy(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0 || strcmp(cmd, "serve") == 0) {
         const char *path = config_arg(argc, argv);
         if (path == NULL)

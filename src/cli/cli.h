@@ -16,4 +16,10 @@ int mg_cli_admin(int argc, char **argv);
  * broken) or 2 (usage). */
 int mg_cli_audit(int argc, char **argv);
 
+/* `mcpgate policy test|lint` (src/cli/policy.c): a request decided as the
+ * gateway would, without running it; warnings about the configuration's
+ * policies. argv[0] is "policy". Returns 0 (allowed; no findings), 1
+ * (refused; findings) or 2 (usage, configuration or input errors). */
+int mg_cli_policy(int argc, char **argv);
+
 #endif

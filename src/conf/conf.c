@@ -1483,6 +1483,7 @@ static void load_route(struct loader *ld, struct mg_conf_route *r, const struct 
     struct qstr q;
 
     r->line = n->line;
+    r->col = n->col;
     if (n->kind != MG_YNODE_MAP) {
         fail_at(ld, n, "each route must be a mapping, not %s", kind_desc(n));
         return;

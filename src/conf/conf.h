@@ -70,7 +70,7 @@ struct mg_conf_route {
     struct mg_policy *policy; /* policy: compiled; NULL = the default (see docs/policy.md) */
     struct mg_conf_tool_class *tool_classes; /* mcp.tool_classes: overrides of annotations */
     size_t n_tool_classes;
-    int line; /* where the route starts in the file, for messages */
+    int line, col; /* where the route starts in the file, for messages */
 };
 
 struct mg_policy; /* policy/policy.h */
