@@ -113,6 +113,43 @@ static void header_of(const struct mg_http_head *h, const char *name, const char
     *len = x ? x->value_len : 0;
 }
 
+struct sync_wait {
+    struct mg_gw_req *p;
+    void (*next)(struct mg_gw_req *);
+    size_t refs; /* each holds one p->pending */
+    bool failed;
+};
+
+/* Drops one reference; the last one lets the request go on, or refuses it
+ * if a record could not be written. */
+static void sync_unref(struct sync_wait *sw)
+{
+    struct mg_gw_req *p = sw->p;
+    bool alive = mg_gw__req_resume(p);
+    if (--sw->refs > 0)
+        return;
+    void (*next)(struct mg_gw_req *) = sw->next;
+    bool failed = sw->failed;
+    free(sw);
+    if (!alive)
+        return;
+    if (failed) {
+        mg_gw__reply_error(p, 503, MG_RPC_AUDIT_UNAVAILABLE,
+                           "the audit trail cannot be written; refusing to act unrecorded",
+                           "Retry-After: 1\r\n");
+        return;
+    }
+    next(p);
+}
+
+static void sync_done(void *arg, int status)
+{
+    struct sync_wait *sw = arg;
+    if (status != 0)
+        sw->failed = true;
+    sync_unref(sw);
+}
+
 void mg_gw__decide(struct mg_gw_req *p, void (*next)(struct mg_gw_req *p))
 {
     struct mg_http_req *req = p->req;
@@ -157,6 +194,29 @@ void mg_gw__decide(struct mg_gw_req *p, void (*next)(struct mg_gw_req *p))
     size_t n_denied = mg_judge_messages(&rt, &rq, rpc, vs);
     for (size_t i = 0; i < n; i++)
         recs[i] = record_for(p, rpc ? &rpc->msgs[i] : NULL, &vs[i]);
+    if (n_denied == 0 && p->gw->audit && mg_audit_wants_sync(p->gw->audit) && p->w->audit_port) {
+        /* audit.sync: the records are durable before anything is released;
+         * the request goes on when the last one is written. */
+        struct sync_wait *sw = mg_xcalloc(1, sizeof *sw);
+        sw->p = p;
+        sw->next = next;
+        sw->refs = 1; /* this call's own */
+        p->pending++;
+        for (size_t i = 0; i < n; i++) {
+            mg_audit_record_set_upstream(recs[i], 0, 0);
+            sw->refs++;
+            p->pending++;
+            if (mg_audit_submit(p->gw->audit, recs[i], p->w->audit_port, sync_done, sw) < 0) {
+                sw->refs--;
+                p->pending--;
+                sw->failed = true;
+            }
+        }
+        free(recs);
+        free(vs);
+        sync_unref(sw);
+        return;
+    }
     if (n_denied == 0) {
         /* Allowed: the records wait for the upstream's answer (on_log). */
         p->audit_recs = recs;

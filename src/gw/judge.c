@@ -246,6 +246,11 @@ enum mg_judge_refusal mg_judge_precheck(const struct mg_jsonrpc_info *rpc,
         return MG_JUDGE_HEADER_MISMATCH;
     if (rpc->shape == MG_JSONRPC_BATCH && !batches_allowed(h))
         return MG_JUDGE_BATCH_VERSION;
+    /* A list answer is filtered per caller; inside a batch answer it would
+     * not be, so a list request is refused there (fail closed). */
+    for (size_t i = 0; rpc->shape == MG_JSONRPC_BATCH && i < rpc->n_messages; i++)
+        if (rpc->msgs[i].kind == MG_JSONRPC_REQUEST && mg_listfilter_key(rpc->msgs[i].method))
+            return MG_JUDGE_BATCH_LIST;
     return MG_JUDGE_PROCEED;
 }
 
@@ -260,6 +265,10 @@ void mg_judge_refusal_answer(enum mg_judge_refusal r, int *status, int *code, co
     case MG_JUDGE_BATCH_VERSION:
         *code = MG_RPC_INVALID_REQUEST;
         *msg = "batches are not part of this protocol version (2025-06-18 and later)";
+        break;
+    case MG_JUDGE_BATCH_LIST:
+        *code = MG_RPC_INVALID_REQUEST;
+        *msg = "list requests cannot be batched: their answers are filtered per caller";
         break;
     default:
         *status = 0;

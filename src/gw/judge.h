@@ -68,6 +68,7 @@ enum mg_judge_refusal {
     MG_JUDGE_PROCEED = 0,
     MG_JUDGE_HEADER_MISMATCH, /* 400, -32020 */
     MG_JUDGE_BATCH_VERSION,   /* 400, -32600: a batch in 2025-06-18 or later */
+    MG_JUDGE_BATCH_LIST,      /* 400, -32600: a list request inside a batch */
 };
 
 /* The checks before judging, for a POST with a valid JSON-RPC body. */

@@ -1,5 +1,7 @@
 /* Worker threads; see worker.h. */
 #include "gw/worker.h"
+
+#include "audit/audit.h"
 #include "core/log.h"
 #include "gw/metrics.h"
 
@@ -83,6 +85,11 @@ static void finish_worker(struct mg_worker *w)
     w->done = true;
     mg_client_pool_close(&w->pool);
     mg_stream_loop_fini();
+    if (w->audit_port) {
+        /* Draining waited for every request, and each for its records. */
+        mg_audit_port_close(w->audit_port);
+        w->audit_port = NULL;
+    }
     uv_close((uv_handle_t *)&w->wake, on_closed_noop);
     uv_close((uv_handle_t *)&w->drain_timer, on_closed_noop);
 }
@@ -147,6 +154,10 @@ static void worker_main(void *arg)
         abort();
     }
     w->listener_open = true;
+    if (mg_audit_port_new(&w->loop, &w->audit_port) < 0) {
+        mg_log_error("worker %d: cannot create the audit completion port", w->id);
+        abort();
+    }
     uv_run(&w->loop, UV_RUN_DEFAULT);
     /* Everything is closed; let close callbacks run, then release. */
     uv_run(&w->loop, UV_RUN_DEFAULT);

@@ -10,6 +10,8 @@
 
 #include <pthread.h>
 
+struct mg_audit_port;
+
 struct mg_worker {
     int id;
     uv_loop_t loop;
@@ -28,6 +30,7 @@ struct mg_worker {
     bool want_drain;       /* mailbox: stop accepting, finish, exit */
     bool draining;
     bool done;
+    struct mg_audit_port *audit_port; /* completions of audit.sync records, on this loop */
 };
 
 /* Binds a listening socket with SO_REUSEPORT (one per worker). */

@@ -422,6 +422,12 @@ static void test_precheck(void)
                "a batch with a version that is not a date");
     TAP_IS_INT(pre(call, NULL, NULL, "2025-11-25", 0), MG_JUDGE_PROCEED,
                "one message in any version");
+    TAP_IS_INT(pre("[" REQ("ping") "," REQ("tools/list") "]", NULL, NULL, "2025-03-26", 0),
+               MG_JUDGE_BATCH_LIST, "a list request in a batch: its answer could not be filtered");
+    TAP_IS_INT(pre("[" REQ("ping") "," REQ("prompts/list") "]", NULL, NULL, NULL, 0),
+               MG_JUDGE_BATCH_LIST, "prompts/list in a batch too");
+    TAP_IS_INT(pre(REQ("tools/list"), NULL, NULL, NULL, 0), MG_JUDGE_PROCEED,
+               "a list request alone is filtered");
 
     int status, code;
     const char *msg;
