@@ -208,8 +208,11 @@ if has("identity"):
     bad = sum(sum(data.get(("identity", t, k), [0])) for t in ID for k in ("non2xx", "sockerr"))
     if bad:
         p("")
-        p(f"**WARNING: {bad:.0f} non-2xx answers or socket errors: the token was refused or the runs failed; "
-          "the figures above do not measure the token check.**")
+        bad_runs = ", ".join(f"{t} round {r}" for t in ID for r, (a, b) in
+                             enumerate(zip(data.get(("identity", t, "non2xx"), []),
+                                           data.get(("identity", t, "sockerr"), [])), 1) if a or b)
+        p(f"**WARNING: {bad:.0f} non-2xx answers or socket errors ({bad_runs}): failed requests are fast, so "
+          "those runs overstate req/s; see the gateway's log (e.g. a refused token, or a full audit queue).**")
     p("")
 
 # targets
