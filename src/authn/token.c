@@ -5,6 +5,8 @@
  * token. */
 #include "authn/token.h"
 
+#include <pthread.h>
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -155,13 +157,25 @@ int mg_token_kind_of(const char *token, enum mg_token_kind *kind)
     return MG_EINVAL;
 }
 
+/* SHA-256 fetched once: EVP_sha256() makes OpenSSL 3 look the algorithm up
+ * again on every digest, which was most of the token check's cost on the
+ * request path (bench/RESULTS.md, "Where the time goes"). */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha256(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 int mg_token_hash(const char *token, uint8_t out[MG_TOKEN_HASH_LEN])
 {
     unsigned int n = 0;
     if (token == NULL)
         return MG_EINVAL;
-    if (EVP_Digest(token, strlen(token), out, &n, EVP_sha256(), NULL) != 1 ||
-        n != MG_TOKEN_HASH_LEN)
+    pthread_once(&sha256_once, fetch_sha256);
+    const EVP_MD *md = sha256_md ? sha256_md : EVP_sha256();
+    if (EVP_Digest(token, strlen(token), out, &n, md, NULL) != 1 || n != MG_TOKEN_HASH_LEN)
         return MG_EIO;
     return MG_OK;
 }

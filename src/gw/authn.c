@@ -393,22 +393,24 @@ void mg_gw__authn(struct mg_gw_req *p, void (*next)(struct mg_gw_req *p))
         challenge(p, 401, "invalid_token", "the access token is invalid, expired or revoked");
         return;
     }
+    uint8_t hash[MG_TOKEN_HASH_LEN];
+    int hrc = mg_token_hash(tok, hash);
+    OPENSSL_cleanse(tok, strlen(tok)); /* the token, not the whole buffer */
+    if (hrc < 0) {
+        unavailable(p);
+        return;
+    }
+    struct mg_identity *id = NULL;
+    if (mg_tokcache_get(a->cache, hash, now_sec(), &id) == 1) {
+        admit(p, id, next);
+        return;
+    }
+    /* A miss: the store decides, on the threadpool. */
     struct lookup *l = mg_xcalloc(1, sizeof *l);
     l->p = p;
     l->next = next;
     l->kind = kind;
-    if (mg_token_hash(tok, l->hash) < 0) {
-        free(l);
-        unavailable(p);
-        return;
-    }
-    OPENSSL_cleanse(tok, sizeof tok);
-    struct mg_identity *id = NULL;
-    if (mg_tokcache_get(a->cache, l->hash, now_sec(), &id) == 1) {
-        free(l);
-        admit(p, id, next);
-        return;
-    }
+    memcpy(l->hash, hash, sizeof hash);
     if (!mg_tokcache_store_fresh(a->cache)) {
         free(l);
         unavailable(p);
