@@ -215,6 +215,86 @@ if has("identity"):
           "those runs overstate req/s; see the gateway's log (e.g. a refused token, or a full audit queue).**")
     p("")
 
+# 6. full path
+FT = ("nginx", "gw-public", "gw-full")
+r_full = r_full_pj = nan
+if has("full"):
+    p("### 6. Full path: tools/call POST with token + inspection + policy + audit, against nginx")
+    p("")
+    p(f"{meta.get('full_params', '')}; all six orders of the three targets, one per round. "
+      "nginx = `proxy_pass` to mcp-sqlite (as in section 1); gw-public = the gateway's public route "
+      "(no token, default policy, audited); gw-full = a route that requires a gateway-issued access token "
+      "(client_credentials), with a 3-rule Pomerium-syntax policy (allow signed-in; deny execute unless "
+      "admins; deny sql containing DROP or ATTACH) and the audit trail to a file (sync false).")
+    p("")
+    p("| target | req/s (mean) | p50 ms | p99 ms (mean / median of rounds) | CPU µs/request, proxy | CPU µs/request, all | "
+      "req/s per round | p99 per round | non-2xx | socket errors | audit records per request |")
+    p("|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|")
+    for t in FT:
+        if ("full", t, "rps") not in data:
+            continue
+        nreq = sum(data.get(("full", t, "requests"), [0]))
+        nrec = sum(data.get(("full", t, "audit_records"), [0]))
+        arpr = "—" if t == "nginx" or not nreq else f"{nrec / nreq:.4f}"
+        p(f"| {t} | {mean('full', t, 'rps'):,.0f} | {mean('full', t, 'p50'):.2f} "
+          f"| {mean('full', t, 'p99'):.2f} / {median('full', t, 'p99'):.2f} "
+          f"| {mean('full', t, 'cpu_us'):.1f} | {mean('full', t, 'cpu_all_us'):.1f} "
+          f"| {spread('full', t, 'rps')} | {spread('full', t, 'p99', '{:.2f}')} "
+          f"| {sum(data.get(('full', t, 'non2xx'), [0])):.0f} | {sum(data.get(('full', t, 'sockerr'), [0])):.0f} | {arpr} |")
+    p("")
+    p("| ratio to nginx | gw-full | gw-public |")
+    p("|---|---:|---:|")
+    rows = {}
+    for t in ("gw-full", "gw-public"):
+        a = data.get(("full", "nginx", "rps"), [])
+        b = data.get(("full", t, "rps"), [])
+        pr = [y / x for x, y in zip(a, b) if x]
+        rows[t] = {
+            "req/s, ratio of means (measured)": f"{mean('full', t, 'rps') / mean('full', 'nginx', 'rps'):.3f}×",
+            "req/s, median of per-round ratios": f"{statistics.median(pr):.3f}×" if pr else "—",
+            "req/s per round": " / ".join(f"{x:.2f}" for x in pr),
+            "**req/s, CPU-bound projection** (nginx ÷ target, CPU µs/request all)":
+                f"**{mean('full', 'nginx', 'cpu_all_us') / mean('full', t, 'cpu_all_us'):.3f}×**",
+            "CPU per request, proxy": f"{mean('full', t, 'cpu_us') / mean('full', 'nginx', 'cpu_us'):.2f}× "
+                                      f"({mean('full', t, 'cpu_us') - mean('full', 'nginx', 'cpu_us'):+.1f} µs)",
+            "p99, ratio of means": f"{mean('full', t, 'p99') / mean('full', 'nginx', 'p99'):.2f}×",
+            "p99, ratio of medians of rounds": f"{median('full', t, 'p99') / median('full', 'nginx', 'p99'):.2f}×",
+        }
+    for k in rows["gw-full"]:
+        p(f"| {k} | {rows['gw-full'][k]} | {rows['gw-public'][k]} |")
+    p("")
+    r_full = mean("full", "gw-full", "rps") / mean("full", "nginx", "rps")
+    r_full_pj = mean("full", "nginx", "cpu_all_us") / mean("full", "gw-full", "cpu_all_us")
+    p(f"gw-full/gw-public: req/s {mean('full', 'gw-full', 'rps') / mean('full', 'gw-public', 'rps'):.3f}×, "
+      f"CPU per request {mean('full', 'gw-full', 'cpu_us') - mean('full', 'gw-public', 'cpu_us'):+.1f} µs.")
+    p("")
+    if ("full", "gw-full", "ir_per_req") in data:
+        p("Instructions per request (user space, `valgrind --tool=callgrind`, counters zeroed after a warm-up, "
+          "wrk -t1 -c4; nginx as one process, `master_process off`, one worker):")
+        p("")
+        p("| target | requests counted | instructions per request | vs nginx |")
+        p("|---|---:|---:|---:|")
+        b_ir = mean("full", "nginx", "ir_per_req")
+        for t in FT:
+            ir = mean("full", t, "ir_per_req")
+            if ir != ir:
+                continue
+            p(f"| {t} | {mean('full', t, 'cg_requests'):,.0f} | {ir:,.0f} | "
+              + ("—" if t == "nginx" else f"{ir / b_ir:.2f}×") + " |")
+        p("")
+    v = data.get(("full", "gw-full", "audit_verified"))
+    if v:
+        p(f"`mcpgate audit verify` of the audit file after the runs: {'chain intact' if v[0] else '**FAILED**'}.")
+        p("")
+    fl = {t: data.get(("full", t, "foreign_pct"), []) for t in FT}
+    p("Other work on the machine during each run, % of both CPUs: "
+      + "; ".join(f"{t} {' / '.join(f'{x:.0f}' for x in v)}" for t, v in fl.items() if v) + ".")
+    bad = sum(sum(data.get(("full", t, k), [0])) for t in FT for k in ("non2xx", "sockerr"))
+    if bad:
+        p("")
+        p(f"**WARNING: {bad:.0f} non-2xx answers or socket errors.**")
+    p("")
+
 # targets
 p("### Targets")
 p("")
@@ -234,4 +314,10 @@ if has("identity"):
     if pj == pj:
         p(f"| the same, CPU-bound projection | {pj:.3f}× | "
           f"{verdict(pj >= 0.95, '' if pj >= 0.95 else f'{(1 - pj) * 100:.1f}% lost')} |")
+if has("full"):
+    p(f"| full path req/s ≥ 1.0× nginx, measured | {r_full:.3f}× | "
+      f"{verdict(r_full >= 1.0, '' if r_full >= 1.0 else f'{(1 - r_full) * 100:.1f}% short')} |")
+    if r_full_pj == r_full_pj:
+        p(f"| the same, CPU-bound projection | {r_full_pj:.3f}× | "
+          f"{verdict(r_full_pj >= 1.0, '' if r_full_pj >= 1.0 else f'{(1 - r_full_pj) * 100:.1f}% short')} |")
 print("\n".join(out))
