@@ -37,60 +37,70 @@
 #include <netinet/in.h>
 #include <time.h>
 
-#define SERVICES   100
-#define VERBS      10
-#define N_TOOLS    (SERVICES * VERBS)
-#define TEAM_RULES 80 /* allow rules keyed on team-K and the prefix svcKK_ */
+#define SERVICES    100
+#define VERBS       10
+#define N_TOOLS     (SERVICES * VERBS)
+#define TEAM_RULES  80 /* allow rules keyed on team-K and the prefix svcKK_ */
 #define AUDIT_RULES 10
-#define ARG_DENY   8
+#define ARG_DENY    8
 
 static const struct {
     const char *verb, *what;
     int cls; /* 0 read-only, 1 write, 2 destructive (annotations) */
 } verbs[VERBS] = {
-    {"list", "Lists the records, newest first, with their id, owner, status "
-             "and last change. Results are paginated: pass the cursor of the previous page to "
-             "continue; at most `limit` records are returned per page.",
+    {"list",
+     "Lists the records, newest first, with their id, owner, status "
+     "and last change. Results are paginated: pass the cursor of the previous page to "
+     "continue; at most `limit` records are returned per page.",
      0},
-    {"get", "Returns one record by its id, with every field, the change "
-            "history of the last 30 days and the links to related records. Fails with "
-            "not_found if the id is unknown or the record was purged.",
+    {"get",
+     "Returns one record by its id, with every field, the change "
+     "history of the last 30 days and the links to related records. Fails with "
+     "not_found if the id is unknown or the record was purged.",
      0},
-    {"search", "Searches the records by a free-text query and optional "
-               "field filters. Quoted phrases match exactly; results are ranked by relevance "
-               "and paginated. Deleted records are left out unless include_deleted is set.",
+    {"search",
+     "Searches the records by a free-text query and optional "
+     "field filters. Quoted phrases match exactly; results are ranked by relevance "
+     "and paginated. Deleted records are left out unless include_deleted is set.",
      0},
-    {"export", "Exports the records that match the filters as CSV or JSON "
-               "lines and returns a download link valid for one hour. Large exports run in "
-               "the background; poll the returned job id.",
+    {"export",
+     "Exports the records that match the filters as CSV or JSON "
+     "lines and returns a download link valid for one hour. Large exports run in "
+     "the background; poll the returned job id.",
      0},
-    {"create", "Creates a record from the given fields and returns its id. "
-               "Required fields depend on the record type; unknown fields are refused. The "
-               "caller becomes the owner unless owner is given.",
+    {"create",
+     "Creates a record from the given fields and returns its id. "
+     "Required fields depend on the record type; unknown fields are refused. The "
+     "caller becomes the owner unless owner is given.",
      1},
-    {"update", "Changes fields of one record. Only the given fields change; "
-               "pass null to clear an optional field. Fails with conflict if the record "
-               "changed since the given revision.",
+    {"update",
+     "Changes fields of one record. Only the given fields change; "
+     "pass null to clear an optional field. Fails with conflict if the record "
+     "changed since the given revision.",
      1},
-    {"import", "Imports records into the service from a CSV or JSON-lines document at a "
-               "URL. Existing records with the same external id are updated; the import is "
-               "atomic and its report lists every refused row.",
+    {"import",
+     "Imports records into the service from a CSV or JSON-lines document at a "
+     "URL. Existing records with the same external id are updated; the import is "
+     "atomic and its report lists every refused row.",
      1},
-    {"sync", "Synchronises the records with the upstream system of record: "
-             "fetches changes since the last sync and applies them. Returns the number of "
-             "records created, changed and removed.",
+    {"sync",
+     "Synchronises the records with the upstream system of record: "
+     "fetches changes since the last sync and applies them. Returns the number of "
+     "records created, changed and removed.",
      1},
-    {"delete", "Deletes one record. The record stays recoverable for 30 days "
-               "(see restore), after which it is purged. Linked records are not deleted.",
+    {"delete",
+     "Deletes one record. The record stays recoverable for 30 days "
+     "(see restore), after which it is purged. Linked records are not deleted.",
      2},
-    {"purge", "Permanently removes the records that were deleted more than "
-              "the given number of days ago. This cannot be undone; the count removed is "
-              "returned.",
+    {"purge",
+     "Permanently removes the records that were deleted more than "
+     "the given number of days ago. This cannot be undone; the count removed is "
+     "returned.",
      2},
 };
 
-static const char *const nouns[] = {"invoice", "customer", "ticket", "order", "shipment",
-                                    "contract", "asset", "incident", "employee", "campaign"};
+static const char *const nouns[] = {"invoice",  "customer", "ticket",   "order",    "shipment",
+                                    "contract", "asset",    "incident", "employee", "campaign"};
 
 /* The upstream's tools/list answer, as bytes. */
 static void answer_json(struct mg_buf *b)
@@ -305,8 +315,7 @@ static int utf8_len(const unsigned char *p, const unsigned char *end)
         return 3;
     }
     if (c >= 0xF0 && c <= 0xF4) {
-        if (end - p < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 ||
-            (p[3] & 0xC0) != 0x80)
+        if (end - p < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
             return -1;
         if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F))
             return -1;
@@ -357,9 +366,14 @@ static bool sc_string(struct scan *s, const unsigned char **a, const unsigned ch
             if (end - p < 2)
                 return false;
             switch (p[1]) {
-            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-                p += 2;
-                continue;
+            case '"':
+            case '\\':
+            case '/':
+            case 'b':
+            case 'f':
+            case 'n':
+            case 'r':
+            case 't': p += 2; continue;
             case 'u': {
                 if (end - p < 6)
                     return false;
@@ -695,11 +709,11 @@ static int splice_filter(const char *doc, size_t len, struct ctx *cx, struct mg_
                                     c = cx->route->tool_classes[i].tool_class;
                                     break;
                                 }
-                            in.tool_class = c >= 0            ? (enum mg_tool_class)c
-                                            : !it.ro_set      ? MG_TOOL_DESTRUCTIVE
-                                            : it.ro           ? MG_TOOL_READ_ONLY
-                                            : it.destr_false  ? MG_TOOL_WRITE
-                                                              : MG_TOOL_DESTRUCTIVE;
+                            in.tool_class = c >= 0           ? (enum mg_tool_class)c
+                                            : !it.ro_set     ? MG_TOOL_DESTRUCTIVE
+                                            : it.ro          ? MG_TOOL_READ_ONLY
+                                            : it.destr_false ? MG_TOOL_WRITE
+                                                             : MG_TOOL_DESTRUCTIVE;
                             in.mcp_name = it.name;
                             struct mg_policy_decision d;
                             mg_policy_eval(g, r, &in, &d);
@@ -766,7 +780,18 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-enum { P_PARSE, P_LEARN, P_FILTER, P_DUMP, P_FREE, P_TOTAL, P_JUDGE, P_SPLICE, P_SPJUDGE, N_PHASES };
+enum {
+    P_PARSE,
+    P_LEARN,
+    P_FILTER,
+    P_DUMP,
+    P_FREE,
+    P_TOTAL,
+    P_JUDGE,
+    P_SPLICE,
+    P_SPJUDGE,
+    N_PHASES
+};
 
 int main(void)
 {
@@ -809,8 +834,7 @@ int main(void)
          * overridden to write) = 398 */
         {"40 teams + auditors (sees 398)", "ann@example.com", "auditors", 0, 40, 398},
         /* every team, admins, sre: all tools of services 0-79 (800) + 78 */
-        {"admin of all 80 teams (sees 878)", "root@example.com", "auditors,admins,sre", 0, 80,
-         878},
+        {"admin of all 80 teams (sees 878)", "root@example.com", "auditors,admins,sre", 0, 80, 878},
         /* team-5: svc05's 8 read and write tools */
         {"one team (sees 8)", "bob@example.com", "", 5, 6, 8},
     };
@@ -880,10 +904,12 @@ int main(void)
             }
             uint64_t sp1 = mg_now_ns();
             if (i == -n / 10 - 1) { /* once: the same answer as the daemon's path */
-                json_t *x = json_loadb(spl.data, spl.len, 0, &je), *y2 = json_loadb(up.data, up.len, 0, &je);
+                json_t *x = json_loadb(spl.data, spl.len, 0, &je),
+                       *y2 = json_loadb(up.data, up.len, 0, &je);
                 mg_listfilter_apply(y2, "tools", keep_item, &cx, NULL);
                 if (x == NULL || !json_equal(x, y2)) {
-                    fprintf(stderr, "listfilter_bench: splice output differs (%s)\n", cases[c].label);
+                    fprintf(stderr, "listfilter_bench: splice output differs (%s)\n",
+                            cases[c].label);
                     return 1;
                 }
                 json_decref(x);
@@ -907,9 +933,9 @@ int main(void)
             med[ph] = (double)t[ph][n / 2] / 1e6;
             mn[ph] = (double)t[ph][0] / 1e6;
         }
-        printf("  %-34s %10.3f %10.3f %10.3f %10.3f %10.3f | %10.3f | %10.3f  %zu\n", cases[c].label,
-               med[P_PARSE], med[P_LEARN], med[P_FILTER], med[P_DUMP], med[P_FREE], med[P_TOTAL],
-               med[P_JUDGE], out_len);
+        printf("  %-34s %10.3f %10.3f %10.3f %10.3f %10.3f | %10.3f | %10.3f  %zu\n",
+               cases[c].label, med[P_PARSE], med[P_LEARN], med[P_FILTER], med[P_DUMP], med[P_FREE],
+               med[P_TOTAL], med[P_JUDGE], out_len);
         printf("  %-34s %10.3f %10.3f %10.3f %10.3f %10.3f | %10.3f | %10.3f\n", "  (minimum)",
                mn[P_PARSE], mn[P_LEARN], mn[P_FILTER], mn[P_DUMP], mn[P_FREE], mn[P_TOTAL],
                mn[P_JUDGE]);
