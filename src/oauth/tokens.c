@@ -217,45 +217,84 @@ static void grant_error(struct oreq *o, const char *desc)
     o->job_desc = desc;
 }
 
+/* The words a single-use grant's refusals use. */
+struct grant_words {
+    enum mg_store_token_kind kind;
+    const char *invalid, *other_client, *replayed, *expired;
+};
+
+static const struct grant_words code_words = {
+    MG_STORE_TOKEN_CODE,
+    "the authorization code is invalid",
+    "the authorization code was issued to another client",
+    "the authorization code was already used; its tokens are revoked",
+    "the authorization code has expired",
+};
+
+static const struct grant_words refresh_words = {
+    MG_STORE_TOKEN_REFRESH,
+    "the refresh token is invalid",
+    "the refresh token was issued to another client",
+    "the refresh token was already used; every token of this grant is now revoked",
+    "the refresh token has expired",
+};
+
+/* Consumes a single-use grant (an authorization code or a refresh token):
+ * looks it up, checks its kind and client, and revokes it with a
+ * conditional update so exactly one caller wins. A grant presented again
+ * revokes its whole family (RFC 6749 §4.1.2 for codes, BCP 240 §4.14.2 for
+ * rotated refresh tokens). Returns 0 with *ok true and *row filled when this
+ * call consumed a live grant; 0 with *ok false after recording the refusal
+ * in o; a negative status when the store failed. Threadpool. */
+static int consume_grant(struct mg_store *st, struct oreq *o, const struct grant_words *w,
+                         struct mg_store_token *row, bool *ok)
+{
+    struct tok *t = o->ext;
+    uint8_t h[MG_TOKEN_HASH_LEN];
+    *ok = false;
+    int rc = mg_token_hash(t->code_or_refresh, h);
+    if (rc < 0)
+        return rc;
+    rc = mg_store_token_get(st, h, row);
+    if (rc == MG_ENOTFOUND || (rc == 0 && row->kind != w->kind)) {
+        grant_error(o, w->invalid);
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    if (row->client_id == NULL || strcmp(row->client_id, o->client.client_id) != 0) {
+        grant_error(o, w->other_client);
+        return 0;
+    }
+    size_t n = 0;
+    if (row->revoked_at == 0 && (rc = mg_store_token_revoke(st, h, o->now, &n)) < 0)
+        return rc;
+    if (n != 1) {
+        size_t m = 0;
+        if (row->family_id)
+            mg_store_token_revoke_family(st, row->family_id, o->now, &m);
+        grant_error(o, w->replayed);
+        o->job_rc = 1; /* tell the loop to drop cached tokens */
+        return 0;
+    }
+    if (row->expires_at <= o->now) {
+        grant_error(o, w->expired);
+        return 0;
+    }
+    *ok = true;
+    return 0;
+}
+
 static int code_work(struct mg_store *st, void *arg)
 {
     struct oreq *o = arg;
     struct tok *t = o->ext;
-    uint8_t h[MG_TOKEN_HASH_LEN];
     struct mg_store_token row = {0};
     json_t *extra = NULL;
-    int rc = mg_token_hash(t->code_or_refresh, h);
-    if (rc < 0)
-        return rc;
-    rc = mg_store_token_get(st, h, &row);
-    if (rc == MG_ENOTFOUND || (rc == 0 && row.kind != MG_STORE_TOKEN_CODE)) {
-        grant_error(o, "the authorization code is invalid");
-        rc = 0;
+    bool ok = false;
+    int rc = consume_grant(st, o, &code_words, &row, &ok);
+    if (rc < 0 || !ok)
         goto out;
-    }
-    if (rc < 0)
-        goto out;
-    if (row.client_id == NULL || strcmp(row.client_id, o->client.client_id) != 0) {
-        grant_error(o, "the authorization code was issued to another client");
-        goto out;
-    }
-    size_t n = 0;
-    rc = mg_store_token_revoke(st, h, o->now, &n);
-    if (rc < 0)
-        goto out;
-    if (n != 1) {
-        /* RFC 6749 §4.1.2: a code used twice revokes what it produced. */
-        size_t m = 0;
-        if (row.family_id)
-            mg_store_token_revoke_family(st, row.family_id, o->now, &m);
-        grant_error(o, "the authorization code was already used; its tokens are revoked");
-        o->job_rc = 1; /* tell the loop to drop cached tokens */
-        goto out;
-    }
-    if (row.expires_at <= o->now) {
-        grant_error(o, "the authorization code has expired");
-        goto out;
-    }
     json_error_t je;
     extra = json_loads(row.extra_json ? row.extra_json : "{}", 0, &je);
     const char *ru = json_string_value(json_object_get(extra, "redirect_uri"));
@@ -287,43 +326,11 @@ static int refresh_work(struct mg_store *st, void *arg)
 {
     struct oreq *o = arg;
     struct tok *t = o->ext;
-    uint8_t h[MG_TOKEN_HASH_LEN];
     struct mg_store_token row = {0};
-    int rc = mg_token_hash(t->code_or_refresh, h);
-    if (rc < 0)
-        return rc;
-    rc = mg_store_token_get(st, h, &row);
-    if (rc == MG_ENOTFOUND || (rc == 0 && row.kind != MG_STORE_TOKEN_REFRESH)) {
-        grant_error(o, "the refresh token is invalid");
-        rc = 0;
+    bool live = false;
+    int rc = consume_grant(st, o, &refresh_words, &row, &live);
+    if (rc < 0 || !live)
         goto out;
-    }
-    if (rc < 0)
-        goto out;
-    if (row.client_id == NULL || strcmp(row.client_id, o->client.client_id) != 0) {
-        grant_error(o, "the refresh token was issued to another client");
-        goto out;
-    }
-    size_t n = 0;
-    if (row.revoked_at == 0)
-        rc = mg_store_token_revoke(st, h, o->now, &n);
-    if (rc < 0)
-        goto out;
-    if (n != 1) {
-        /* Reuse of a rotated refresh token: someone else has a copy. Revoke the
-         * whole family (BCP 240 §4.14.2). */
-        size_t m = 0;
-        if (row.family_id)
-            mg_store_token_revoke_family(st, row.family_id, o->now, &m);
-        grant_error(o, "the refresh token was already used; every token of this grant is "
-                       "now revoked");
-        o->job_rc = 1;
-        goto out;
-    }
-    if (row.expires_at <= o->now) {
-        grant_error(o, "the refresh token has expired");
-        goto out;
-    }
     const char *scope = row.scopes ? row.scopes : "";
     if (t->scope) {
         /* A narrower scope may be asked for, never a wider one. */
