@@ -1,4 +1,5 @@
 /* The administration commands; see cli.h. */
+#include "cli/args.h"
 #include "cli/cli.h"
 
 #include "authn/identity.h"
@@ -52,50 +53,27 @@ static int usage(void)
 
 static int parse(int argc, char **argv, struct opts *o)
 {
-    static const struct {
-        const char *flag;
-        size_t off;
-    } vals[] = {
-        {"--name", offsetof(struct opts, name)},     {"--groups", offsetof(struct opts, groups)},
-        {"--owner", offsetof(struct opts, owner)},   {"--expires", offsetof(struct opts, expires)},
-        {"--route", offsetof(struct opts, route)},   {"--user", offsetof(struct opts, user)},
-        {"--client", offsetof(struct opts, client)}, {"--token", offsetof(struct opts, token)},
-        {"--id", offsetof(struct opts, id)},         {"-c", offsetof(struct opts, config)},
-        {"--config", offsetof(struct opts, config)},
+    static const struct mg_cli_opt opts[] = {
+        {"--name", offsetof(struct opts, name), false},
+        {"--groups", offsetof(struct opts, groups), false},
+        {"--owner", offsetof(struct opts, owner), false},
+        {"--expires", offsetof(struct opts, expires), false},
+        {"--route", offsetof(struct opts, route), false},
+        {"--user", offsetof(struct opts, user), false},
+        {"--client", offsetof(struct opts, client), false},
+        {"--token", offsetof(struct opts, token), false},
+        {"--id", offsetof(struct opts, id), false},
+        {"-c", offsetof(struct opts, config), false},
+        {"--config", offsetof(struct opts, config), false},
+        {"--json", offsetof(struct opts, json), true},
+        {"--generate-password", offsetof(struct opts, generate), true},
+        {"--password-stdin", offsetof(struct opts, password_stdin), true},
     };
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool done = false;
-        for (size_t k = 0; k < MG_ARRAY_LEN(vals) && !done; k++) {
-            if (strcmp(a, vals[k].flag) == 0) {
-                if (i + 1 >= argc) {
-                    fprintf(stderr, "mcpgate: %s needs a value\n", a);
-                    return -1;
-                }
-                *(const char **)((char *)o + vals[k].off) = argv[++i];
-                done = true;
-            }
-        }
-        if (done)
-            continue;
-        if (strcmp(a, "--json") == 0)
-            o->json = true;
-        else if (strcmp(a, "--generate-password") == 0)
-            o->generate = true;
-        else if (strcmp(a, "--password-stdin") == 0)
-            o->password_stdin = true;
-        else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
-            return -1;
-        else if (a[0] == '-') {
-            fprintf(stderr, "mcpgate: unknown option '%s'\n", a);
-            return -1;
-        } else if (o->n_pos < 3)
-            o->pos[o->n_pos++] = a;
-        else {
-            fprintf(stderr, "mcpgate: unexpected argument '%s'\n", a);
-            return -1;
-        }
-    }
+    size_t n_pos = 0;
+    if (mg_cli_parse(argc, argv, opts, MG_ARRAY_LEN(opts), o, o->pos, MG_ARRAY_LEN(o->pos),
+                     &n_pos) < 0)
+        return -1;
+    o->n_pos = (int)n_pos;
     if (o->config == NULL) {
         fprintf(stderr, "mcpgate: -c FILE is required (the gateway's configuration: it names "
                         "the store)\n");

@@ -3,6 +3,7 @@
  * names (or any file given with --file, such as a saved copy of the stdout
  * sink). Records are untrusted text (tool names come from callers): the
  * table shows control characters as '?', JSON output escapes them. */
+#include "cli/args.h"
 #include "cli/cli.h"
 
 #include "audit/verify.h"
@@ -37,45 +38,22 @@ static int usage(void)
 
 static int parse(int argc, char **argv, struct opts *o)
 {
-    static const struct {
-        const char *flag;
-        size_t off;
-    } vals[] = {
-        {"-c", offsetof(struct opts, config)},     {"--config", offsetof(struct opts, config)},
-        {"--file", offsetof(struct opts, file)},   {"--user", offsetof(struct opts, user)},
-        {"--tool", offsetof(struct opts, tool)},   {"--decision", offsetof(struct opts, decision)},
-        {"--route", offsetof(struct opts, route)}, {"--method", offsetof(struct opts, method)},
-        {"--since", offsetof(struct opts, since)}, {"--limit", offsetof(struct opts, limit)},
+    static const struct mg_cli_opt opts[] = {
+        {"-c", offsetof(struct opts, config), false},
+        {"--config", offsetof(struct opts, config), false},
+        {"--file", offsetof(struct opts, file), false},
+        {"--user", offsetof(struct opts, user), false},
+        {"--tool", offsetof(struct opts, tool), false},
+        {"--decision", offsetof(struct opts, decision), false},
+        {"--route", offsetof(struct opts, route), false},
+        {"--method", offsetof(struct opts, method), false},
+        {"--since", offsetof(struct opts, since), false},
+        {"--limit", offsetof(struct opts, limit), false},
+        {"--json", offsetof(struct opts, json), true},
     };
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool done = false;
-        for (size_t k = 0; k < MG_ARRAY_LEN(vals) && !done; k++) {
-            if (strcmp(a, vals[k].flag) == 0) {
-                if (i + 1 >= argc) {
-                    fprintf(stderr, "mcpgate: %s needs a value\n", a);
-                    return -1;
-                }
-                *(const char **)((char *)o + vals[k].off) = argv[++i];
-                done = true;
-            }
-        }
-        if (done)
-            continue;
-        if (strcmp(a, "--json") == 0)
-            o->json = true;
-        else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
-            return -1;
-        else if (a[0] == '-') {
-            fprintf(stderr, "mcpgate: unknown option '%s'\n", a);
-            return -1;
-        } else if (!o->sub)
-            o->sub = a;
-        else {
-            fprintf(stderr, "mcpgate: unexpected argument '%s'\n", a);
-            return -1;
-        }
-    }
+    size_t n_pos = 0;
+    if (mg_cli_parse(argc, argv, opts, MG_ARRAY_LEN(opts), o, &o->sub, 1, &n_pos) < 0)
+        return -1;
     if (!o->sub || (strcmp(o->sub, "query") != 0 && strcmp(o->sub, "verify") != 0))
         return -1;
     if (!o->config == !o->file) {

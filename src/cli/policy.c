@@ -5,6 +5,7 @@
  * there (body size, sign-in, a body that is not JSON-RPC), so what it prints
  * is what the gateway does. Inputs are the operator's own files, but names
  * in them are printed with control characters masked all the same. */
+#include "cli/args.h"
 #include "cli/cli.h"
 
 #include "audit/record.h"
@@ -48,45 +49,17 @@ static int usage(void)
 
 static int parse(int argc, char **argv, struct opts *o)
 {
-    static const struct {
-        const char *flag;
-        size_t off;
-    } vals[] = {
-        {"-c", offsetof(struct opts, config)},
-        {"--config", offsetof(struct opts, config)},
-        {"--route", offsetof(struct opts, route)},
-        {"--identity", offsetof(struct opts, identity)},
-        {"--request", offsetof(struct opts, request)},
+    static const struct mg_cli_opt opts[] = {
+        {"-c", offsetof(struct opts, config), false},
+        {"--config", offsetof(struct opts, config), false},
+        {"--route", offsetof(struct opts, route), false},
+        {"--identity", offsetof(struct opts, identity), false},
+        {"--request", offsetof(struct opts, request), false},
+        {"--json", offsetof(struct opts, json), true},
     };
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool done = false;
-        for (size_t k = 0; k < MG_ARRAY_LEN(vals) && !done; k++) {
-            if (strcmp(a, vals[k].flag) == 0) {
-                if (i + 1 >= argc) {
-                    fprintf(stderr, "mcpgate: %s needs a value\n", a);
-                    return -1;
-                }
-                *(const char **)((char *)o + vals[k].off) = argv[++i];
-                done = true;
-            }
-        }
-        if (done)
-            continue;
-        if (strcmp(a, "--json") == 0)
-            o->json = true;
-        else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
-            return -1;
-        else if (a[0] == '-') {
-            fprintf(stderr, "mcpgate: unknown option '%s'\n", a);
-            return -1;
-        } else if (!o->sub)
-            o->sub = a;
-        else {
-            fprintf(stderr, "mcpgate: unexpected argument '%s'\n", a);
-            return -1;
-        }
-    }
+    size_t n_pos = 0;
+    if (mg_cli_parse(argc, argv, opts, MG_ARRAY_LEN(opts), o, &o->sub, 1, &n_pos) < 0)
+        return -1;
     if (!o->sub || (strcmp(o->sub, "test") != 0 && strcmp(o->sub, "lint") != 0))
         return -1;
     if (!o->config) {
