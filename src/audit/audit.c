@@ -13,7 +13,8 @@
 #include <time.h>
 
 #define BATCH_MAX_BYTES (8u << 20)
-#define EAGAIN_TRIES    8 /* re-chains of one batch before it counts as a failure */
+#define TEXT_KEEP_BYTES (1u << 20) /* the batch text buffer kept between batches */
+#define EAGAIN_TRIES    8          /* re-chains of one batch before it counts as a failure */
 
 struct item {
     struct item *next;
@@ -65,6 +66,8 @@ struct mg_audit {
     /* The chain's head: the writer thread only (and mg_audit_new before it). */
     int64_t seq;
     char hash[MG_AUDIT_HASH_HEX + 1];
+    struct mg_buf text; /* the batch's canonical texts (writer thread) */
+    bool idle;          /* the writer waits for a first record (under mu) */
 };
 
 static const struct mg_audit_sink_ops *const builtin_sinks[] = {
@@ -156,43 +159,44 @@ static void item_free(struct item *it)
     free(it);
 }
 
-struct slot {
-    char prev[MG_AUDIT_HASH_HEX + 1];
-    char hash[MG_AUDIT_HASH_HEX + 1];
-    char *text;
-};
-
 /* Chains the batch after the writer's head and writes it; re-chains when
  * another writer (a gateway on the same store) took the head meanwhile.
- * Runs without the mutex: the batch belongs to the writer. */
+ * Runs without the mutex: the batch belongs to the writer. The texts go
+ * into one buffer, reused from batch to batch. */
 static int write_batch(struct mg_audit *a, struct item *batch, size_t n, char *err, size_t cap)
 {
     struct mg_audit_entry *e = mg_xcalloc(n, sizeof *e);
-    struct slot *s = mg_xcalloc(n, sizeof *s);
+    char(*hashes)[MG_AUDIT_HASH_HEX + 1] = mg_xcalloc(n + 1, sizeof *hashes);
+    struct mg_buf *text = &a->text;
     int rc = 0;
 
     for (int attempt = 0; attempt < EAGAIN_TRIES; attempt++) {
         struct item *it = batch;
+        mg_buf_reset(text);
+        memcpy(hashes[0], a->hash, MG_AUDIT_HASH_HEX + 1);
         for (size_t i = 0; i < n; i++, it = it->next) {
-            memcpy(s[i].prev, i ? s[i - 1].hash : a->hash, MG_AUDIT_HASH_HEX + 1);
-            free(s[i].text);
-            s[i].text = NULL;
-            rc = mg_audit_record_chain(it->rec, a->seq + 1 + (int64_t)i, s[i].prev, &s[i].text,
-                                       &e[i].len, s[i].hash);
+            size_t start = text->len;
+            rc = mg_audit_record_append(it->rec, a->seq + 1 + (int64_t)i, hashes[i], text,
+                                        hashes[i + 1]);
             if (rc != 0) {
                 snprintf(err, cap, "audit: cannot serialise a record: %s", mg_strstatus(rc));
                 goto out;
             }
             /* By construction (record.h); readers rely on it. */
-            MG_ASSERT(e[i].len <= MG_AUDIT_MAX_RECORD_BYTES);
+            MG_ASSERT(text->len - start <= MG_AUDIT_MAX_RECORD_BYTES);
             e[i].seq = a->seq + 1 + (int64_t)i;
             e[i].time_ms = mg_audit_record_time_ms(it->rec);
-            e[i].text = s[i].text;
-            e[i].prev = s[i].prev;
-            e[i].hash = s[i].hash;
-            mg_audit_record_cols(it->rec, &e[i].cols);
+            e[i].text = (const char *)(uintptr_t)start; /* an offset until the buffer is final */
+            e[i].len = text->len - start;
+            MG_ASSERT(mg_buf_append(text, "", 1) == 0); /* each text is a C string too */
+            e[i].prev = hashes[i];
+            e[i].hash = hashes[i + 1];
+            if (a->ops->wants_cols)
+                mg_audit_record_cols(it->rec, &e[i].cols);
         }
-        rc = a->ops->write(a->sink, e, n, err, cap);
+        for (size_t i = 0; i < n; i++)
+            e[i].text = text->data + (size_t)(uintptr_t)e[i].text;
+        rc = a->ops->write(a->sink, e, n, a->sync || !a->ops->sync, err, cap);
         if (rc != MG_EAGAIN)
             break;
         rc = a->ops->head(a->sink, &a->seq, a->hash, err, cap);
@@ -202,7 +206,7 @@ static int write_batch(struct mg_audit *a, struct item *batch, size_t n, char *e
     }
     if (rc == 0) {
         a->seq += (int64_t)n;
-        memcpy(a->hash, s[n - 1].hash, MG_AUDIT_HASH_HEX + 1);
+        memcpy(a->hash, hashes[n], MG_AUDIT_HASH_HEX + 1);
     } else if (rc == MG_EAGAIN) {
         snprintf(err, cap, "audit: lost the race for the chain's head %d times", EAGAIN_TRIES);
     } else {
@@ -217,9 +221,10 @@ static int write_batch(struct mg_audit *a, struct item *batch, size_t n, char *e
         }
     }
 out:
-    for (size_t i = 0; i < n; i++)
-        free(s[i].text);
-    free(s);
+    /* A big batch's buffer is not kept for the next one. */
+    if (text->cap > TEXT_KEEP_BYTES)
+        mg_buf_fini(text);
+    free(hashes);
     free(e);
     return rc;
 }
@@ -293,10 +298,43 @@ static void account(struct mg_audit *a, size_t n, size_t bytes, bool written)
     pthread_cond_broadcast(&a->flushed);
 }
 
+/* Makes the writes since the last sync durable (sync: false); without the
+ * mutex. A failure cannot take them back: it is reported, and the sink
+ * counts as failing until the next write and sync succeed. */
+static void sync_now(struct mg_audit *a, uint64_t *failures)
+{
+    char err[512] = "";
+    if (a->ops->sync(a->sink, err, sizeof err) == 0)
+        return;
+    atomic_store(&a->sink_ok, false);
+    if ((*failures)++ == 0)
+        mg_log_error("audit: %s; records of the last %d ms may not survive a power loss", err,
+                     MG_AUDIT_SYNC_MS);
+    pthread_mutex_lock(&a->mu);
+    a->write_failures++;
+    snprintf(a->last_error, sizeof a->last_error, "%s", err);
+    pthread_mutex_unlock(&a->mu);
+}
+
+static bool past(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+/* Under the mutex: the queue is half full, by count or bytes. */
+static bool filling(const struct mg_audit *a)
+{
+    return a->bytes >= a->max_bytes / 2 || atomic_load(&a->n_queued) >= a->max_queue / 2;
+}
+
 static void *writer(void *arg)
 {
     struct mg_audit *a = arg;
     uint64_t backoff = 0, failures = 0;
+    bool lazy = !a->sync && a->ops->sync != NULL, dirty = false;
+    struct timespec sync_by = {0};
     char err[512];
 
     pthread_mutex_lock(&a->mu);
@@ -305,8 +343,23 @@ static void *writer(void *arg)
         size_t n, bytes;
         int rc;
 
-        while (!a->head && !a->stopping)
+        while (!a->head && !a->stopping) {
+            a->idle = true;
+            if (dirty) {
+                /* A sync is owed: wait for records until it is due. */
+                int w = pthread_cond_timedwait(&a->work, &a->mu, &sync_by);
+                a->idle = false;
+                if (w == ETIMEDOUT) {
+                    pthread_mutex_unlock(&a->mu);
+                    sync_now(a, &failures);
+                    dirty = false;
+                    pthread_mutex_lock(&a->mu);
+                }
+                continue;
+            }
             pthread_cond_wait(&a->work, &a->mu);
+            a->idle = false;
+        }
         if (!a->head)
             break;
         if (backoff > 0 && !a->stopping) {
@@ -314,11 +367,29 @@ static void *writer(void *arg)
             deadline_after(&dl, backoff);
             while (!a->stopping && pthread_cond_timedwait(&a->work, &a->mu, &dl) != ETIMEDOUT)
                 ;
+        } else if (lazy && !a->stopping) {
+            /* Nobody waits for these records: gather what comes in the
+             * next few milliseconds into the same write. Submitters do not
+             * signal meanwhile, unless the queue fills. */
+            struct timespec dl;
+            deadline_after(&dl, MG_AUDIT_LINGER_MS);
+            while (!a->stopping && !filling(a) &&
+                   pthread_cond_timedwait(&a->work, &a->mu, &dl) != ETIMEDOUT)
+                ;
         }
         batch = take(a, &n, &bytes);
         pthread_mutex_unlock(&a->mu);
         err[0] = '\0';
         rc = write_batch(a, batch, n, err, sizeof err);
+        if (rc == 0 && lazy) {
+            if (!dirty)
+                deadline_after(&sync_by, MG_AUDIT_SYNC_MS);
+            dirty = true;
+            if (past(&sync_by)) {
+                sync_now(a, &failures);
+                dirty = false;
+            }
+        }
         if (rc == 0) {
             if (failures > 0)
                 mg_log_info("audit: the %s sink works again after %llu failed writes", a->ops->name,
@@ -365,6 +436,9 @@ static void *writer(void *arg)
         backoff = backoff ? MG_MIN(backoff * 2, a->retry_max_ms) : a->retry_min_ms;
     }
     pthread_mutex_unlock(&a->mu);
+    if (dirty)
+        sync_now(a, &failures);
+    mg_buf_fini(&a->text);
     return NULL;
 }
 
@@ -407,6 +481,7 @@ int mg_audit_new(const struct mg_audit_opts *o, struct mg_audit **out, char **er
     if (rc != 0)
         goto fail;
     atomic_init(&a->head_seq, a->seq);
+    mg_buf_init(&a->text, SIZE_MAX / 2);
     /* Timed waits (retry back-off, flush) on the monotonic clock. */
     pthread_mutex_init(&a->mu, NULL);
     pthread_condattr_init(&ca);
@@ -498,8 +573,9 @@ int mg_audit_submit(struct mg_audit *a, struct mg_audit_record *r, struct mg_aud
         a->submitted++;
         atomic_fetch_add(&a->n_queued, 1);
         /* The writer takes a batch each time it wakes: one signal per
-         * batch, not per record. */
-        if (was_empty)
+         * batch, not per record. While it gathers a batch (sync: false)
+         * it wakes by itself, unless the queue fills. */
+        if ((was_empty && (a->idle || a->sync)) || filling(a))
             pthread_cond_signal(&a->work);
     }
     pthread_mutex_unlock(&a->mu);

@@ -16,12 +16,21 @@
  * audit.on_failure is allow), so callers refuse requests with a clear error
  * instead of acting unrecorded; the first successful write makes it true.
  *
+ * Batches: with sync: true the writer takes what is queued as soon as it
+ * is woken, and each batch is durable (fdatasync, COMMIT) before the
+ * callers waiting for it go on. With sync: false nobody waits, so the
+ * writer gathers records for MG_AUDIT_LINGER_MS after the first one (or
+ * until the queue is half full) and a file is fdatasync'ed at most every
+ * MG_AUDIT_SYNC_MS: a few writes and syncs per second instead of one per
+ * request (bench/RESULTS.md).
+ *
  * Durability: a record is durable once its batch's fdatasync / COMMIT has
- * returned. With sync: false a crash (kill -9, power loss) loses what was
- * queued or in the batch being written at that moment: at most max_queue
- * records, in practice the last few milliseconds. With sync: true nothing
- * whose response was released is lost. A clean stop (mg_audit_free) writes
- * everything queued first (one attempt if the sink is failing). */
+ * returned. With sync: false a kill -9 loses what was queued and not yet
+ * written: at most max_queue records, in practice the last
+ * MG_AUDIT_LINGER_MS; a power loss loses up to MG_AUDIT_SYNC_MS more of a
+ * file sink. With sync: true nothing whose response was released is lost.
+ * A clean stop (mg_audit_free) writes and syncs everything queued first
+ * (one attempt if the sink is failing). */
 #ifndef MG_AUDIT_AUDIT_H
 #define MG_AUDIT_AUDIT_H
 
@@ -32,6 +41,8 @@
 
 #define MG_AUDIT_MAX_QUEUE_BYTES (64u << 20) /* queued records' bytes, whatever max_queue */
 #define MG_AUDIT_MAX_BATCH       1024        /* records per write */
+#define MG_AUDIT_LINGER_MS       2           /* sync: false: a batch gathers this long */
+#define MG_AUDIT_SYNC_MS         20          /* sync: false: a file syncs this often at most */
 
 struct mg_audit;
 struct mg_audit_port;

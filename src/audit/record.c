@@ -1,16 +1,65 @@
 /* Audit records: building, argument reduction, canonical text and hashes;
- * see record.h. */
+ * see record.h.
+ *
+ * A record is a plain struct: the loop that made the decision copies the
+ * few strings it needs (bounded) into the record's arena and reduces the
+ * arguments straight to their canonical text; the writer thread turns the
+ * rest into text in one pass, with the keys in their fixed sorted order. No
+ * JSON tree is built for a record: this is on every request's path
+ * (bench/RESULTS.md, "Where the time goes"). The text is byte for byte what
+ * jansson writes for the parsed record with JSON_COMPACT | JSON_SORT_KEYS,
+ * which is how `mcpgate audit verify` checks it; tests/unit/test_audit.c
+ * holds the two to that. */
 #include "audit/record.h"
+#include "authn/token.h"
 
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 #include <time.h>
 
+/* The strings a record copies, each bounded (see field()). */
+enum {
+    F_ROUTE,
+    F_SOURCE,
+    F_SESSION,
+    F_METHOD,
+    F_NAME,
+    F_RULE,
+    F_REASON,
+    F_JSONRPC_ID,
+    F_SUBJECT,
+    F_EMAIL,
+    F_CLIENT_ID,
+    F_AUTH_METHOD,
+    F_TOKEN_ID,
+    F_COUNT
+};
+
+/* A string in the arena: its first `len` bytes (at most the bound plus one
+ * character: enough to cut it where the writer will) and its whole length. */
+struct span {
+    size_t off, len, orig;
+};
+
+enum id_kind { ID_NULL, ID_STRING, ID_NUMBER };
+
 struct mg_audit_record {
-    json_t *o; /* every field but seq and prev until chained */
     char decision_id[MG_AUDIT_DECISION_ID + 1];
     int64_t time_ms;
-    size_t args_bytes; /* serialised size of the kept arguments */
+    bool allow;
+    int upstream_status;
+    int64_t latency_ms;
+    enum id_kind id_kind; /* ID_STRING: a string field; ID_NUMBER: its JSON text */
+    struct span f[F_COUNT];
+    struct span *groups;
+    size_t n_groups;
+    struct mg_buf arena;
+    /* The reduced arguments as canonical JSON text (NULL: none), under
+     * "arguments" or "argument_keys". */
+    char *args;
+    size_t args_len;
+    bool args_keys;
+    /* mg_audit_record_cols: the indexed fields, bounded, NUL-terminated. */
+    struct mg_buf cols;
 };
 
 const char mg_audit_zero_hash[MG_AUDIT_HASH_HEX + 1] =
@@ -29,54 +78,134 @@ static void to_hex(const uint8_t *b, size_t n, char *out)
 
 void mg_audit_hash_hex(const void *data, size_t len, char out[MG_AUDIT_HASH_HEX + 1])
 {
-    uint8_t md[SHA256_DIGEST_LENGTH];
-    SHA256(data, len, md);
+    uint8_t md[MG_TOKEN_HASH_LEN];
+    MG_ASSERT(mg_sha256(data, len, md) == MG_OK);
     to_hex(md, sizeof md, out);
 }
 
+/* Records are written a few bytes at a time: the common case (room in
+ * the buffer) is a copy. */
+static inline void put(struct mg_buf *b, const void *s, size_t n)
+{
+    if (n < b->cap - b->len && n <= b->max - b->len) {
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return;
+    }
+    MG_ASSERT(mg_buf_append(b, s, n) == 0);
+}
+
+#define PUT_LIT(b, s) put((b), (s), sizeof(s) - 1)
+
+static void put_i64(struct mg_buf *b, int64_t v)
+{
+    if (v < 0) {
+        PUT_LIT(b, "-");
+        MG_ASSERT(mg_buf_append_u64(b, (uint64_t)0 - (uint64_t)v) == 0);
+    } else {
+        MG_ASSERT(mg_buf_append_u64(b, (uint64_t)v) == 0);
+    }
+}
+
 /* ---------------------------------------------------------------------------
- * Strings. Every string a record holds is valid UTF-8 (jansson refuses
- * anything else) and bounded: at most max bytes, cut at a character
- * boundary, then "...[truncated N bytes]" with N the input bytes removed.
+ * Strings. Every string a record writes is valid UTF-8 and bounded: at most
+ * max bytes, cut at a character boundary, then "...[truncated N bytes]"
+ * with N the input bytes removed. A bad byte, or a NUL (valid JSON, but it
+ * ends C strings downstream), becomes U+FFFD.
  */
 
 static const char replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
 
-static json_t *bounded_string(const char *s, size_t n, size_t max)
+/* Appends the bounded form of s (n bytes available of orig in all) to b. */
+static void put_bounded(struct mg_buf *b, const char *s, size_t n, size_t orig, size_t max)
 {
-    struct mg_buf b;
-    size_t i = 0, kept;
-    json_t *j;
-
-    mg_buf_init(&b, max + 64);
+    size_t i = 0, out = 0;
     while (i < n) {
         size_t l = mg_utf8_seq_len((const unsigned char *)s + i, n - i);
-        /* A NUL is valid JSON (\u0000) but ends C strings downstream. */
         bool bad = l == 0 || (l == 1 && s[i] == '\0');
-        if (b.len + (bad ? 3 : l) > max) /* the bound is on what is kept */
+        if (out + (bad ? 3 : l) > max) /* the bound is on what is kept */
             break;
         if (bad)
-            MG_ASSERT(mg_buf_append(&b, replacement, 3) == 0);
+            put(b, replacement, 3);
         else
-            MG_ASSERT(mg_buf_append(&b, s + i, l) == 0);
+            put(b, s + i, l);
+        out += bad ? 3 : l;
         i += bad ? 1 : l;
     }
-    kept = i;
-    if (kept < n)
-        MG_ASSERT(mg_buf_appendf(&b, "...[truncated %zu bytes]", n - kept) == 0);
-    j = json_stringn(b.data ? b.data : "", b.len);
-    mg_buf_fini(&b);
-    MG_ASSERT(j != NULL);
-    return j;
+    if (i < orig)
+        MG_ASSERT(mg_buf_appendf(b, "...[truncated %zu bytes]", orig - i) == 0);
 }
 
-static json_t *field(const char *s)
+/* The bytes that may stand in a JSON string as they are (jansson's rules:
+ * '"', '\\' and controls are escaped, everything else is kept). */
+static bool plain(unsigned char c)
 {
-    return bounded_string(s ? s : "", s ? strlen(s) : 0, MG_AUDIT_MAX_FIELD);
+    return c >= 0x20 && c != '"' && c != '\\';
+}
+
+/* s (valid UTF-8) as a JSON string, escaped as jansson escapes it. */
+static void put_json_str(struct mg_buf *b, const char *s, size_t n)
+{
+    static const char upper[] = "0123456789ABCDEF";
+    size_t i = 0;
+    PUT_LIT(b, "\"");
+    while (i < n) {
+        size_t run = i;
+        while (run < n && plain((unsigned char)s[run]))
+            run++;
+        put(b, s + i, run - i);
+        if (run == n)
+            break;
+        unsigned char c = (unsigned char)s[run];
+        switch (c) {
+        case '"': PUT_LIT(b, "\\\""); break;
+        case '\\': PUT_LIT(b, "\\\\"); break;
+        case '\b': PUT_LIT(b, "\\b"); break;
+        case '\f': PUT_LIT(b, "\\f"); break;
+        case '\n': PUT_LIT(b, "\\n"); break;
+        case '\r': PUT_LIT(b, "\\r"); break;
+        case '\t': PUT_LIT(b, "\\t"); break;
+        default: {
+            char e[6] = {'\\', 'u', '0', '0', upper[c >> 4], upper[c & 15]};
+            put(b, e, sizeof e);
+        }
+        }
+        i = run + 1;
+    }
+    PUT_LIT(b, "\"");
+}
+
+/* True if s is printable ASCII without '"' or '\\', i.e. its bounded form
+ * and its JSON text are s itself in quotes. */
+static bool simple(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!plain(c) || c >= 0x80)
+            return false;
+    }
+    return true;
+}
+
+/* The bounded form of s as a JSON string. */
+static void put_field(struct mg_buf *b, const char *s, size_t n, size_t orig, size_t max)
+{
+    if (orig <= max && simple(s, n)) {
+        PUT_LIT(b, "\"");
+        put(b, s, n);
+        PUT_LIT(b, "\"");
+        return;
+    }
+    struct mg_buf t;
+    mg_buf_init(&t, max + 64);
+    put_bounded(&t, s, n, orig, max);
+    put_json_str(b, t.data ? t.data : "", t.len);
+    mg_buf_fini(&t);
 }
 
 /* ---------------------------------------------------------------------------
- * Arguments.
+ * Arguments, reduced straight to canonical text.
  */
 
 /* Substrings of key names whose values are secrets (docs/config.md). */
@@ -117,113 +246,258 @@ bool mg_audit_is_secret_key(const char *key)
     return key && is_secret_keyn(key, strlen(key));
 }
 
-/* A copy of v with secrets masked and strings cut (redact), or a plain
- * copy bounded in depth only (full). */
-static json_t *reduce(const json_t *v, bool redact, int depth)
-{
-    json_t *out, *x;
-    const char *k;
-    size_t klen, i;
+/* A key as written: bounded (redacted mode, when long) or as it is. */
+struct key {
+    const char *k; /* as written */
+    size_t len;
+    size_t order; /* position in the object */
+    const json_t *v;
+    const char *orig; /* the key as sent: secrets are judged on it */
+    size_t orig_len;
+    size_t cut_off; /* cut: where its cut form starts in the keys' buffer */
+    bool cut;
+};
 
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        if (depth >= MG_AUDIT_MAX_DEPTH)
-            return json_string("[too deep]");
-        out = json_object();
-        json_object_keylen_foreach((json_t *)v, k, klen, x)
-        {
-            json_t *val = redact && is_secret_keyn(k, klen) ? json_string("[redacted]")
-                                                            : reduce(x, redact, depth + 1);
-            if (redact && klen > MG_AUDIT_MAX_STRING) {
-                json_t *ks = bounded_string(k, klen, MG_AUDIT_MAX_STRING);
-                json_object_setn_new(out, json_string_value(ks), json_string_length(ks), val);
-                json_decref(ks);
-            } else {
-                json_object_setn_new(out, k, klen, val);
-            }
-        }
-        return out;
-    case JSON_ARRAY:
-        if (depth >= MG_AUDIT_MAX_DEPTH)
-            return json_string("[too deep]");
-        out = json_array();
-        json_array_foreach(v, i, x) json_array_append_new(out, reduce(x, redact, depth + 1));
-        return out;
-    case JSON_STRING:
-        if (redact && json_string_length(v) > MG_AUDIT_MAX_STRING)
-            return bounded_string(json_string_value(v), json_string_length(v), MG_AUDIT_MAX_STRING);
-        return json_stringn(json_string_value(v), json_string_length(v));
-    default: return json_copy((json_t *)v); /* numbers, true, false, null */
-    }
+#define SMALL_OBJECT 8 /* keys sorted without an allocation */
+
+/* Points each cut key at its text once the buffer holding them is final. */
+static void settle_keys(struct key *keys, size_t n, const struct mg_buf *kb)
+{
+    for (size_t i = 0; i < n; i++)
+        if (keys[i].cut) /* an empty key leaves the buffer unallocated */
+            keys[i].k = kb->data ? kb->data + keys[i].cut_off : "";
+}
+
+static void cut_key(struct key *key, struct mg_buf *kb)
+{
+    key->cut = true;
+    key->cut_off = kb->len;
+    put_bounded(kb, key->orig, key->orig_len, key->orig_len, MG_AUDIT_MAX_STRING);
+    key->len = kb->len - key->cut_off;
 }
 
 static int key_cmp(const void *a, const void *b)
 {
-    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-    size_t lx = json_string_length(x), ly = json_string_length(y);
-    int c = memcmp(json_string_value(x), json_string_value(y), MG_MIN(lx, ly));
-    return c ? c : (lx > ly) - (lx < ly);
+    const struct key *x = a, *y = b;
+    int c = memcmp(x->k, y->k, MG_MIN(x->len, y->len));
+    if (c == 0)
+        c = (x->len > y->len) - (x->len < y->len);
+    return c ? c : (x->order > y->order) - (x->order < y->order);
+}
+
+static bool same_key(const struct key *x, const struct key *y)
+{
+    return x->len == y->len && memcmp(x->k, y->k, x->len) == 0;
+}
+
+/* v's canonical text: objects' keys sorted by their bytes, compact. When
+ * redacting, values under secret-looking keys are "[redacted]" and strings
+ * (keys too) over MG_AUDIT_MAX_STRING bytes are cut; either way nesting
+ * deeper than MG_AUDIT_MAX_DEPTH is "[too deep]". Two keys that are the
+ * same once cut are one, the later value winning, as in a JSON object. */
+static void put_value(struct mg_buf *b, const json_t *v, bool redact, int depth)
+{
+    static const char too_deep[] = "\"[too deep]\"", redacted[] = "\"[redacted]\"";
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        size_t n = json_object_size(v), i = 0;
+        const char *k;
+        size_t klen;
+        json_t *x;
+        if (depth >= MG_AUDIT_MAX_DEPTH) {
+            PUT_LIT(b, too_deep);
+            return;
+        }
+        struct key small[SMALL_OBJECT];
+        struct key *keys = n <= SMALL_OBJECT ? small : mg_xcalloc(n, sizeof *keys);
+        struct mg_buf kb; /* cut keys, each at most MAX_STRING plus the marker */
+        mg_buf_init(&kb, n * (MG_AUDIT_MAX_STRING + 64) + 1);
+        json_object_keylen_foreach((json_t *)v, k, klen, x)
+        {
+            keys[i] =
+                (struct key){.k = k, .len = klen, .order = i, .v = x, .orig = k, .orig_len = klen};
+            if (redact && klen > MG_AUDIT_MAX_STRING)
+                cut_key(&keys[i], &kb);
+            i++;
+        }
+        settle_keys(keys, n, &kb);
+        qsort(keys, n, sizeof *keys, key_cmp);
+        PUT_LIT(b, "{");
+        bool first = true;
+        for (i = 0; i < n; i++) {
+            if (i + 1 < n && same_key(&keys[i], &keys[i + 1]))
+                continue;
+            if (!first)
+                PUT_LIT(b, ",");
+            first = false;
+            put_json_str(b, keys[i].k, keys[i].len);
+            PUT_LIT(b, ":");
+            if (redact && is_secret_keyn(keys[i].orig, keys[i].orig_len))
+                PUT_LIT(b, redacted);
+            else
+                put_value(b, keys[i].v, redact, depth + 1);
+        }
+        PUT_LIT(b, "}");
+        mg_buf_fini(&kb);
+        if (keys != small)
+            free(keys);
+        return;
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *x;
+        if (depth >= MG_AUDIT_MAX_DEPTH) {
+            PUT_LIT(b, too_deep);
+            return;
+        }
+        PUT_LIT(b, "[");
+        json_array_foreach(v, i, x)
+        {
+            if (i)
+                PUT_LIT(b, ",");
+            put_value(b, x, redact, depth + 1);
+        }
+        PUT_LIT(b, "]");
+        return;
+    }
+    case JSON_STRING: {
+        const char *s = json_string_value(v);
+        size_t n = json_string_length(v);
+        if (redact && n > MG_AUDIT_MAX_STRING)
+            put_field(b, s, n, n, MG_AUDIT_MAX_STRING);
+        else
+            put_json_str(b, s, n); /* jansson's strings are valid UTF-8 */
+        return;
+    }
+    case JSON_INTEGER: put_i64(b, (int64_t)json_integer_value(v)); return;
+    case JSON_TRUE: PUT_LIT(b, "true"); return;
+    case JSON_FALSE: PUT_LIT(b, "false"); return;
+    case JSON_NULL: PUT_LIT(b, "null"); return;
+    default: {
+        /* A real: jansson's own text for it, so the record stays canonical. */
+        char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        MG_ASSERT(s != NULL);
+        put(b, s, strlen(s));
+        free(s);
+    }
+    }
+}
+
+/* The sorted top-level names, each cut to MG_AUDIT_MAX_STRING. */
+static void put_keys(struct mg_buf *b, const json_t *args)
+{
+    size_t n = json_object_size(args), i = 0;
+    const char *k;
+    size_t klen;
+    json_t *x;
+    struct key *keys = mg_xcalloc(n + 1, sizeof *keys);
+    struct mg_buf kb;
+    mg_buf_init(&kb, n * (MG_AUDIT_MAX_STRING + 64) + 1);
+    json_object_keylen_foreach((json_t *)args, k, klen, x)
+    {
+        keys[i] = (struct key){.order = i, .v = x, .orig = k, .orig_len = klen};
+        cut_key(&keys[i], &kb);
+        i++;
+    }
+    settle_keys(keys, n, &kb);
+    qsort(keys, n, sizeof *keys, key_cmp);
+    PUT_LIT(b, "[");
+    for (i = 0; i < n; i++) {
+        if (i)
+            PUT_LIT(b, ",");
+        put_json_str(b, keys[i].k, keys[i].len);
+    }
+    PUT_LIT(b, "]");
+    mg_buf_fini(&kb);
+    free(keys);
+}
+
+/* The reduced arguments' canonical text into b; false when there is none. */
+static bool reduce_text(const json_t *args, enum mg_conf_audit_args mode, struct mg_buf *b)
+{
+    if (!args || mode == MG_CONF_AUDIT_ARGS_NONE)
+        return false;
+    if (mode == MG_CONF_AUDIT_ARGS_KEYS) {
+        if (!json_is_object(args))
+            return false;
+        put_keys(b, args);
+        return true;
+    }
+    put_value(b, args, mode == MG_CONF_AUDIT_ARGS_REDACTED, 0);
+    return true;
 }
 
 json_t *mg_audit_args_reduce(const json_t *args, enum mg_conf_audit_args mode)
 {
-    if (!args || mode == MG_CONF_AUDIT_ARGS_NONE)
-        return NULL;
-    if (mode == MG_CONF_AUDIT_ARGS_KEYS) {
-        const char *k;
-        size_t klen, n = 0;
-        json_t *x, *out, **keys;
-        if (!json_is_object(args))
-            return NULL;
-        keys = mg_xcalloc(json_object_size(args) + 1, sizeof *keys);
-        json_object_keylen_foreach((json_t *)args, k, klen, x)
-        {
-            MG_UNUSED(x);
-            keys[n++] = bounded_string(k, klen, MG_AUDIT_MAX_STRING);
-        }
-        qsort(keys, n, sizeof *keys, key_cmp);
-        out = json_array();
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(out, keys[i]);
-        free(keys);
-        return out;
+    struct mg_buf b;
+    json_t *v = NULL;
+    mg_buf_init(&b, SIZE_MAX / 2);
+    if (reduce_text(args, mode, &b)) {
+        v = json_loadb(b.data, b.len, JSON_DECODE_ANY | MG_AUDIT_JSON_FLAGS, NULL);
+        MG_ASSERT(v != NULL);
     }
-    return reduce(args, mode == MG_CONF_AUDIT_ARGS_REDACTED, 0);
+    mg_buf_fini(&b);
+    return v;
 }
 
 /* ---------------------------------------------------------------------------
  * Records.
  */
 
-static void set(struct mg_audit_record *r, const char *key, json_t *v)
+/* Decision ids come from a per-thread pool of random bytes: one RAND_bytes
+ * per 256 ids instead of one (with its lock) per request. The bytes of an
+ * id are wiped from the pool once used. */
+#define ID_POOL 4096
+
+static _Thread_local struct {
+    uint8_t b[ID_POOL];
+    size_t used;
+    bool filled;
+} id_pool;
+
+static void new_decision_id(char out[MG_AUDIT_DECISION_ID + 1])
 {
-    MG_ASSERT(v != NULL && json_object_set_new(r->o, key, v) == 0);
+    enum { N = MG_AUDIT_DECISION_ID / 2 };
+    if (!id_pool.filled || id_pool.used + N > ID_POOL) {
+        MG_ASSERT(RAND_bytes(id_pool.b, ID_POOL) == 1);
+        id_pool.used = 0;
+        id_pool.filled = true;
+    }
+    to_hex(id_pool.b + id_pool.used, N, out);
+    memset(id_pool.b + id_pool.used, 0, N);
+    id_pool.used += N;
+}
+
+/* Copies what the writer needs of s to cut it at max: the bounded form
+ * never keeps more than max input bytes, plus one character to know that
+ * the next does not fit. */
+static void set_str(struct mg_audit_record *r, int f, const char *s, size_t max)
+{
+    size_t n = s ? strlen(s) : 0, keep = MG_MIN(n, max + 4);
+    r->f[f] = (struct span){r->arena.len, keep, n};
+    put(&r->arena, s ? s : "", keep);
+}
+
+static const char *span_ptr(const struct mg_audit_record *r, const struct span *sp)
+{
+    return r->arena.data ? r->arena.data + sp->off : "";
 }
 
 struct mg_audit_record *mg_audit_record_new(void)
 {
     struct mg_audit_record *r = mg_xcalloc(1, sizeof *r);
-    uint8_t id[MG_AUDIT_DECISION_ID / 2];
     struct timespec ts;
 
     /* The id is how a denied caller and an operator find the same record:
      * unguessable, so knowing one id tells nothing of another. */
-    MG_ASSERT(RAND_bytes(id, sizeof id) == 1);
-    to_hex(id, sizeof id, r->decision_id);
-    r->o = json_object();
-    MG_ASSERT(r->o != NULL);
+    new_decision_id(r->decision_id);
     clock_gettime(CLOCK_REALTIME, &ts);
-    mg_audit_record_set_time_ms(r, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-    set(r, "v", json_integer(1));
-    set(r, "decision_id", json_string(r->decision_id));
-    mg_audit_record_set_route(r, NULL);
+    r->time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    /* Bounded by the setters' bounds times the times they are called. */
+    mg_buf_init(&r->arena, SIZE_MAX / 2);
+    mg_buf_init(&r->cols, SIZE_MAX / 2);
+    /* Every span starts empty (offset 0, length 0): "". */
     mg_audit_record_set_identity(r, NULL);
-    mg_audit_record_set_source(r, NULL);
-    mg_audit_record_set_session(r, NULL);
-    mg_audit_record_set_jsonrpc_id(r, NULL);
-    mg_audit_record_set_call(r, NULL, NULL);
-    mg_audit_record_set_decision(r, false, NULL, NULL);
-    mg_audit_record_set_upstream(r, 0, 0);
     return r;
 }
 
@@ -231,7 +505,10 @@ void mg_audit_record_free(struct mg_audit_record *r)
 {
     if (!r)
         return;
-    json_decref(r->o);
+    mg_buf_fini(&r->arena);
+    mg_buf_fini(&r->cols);
+    free(r->groups);
+    free(r->args);
     free(r);
 }
 
@@ -247,52 +524,59 @@ int64_t mg_audit_record_time_ms(const struct mg_audit_record *r)
 
 void mg_audit_record_set_time_ms(struct mg_audit_record *r, int64_t unix_ms)
 {
-    char t[40];
     r->time_ms = unix_ms;
-    mg_audit_format_time(unix_ms, t, sizeof t);
-    set(r, "time", json_string(t));
 }
 
 void mg_audit_record_set_route(struct mg_audit_record *r, const char *route)
 {
-    set(r, "route", field(route));
+    set_str(r, F_ROUTE, route, MG_AUDIT_MAX_FIELD);
 }
 
 void mg_audit_record_set_identity(struct mg_audit_record *r, const struct mg_identity *id)
 {
-    json_t *o = json_object(), *groups = json_array();
-    for (size_t i = 0; id && i < id->n_groups && i < MG_IDENTITY_MAX_GROUPS; i++)
-        json_array_append_new(groups, field(id->groups[i]));
-    json_object_set_new(o, "subject", field(id ? id->subject : NULL));
-    json_object_set_new(o, "email", field(id ? id->email : NULL));
-    json_object_set_new(o, "groups", groups);
-    json_object_set_new(o, "client_id", field(id ? id->client_id : NULL));
-    json_object_set_new(o, "auth_method",
-                        field(mg_auth_method_name(id ? id->method : MG_AUTH_NONE)));
-    json_object_set_new(o, "token_id", field(id ? id->token_id : NULL));
-    set(r, "identity", o);
+    size_t n = id ? MG_MIN(id->n_groups, (size_t)MG_IDENTITY_MAX_GROUPS) : 0;
+    set_str(r, F_SUBJECT, id ? id->subject : NULL, MG_AUDIT_MAX_FIELD);
+    set_str(r, F_EMAIL, id ? id->email : NULL, MG_AUDIT_MAX_FIELD);
+    set_str(r, F_CLIENT_ID, id ? id->client_id : NULL, MG_AUDIT_MAX_FIELD);
+    set_str(r, F_AUTH_METHOD, mg_auth_method_name(id ? id->method : MG_AUTH_NONE),
+            MG_AUDIT_MAX_FIELD);
+    set_str(r, F_TOKEN_ID, id ? id->token_id : NULL, MG_AUDIT_MAX_FIELD);
+    free(r->groups);
+    r->groups = n ? mg_xcalloc(n, sizeof *r->groups) : NULL;
+    r->n_groups = n;
+    for (size_t i = 0; i < n; i++) {
+        const char *g = id->groups[i];
+        size_t len = strlen(g), keep = MG_MIN(len, (size_t)MG_AUDIT_MAX_FIELD + 4);
+        r->groups[i] = (struct span){r->arena.len, keep, len};
+        put(&r->arena, g, keep);
+    }
 }
 
 void mg_audit_record_set_source(struct mg_audit_record *r, const char *address)
 {
-    set(r, "source", field(address));
+    set_str(r, F_SOURCE, address, MG_AUDIT_MAX_FIELD);
 }
 
 void mg_audit_record_set_session(struct mg_audit_record *r, const char *mcp_session_id)
 {
-    set(r, "session", field(mcp_session_id));
+    set_str(r, F_SESSION, mcp_session_id, MG_AUDIT_MAX_FIELD);
 }
 
 void mg_audit_record_set_jsonrpc_id(struct mg_audit_record *r, const json_t *id)
 {
-    json_t *v;
-    if (json_is_string(id))
-        v = bounded_string(json_string_value(id), json_string_length(id), MG_AUDIT_MAX_FIELD);
-    else if (json_is_number(id))
-        v = json_copy((json_t *)id);
-    else
-        v = json_null();
-    set(r, "jsonrpc_id", v);
+    if (json_is_string(id)) {
+        size_t n = json_string_length(id), keep = MG_MIN(n, (size_t)MG_AUDIT_MAX_FIELD + 4);
+        r->f[F_JSONRPC_ID] = (struct span){r->arena.len, keep, n};
+        put(&r->arena, json_string_value(id), keep);
+        r->id_kind = ID_STRING;
+    } else if (json_is_number(id)) {
+        size_t off = r->arena.len;
+        put_value(&r->arena, id, false, 0);
+        r->f[F_JSONRPC_ID] = (struct span){off, r->arena.len - off, r->arena.len - off};
+        r->id_kind = ID_NUMBER;
+    } else {
+        r->id_kind = ID_NULL;
+    }
 }
 
 void mg_audit_record_set_jsonrpc_id_json(struct mg_audit_record *r, const char *id_json)
@@ -304,87 +588,207 @@ void mg_audit_record_set_jsonrpc_id_json(struct mg_audit_record *r, const char *
 
 void mg_audit_record_set_call(struct mg_audit_record *r, const char *method, const char *name)
 {
-    set(r, "method", field(method));
-    set(r, "name", field(name));
+    set_str(r, F_METHOD, method, MG_AUDIT_MAX_FIELD);
+    set_str(r, F_NAME, name, MG_AUDIT_MAX_FIELD);
 }
 
 void mg_audit_record_set_arguments(struct mg_audit_record *r, const json_t *args,
                                    enum mg_conf_audit_args mode)
 {
-    json_t *v = mg_audit_args_reduce(args, mode);
-    size_t n;
-
-    json_object_del(r->o, "arguments");
-    json_object_del(r->o, "argument_keys");
-    r->args_bytes = 0;
-    if (!v)
-        return;
-    /* Bounded whatever the mode: a record is one line, one row, one
-     * message, and the writer's queue counts its bytes. */
-    n = json_dumpb(v, NULL, 0, JSON_COMPACT);
-    if (n > MG_AUDIT_MAX_ARGS_BYTES) {
-        char msg[64];
-        json_decref(v);
-        snprintf(msg, sizeof msg, "[too large: %zu bytes]", n);
-        v = json_string(msg);
-        n = strlen(msg) + 2;
+    struct mg_buf b;
+    free(r->args);
+    r->args = NULL;
+    r->args_len = 0;
+    mg_buf_init(&b, SIZE_MAX / 2);
+    if (reduce_text(args, mode, &b)) {
+        /* Bounded whatever the mode: a record is one line, one row, one
+         * message, and the writer's queue counts its bytes. */
+        if (b.len > MG_AUDIT_MAX_ARGS_BYTES) {
+            char msg[64];
+            snprintf(msg, sizeof msg, "[too large: %zu bytes]", b.len);
+            mg_buf_reset(&b);
+            put_json_str(&b, msg, strlen(msg));
+        }
+        r->args_keys = mode == MG_CONF_AUDIT_ARGS_KEYS;
+        r->args = mg_buf_steal(&b, &r->args_len);
     }
-    r->args_bytes = n;
-    set(r, mode == MG_CONF_AUDIT_ARGS_KEYS ? "argument_keys" : "arguments", v);
+    mg_buf_fini(&b);
 }
 
 void mg_audit_record_set_decision(struct mg_audit_record *r, bool allow, const char *rule,
                                   const char *reason)
 {
-    set(r, "decision", json_string(allow ? "allow" : "deny"));
-    set(r, "rule", field(rule));
-    set(r, "reason", field(reason));
+    r->allow = allow;
+    set_str(r, F_RULE, rule, MG_AUDIT_MAX_FIELD);
+    set_str(r, F_REASON, reason, MG_AUDIT_MAX_FIELD);
 }
 
 void mg_audit_record_set_upstream(struct mg_audit_record *r, int status, int64_t latency_ms)
 {
-    set(r, "upstream_status", json_integer(status));
-    set(r, "latency_ms", json_integer(latency_ms < 0 ? 0 : latency_ms));
+    r->upstream_status = status;
+    r->latency_ms = latency_ms < 0 ? 0 : latency_ms;
 }
 
-static const char *str_of(const json_t *o, const char *key)
+/* The bounded form of field f, NUL-terminated, at *off in r->cols. */
+static void col(struct mg_audit_record *r, int f, size_t *off)
 {
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "";
+    const struct span *sp = &r->f[f];
+    *off = r->cols.len;
+    put_bounded(&r->cols, span_ptr(r, sp), sp->len, sp->orig, MG_AUDIT_MAX_FIELD);
+    put(&r->cols, "", 1);
 }
 
-void mg_audit_record_cols(const struct mg_audit_record *r, struct mg_audit_record_cols *out)
+void mg_audit_record_cols(struct mg_audit_record *r, struct mg_audit_record_cols *out)
 {
-    const json_t *id = json_object_get(r->o, "identity");
-    out->route = str_of(r->o, "route");
-    out->subject = str_of(id, "subject");
-    out->email = str_of(id, "email");
-    out->method = str_of(r->o, "method");
-    out->name = str_of(r->o, "name");
-    out->decision = str_of(r->o, "decision");
+    size_t route, subject, email, method, name;
+    mg_buf_reset(&r->cols);
+    col(r, F_ROUTE, &route);
+    col(r, F_SUBJECT, &subject);
+    col(r, F_EMAIL, &email);
+    col(r, F_METHOD, &method);
+    col(r, F_NAME, &name);
+    out->route = r->cols.data + route;
+    out->subject = r->cols.data + subject;
+    out->email = r->cols.data + email;
+    out->method = r->cols.data + method;
+    out->name = r->cols.data + name;
+    out->decision = r->allow ? "allow" : "deny";
 }
 
 size_t mg_audit_record_size(const struct mg_audit_record *r)
 {
-    /* Everything but the arguments is bounded small; 4 KiB covers it short
-     * of a record with hundreds of long group names, which still counts. */
-    return sizeof *r + 4096 + r->args_bytes;
+    return sizeof *r + r->arena.cap + r->n_groups * sizeof *r->groups + r->args_len;
+}
+
+/* ---------------------------------------------------------------------------
+ * Canonical text: the keys in their sorted order, fixed by the record's
+ * shape (record.h).
+ */
+
+/* The time as RFC 3339 with milliseconds; the writer formats one record
+ * after another, mostly within the same second. */
+static void put_time(struct mg_buf *b, int64_t unix_ms)
+{
+    static _Thread_local int64_t cached_sec = INT64_MIN;
+    static _Thread_local char cached[32];
+    int64_t sec = unix_ms >= 0 ? unix_ms / 1000 : (unix_ms - 999) / 1000;
+    int ms = (int)(unix_ms - sec * 1000);
+    char t[32];
+    if (sec != cached_sec) {
+        mg_audit_format_time(sec * 1000, cached, sizeof cached);
+        cached_sec = sec;
+    }
+    if (strlen(cached) != 24) { /* years past 9999 */
+        mg_audit_format_time(unix_ms, t, sizeof t);
+    } else {
+        memcpy(t, cached, 20); /* "2025-06-01T12:00:00." */
+        t[20] = (char)('0' + ms / 100);
+        t[21] = (char)('0' + ms / 10 % 10);
+        t[22] = (char)('0' + ms % 10);
+        t[23] = 'Z';
+        t[24] = '\0';
+    }
+    PUT_LIT(b, "\"");
+    put(b, t, strlen(t));
+    PUT_LIT(b, "\"");
+}
+
+static void put_span(struct mg_buf *b, const struct mg_audit_record *r, const struct span *sp)
+{
+    put_field(b, span_ptr(r, sp), sp->len, sp->orig, MG_AUDIT_MAX_FIELD);
+}
+
+#define KEY(b, k) PUT_LIT(b, k)
+
+static void put_record(struct mg_buf *b, const struct mg_audit_record *r, int64_t seq,
+                       const char *prev)
+{
+    PUT_LIT(b, "{");
+    if (r->args) {
+        if (r->args_keys)
+            KEY(b, "\"argument_keys\":");
+        else
+            KEY(b, "\"arguments\":");
+        put(b, r->args, r->args_len);
+        PUT_LIT(b, ",");
+    }
+    if (r->allow)
+        KEY(b, "\"decision\":\"allow\",\"decision_id\":\"");
+    else
+        KEY(b, "\"decision\":\"deny\",\"decision_id\":\"");
+    put(b, r->decision_id, MG_AUDIT_DECISION_ID);
+    KEY(b, "\",\"identity\":{\"auth_method\":");
+    put_span(b, r, &r->f[F_AUTH_METHOD]);
+    KEY(b, ",\"client_id\":");
+    put_span(b, r, &r->f[F_CLIENT_ID]);
+    KEY(b, ",\"email\":");
+    put_span(b, r, &r->f[F_EMAIL]);
+    KEY(b, ",\"groups\":[");
+    for (size_t i = 0; i < r->n_groups; i++) {
+        if (i)
+            PUT_LIT(b, ",");
+        put_span(b, r, &r->groups[i]);
+    }
+    KEY(b, "],\"subject\":");
+    put_span(b, r, &r->f[F_SUBJECT]);
+    KEY(b, ",\"token_id\":");
+    put_span(b, r, &r->f[F_TOKEN_ID]);
+    KEY(b, "},\"jsonrpc_id\":");
+    if (r->id_kind == ID_STRING)
+        put_span(b, r, &r->f[F_JSONRPC_ID]);
+    else if (r->id_kind == ID_NUMBER)
+        put(b, span_ptr(r, &r->f[F_JSONRPC_ID]), r->f[F_JSONRPC_ID].len);
+    else
+        PUT_LIT(b, "null");
+    KEY(b, ",\"latency_ms\":");
+    put_i64(b, r->latency_ms);
+    KEY(b, ",\"method\":");
+    put_span(b, r, &r->f[F_METHOD]);
+    KEY(b, ",\"name\":");
+    put_span(b, r, &r->f[F_NAME]);
+    KEY(b, ",\"prev\":");
+    put_field(b, prev, strlen(prev), strlen(prev), MG_AUDIT_MAX_FIELD);
+    KEY(b, ",\"reason\":");
+    put_span(b, r, &r->f[F_REASON]);
+    KEY(b, ",\"route\":");
+    put_span(b, r, &r->f[F_ROUTE]);
+    KEY(b, ",\"rule\":");
+    put_span(b, r, &r->f[F_RULE]);
+    KEY(b, ",\"seq\":");
+    put_i64(b, seq);
+    KEY(b, ",\"session\":");
+    put_span(b, r, &r->f[F_SESSION]);
+    KEY(b, ",\"source\":");
+    put_span(b, r, &r->f[F_SOURCE]);
+    KEY(b, ",\"time\":");
+    put_time(b, r->time_ms);
+    KEY(b, ",\"upstream_status\":");
+    put_i64(b, r->upstream_status);
+    KEY(b, ",\"v\":1}");
+}
+
+int mg_audit_record_append(const struct mg_audit_record *r, int64_t seq, const char *prev,
+                           struct mg_buf *out, char hash[MG_AUDIT_HASH_HEX + 1])
+{
+    size_t start = out->len;
+    if (out->max - out->len < MG_AUDIT_MAX_RECORD_BYTES)
+        return MG_ELIMIT;
+    put_record(out, r, seq, prev);
+    mg_audit_hash_hex(out->data + start, out->len - start, hash);
+    return 0;
 }
 
 int mg_audit_record_chain(struct mg_audit_record *r, int64_t seq, const char *prev, char **out,
                           size_t *len, char hash[MG_AUDIT_HASH_HEX + 1])
 {
-    char *s;
-    set(r, "seq", json_integer(seq));
-    set(r, "prev", json_string(prev));
-    /* Sorted keys and no whitespace: one record has one text, so anyone can
-     * recompute the chain from the parsed records, not only from the bytes. */
-    s = json_dumps(r->o, JSON_COMPACT | JSON_SORT_KEYS);
-    if (!s)
-        return MG_ENOMEM;
-    *out = s;
-    *len = strlen(s);
-    mg_audit_hash_hex(s, *len, hash);
+    struct mg_buf b;
+    mg_buf_init(&b, MG_AUDIT_MAX_RECORD_BYTES);
+    int rc = mg_audit_record_append(r, seq, prev, &b, hash);
+    if (rc != 0) {
+        mg_buf_fini(&b);
+        return rc;
+    }
+    *out = mg_buf_steal(&b, len);
     return 0;
 }
 

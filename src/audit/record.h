@@ -1,7 +1,8 @@
 /* Audit records: one per policy decision, allowed or denied. This module is
  * pure (no threads, no I/O): it builds a record on the loop that made the
- * decision, reduces the call's arguments as audit.arguments says, and turns
- * a record into its canonical text (compact JSON, keys sorted) chained to
+ * decision (a plain struct: bounded copies of its strings, the arguments
+ * already reduced to text as audit.arguments says), and the writer thread
+ * turns it into its canonical text (compact JSON, keys sorted) chained to
  * the record before it by that record's SHA-256. The writer (audit.h) and
  * the verifier (verify.h) are built on it.
  *
@@ -24,6 +25,7 @@
 
 #include "authn/identity.h"
 #include "conf/conf.h"
+#include "core/buf.h"
 #include "core/common.h"
 
 #include <jansson.h>
@@ -89,19 +91,22 @@ void mg_audit_record_set_decision(struct mg_audit_record *r, bool allow, const c
  * time from the request's arrival to the decision's outcome. */
 void mg_audit_record_set_upstream(struct mg_audit_record *r, int status, int64_t latency_ms);
 
-/* The record's fields as the store indexes them; pointers valid while r
- * lives and is not changed. */
+/* The record's fields as the store indexes them (bounded as in the text);
+ * pointers valid while r lives and until the next call. */
 struct mg_audit_record_cols {
     const char *route, *subject, *email, *method, *name, *decision;
 };
-void mg_audit_record_cols(const struct mg_audit_record *r, struct mg_audit_record_cols *out);
+void mg_audit_record_cols(struct mg_audit_record *r, struct mg_audit_record_cols *out);
 
 /* The canonical text of r chained at seq after prev (MG_AUDIT_HASH_HEX hex
- * digits): seq and prev are set in the record, then it is serialised as
- * compact JSON with sorted keys, without a newline. *out (malloc'd, caller
- * frees) gets the text and *len its length; hash gets its SHA-256 in hex.
+ * digits), appended to out: compact JSON with sorted keys, without a
+ * newline, at most MG_AUDIT_MAX_RECORD_BYTES; hash gets its SHA-256 in hex.
  * Calling it again (another seq, after a lost race for the chain's head)
- * replaces seq and prev. MG_ENOMEM if jansson cannot serialise. */
+ * gives the text for that seq. MG_ELIMIT (nothing appended) if out cannot
+ * take MG_AUDIT_MAX_RECORD_BYTES more. */
+int mg_audit_record_append(const struct mg_audit_record *r, int64_t seq, const char *prev,
+                           struct mg_buf *out, char hash[MG_AUDIT_HASH_HEX + 1]);
+/* The same text in a new string: *out (malloc'd, caller frees), *len. */
 int mg_audit_record_chain(struct mg_audit_record *r, int64_t seq, const char *prev, char **out,
                           size_t *len, char hash[MG_AUDIT_HASH_HEX + 1]);
 /* Bytes the record holds, roughly (for the queue's byte bound). */

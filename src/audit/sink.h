@@ -12,11 +12,11 @@
 struct mg_audit_entry {
     int64_t seq;
     int64_t time_ms;
-    const char *text; /* canonical JSON, no newline */
+    const char *text; /* canonical JSON, no newline, NUL-terminated */
     size_t len;
-    const char *prev; /* MG_AUDIT_HASH_HEX hex digits */
-    const char *hash; /* SHA-256 of text */
-    struct mg_audit_record_cols cols;
+    const char *prev;                 /* MG_AUDIT_HASH_HEX hex digits */
+    const char *hash;                 /* SHA-256 of text */
+    struct mg_audit_record_cols cols; /* only for a sink that wants_cols */
 };
 
 struct mg_audit_sink_ops {
@@ -24,6 +24,8 @@ struct mg_audit_sink_ops {
     /* false: the chain restarts at seq 1 every time the sink is opened, and
      * `mcpgate audit verify` cannot read it back (stdout, syslog). */
     bool persistent;
+    /* The sink stores mg_audit_entry.cols (else they are left empty). */
+    bool wants_cols;
     /* target: the file path, "stdout", the store DSN, or NULL (syslog). On
      * success *sink is the sink's state, passed to every other op. On
      * failure err (cap bytes) says why. */
@@ -32,11 +34,16 @@ struct mg_audit_sink_ops {
      * is none. Called after open and again after a failed write. */
     int (*head)(void *sink, int64_t *seq, char hash[MG_AUDIT_HASH_HEX + 1], char *err, size_t cap);
     /* Writes e[0..n) (consecutive seq, each chained to the one before) all
-     * or nothing, durably at return (fsync, commit). MG_EAGAIN: another
-     * writer moved the chain's head; nothing was written, the caller
-     * re-reads head and re-chains. Any other failure: nothing was written,
-     * err says why. */
-    int (*write)(void *sink, const struct mg_audit_entry *e, size_t n, char *err, size_t cap);
+     * or nothing; durably at return (fsync, commit) when `durable`, else
+     * at the latest when sync next returns. MG_EAGAIN: another writer
+     * moved the chain's head; nothing was written, the caller re-reads
+     * head and re-chains. Any other failure: nothing was written, err says
+     * why. */
+    int (*write)(void *sink, const struct mg_audit_entry *e, size_t n, bool durable, char *err,
+                 size_t cap);
+    /* Makes what write put down without `durable` durable. NULL: every
+     * write is durable anyway (a database commit, syslog). */
+    int (*sync)(void *sink, char *err, size_t cap);
     /* NULL is a no-op. */
     void (*close)(void *sink);
 };

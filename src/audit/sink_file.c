@@ -1,5 +1,7 @@
 /* The JSON-lines sinks: a file the gateway appends to (the default sink),
- * or standard output. A batch is one write() and one fdatasync(); a batch
+ * or standard output. A batch is one write(), and one fdatasync() when it
+ * must be durable at once (audit.sync; otherwise the writer syncs every
+ * MG_AUDIT_SYNC_MS at most, audit.h); a batch
  * that fails half-way is cut off again (ftruncate), so the file only ever
  * holds whole, chained records. At open the file's last line gives the
  * chain's head, so the chain continues across restarts; a last line without
@@ -194,7 +196,8 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-static int file_write(void *p, const struct mg_audit_entry *e, size_t n, char *err, size_t cap)
+static int file_write(void *p, const struct mg_audit_entry *e, size_t n, bool durable, char *err,
+                      size_t cap)
 {
     struct file_sink *f = p;
     size_t total = 0, o = 0;
@@ -222,7 +225,7 @@ static int file_write(void *p, const struct mg_audit_entry *e, size_t n, char *e
     if (write_all(f->fd, buf, total) != 0) {
         errf(err, cap, "audit file %s: write: %s", f->path, strerror(errno));
         ret = MG_EIO;
-    } else if (fdatasync(f->fd) != 0 && (f->regular || errno != EINVAL)) {
+    } else if (durable && fdatasync(f->fd) != 0 && (f->regular || errno != EINVAL)) {
         /* After a failed fsync the kernel may have dropped the dirty pages
          * and marked them clean: only writing them again is safe, so the
          * batch is cut and retried whole. Pipes and terminals cannot sync
@@ -238,12 +241,25 @@ static int file_write(void *p, const struct mg_audit_entry *e, size_t n, char *e
     return ret;
 }
 
+/* After writes that were not durable. A failure here cannot cut them back
+ * (later batches follow them): the writer reports it and keeps going. */
+static int file_sync(void *p, char *err, size_t cap)
+{
+    struct file_sink *f = p;
+    if (fdatasync(f->fd) != 0 && (f->regular || errno != EINVAL)) {
+        errf(err, cap, "audit file %s: fdatasync: %s", f->path, strerror(errno));
+        return MG_EIO;
+    }
+    return 0;
+}
+
 const struct mg_audit_sink_ops mg_audit__file_ops = {
     .name = "file",
     .persistent = true,
     .open = file_open,
     .head = file_head,
     .write = file_write,
+    .sync = file_sync,
     .close = file_close,
 };
 
@@ -253,5 +269,6 @@ const struct mg_audit_sink_ops mg_audit__stdout_ops = {
     .open = stdout_open,
     .head = file_head,
     .write = file_write,
+    .sync = file_sync,
     .close = file_close,
 };

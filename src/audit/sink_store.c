@@ -36,7 +36,8 @@ static int store_head(void *p, int64_t *seq, char hash[MG_AUDIT_HASH_HEX + 1], c
     return rc;
 }
 
-static int store_write(void *p, const struct mg_audit_entry *e, size_t n, char *err, size_t cap)
+static int store_write(void *p, const struct mg_audit_entry *e, size_t n, bool durable, char *err,
+                       size_t cap)
 {
     struct mg_store *st = p;
     struct mg_store_audit_row *rows = mg_xcalloc(n, sizeof *rows);
@@ -73,6 +74,7 @@ static void store_close(void *p)
 const struct mg_audit_sink_ops mg_audit__store_ops = {
     .name = "store",
     .persistent = true,
+    .wants_cols = true,
     .open = store_open,
     .head = store_head,
     .write = store_write,

@@ -31,7 +31,8 @@ static int syslog_head(void *p, int64_t *seq, char hash[MG_AUDIT_HASH_HEX + 1], 
     return 0;
 }
 
-static int syslog_write(void *p, const struct mg_audit_entry *e, size_t n, char *err, size_t cap)
+static int syslog_write(void *p, const struct mg_audit_entry *e, size_t n, bool durable, char *err,
+                        size_t cap)
 {
     MG_UNUSED(p);
     MG_UNUSED(err);
@@ -51,6 +52,7 @@ static void syslog_close(void *p)
 const struct mg_audit_sink_ops mg_audit__syslog_ops = {
     .name = "syslog",
     .persistent = false,
+    .wants_cols = true,
     .open = syslog_open,
     .head = syslog_head,
     .write = syslog_write,

@@ -168,16 +168,21 @@ static void fetch_sha256(void)
     sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
-int mg_token_hash(const char *token, uint8_t out[MG_TOKEN_HASH_LEN])
+int mg_sha256(const void *data, size_t len, uint8_t out[MG_TOKEN_HASH_LEN])
 {
     unsigned int n = 0;
-    if (token == NULL)
-        return MG_EINVAL;
     pthread_once(&sha256_once, fetch_sha256);
     const EVP_MD *md = sha256_md ? sha256_md : EVP_sha256();
-    if (EVP_Digest(token, strlen(token), out, &n, md, NULL) != 1 || n != MG_TOKEN_HASH_LEN)
+    if (EVP_Digest(data, len, out, &n, md, NULL) != 1 || n != MG_TOKEN_HASH_LEN)
         return MG_EIO;
     return MG_OK;
+}
+
+int mg_token_hash(const char *token, uint8_t out[MG_TOKEN_HASH_LEN])
+{
+    if (token == NULL)
+        return MG_EINVAL;
+    return mg_sha256(token, strlen(token), out);
 }
 
 int mg_token_hash_hex(const char *token, char out[MG_TOKEN_HASH_HEX_BUF])

@@ -34,6 +34,9 @@ int mg_token_kind_of(const char *token, enum mg_token_kind *kind);
 /* The 2-letter prefix of a kind ("at", ...), or NULL for an unknown kind. */
 const char *mg_token_kind_name(enum mg_token_kind kind);
 
+/* SHA-256 of len bytes, with the digest looked up once per process (not
+ * on every call, as EVP_sha256() does). MG_EIO if OpenSSL fails. */
+int mg_sha256(const void *data, size_t len, uint8_t out[MG_TOKEN_HASH_LEN]);
 /* SHA-256 of the whole token string (not NUL). Tokens are stored only as
  * this hash. MG_EIO if OpenSSL fails. */
 int mg_token_hash(const char *token, uint8_t out[MG_TOKEN_HASH_LEN]);

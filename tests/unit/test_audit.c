@@ -869,7 +869,8 @@ static int ts_head(void *p, int64_t *seq, char hash[65], char *err, size_t cap)
     return 0;
 }
 
-static int ts_write(void *p, const struct mg_audit_entry *e, size_t n, char *err, size_t cap)
+static int ts_write(void *p, const struct mg_audit_entry *e, size_t n, bool durable, char *err,
+                    size_t cap)
 {
     int rc = 0;
     MG_UNUSED(p);
@@ -1002,7 +1003,7 @@ static void test_queue_bound(void)
     mg_audit_free(NULL);
 
     /* The byte bound holds whatever max_queue says. */
-    a = open_test(1000, 20000, false, false);
+    a = open_test(1000, 4000, false, false);
     ts_set(&ts.hold, true);
     TAP_IS_INT(mg_audit_submit(a, sample(1, true), NULL, NULL, NULL), 0, "bytes: submit 1");
     TAP_OK(ts_wait_entered(), "held");
@@ -1661,6 +1662,240 @@ static void test_from_conf(void)
     mg_conf_unref(c);
 }
 
+/* ---------------------------------------------------------------------------
+ * Records are written without jansson (record.c); what verify relies on is
+ * that the text is jansson's own canonical form of the parsed record. Random
+ * records, hostile strings included, are held to that, and their arguments
+ * to a reduction done the slow way on a jansson tree (the oracle below).
+ */
+
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+
+static uint32_t rnd(uint32_t n)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng % n);
+}
+
+/* A string of up to max bytes, mostly troublesome: controls, quotes,
+ * backslashes, multi-byte characters, bad bytes, NULs (when allowed). */
+static size_t rnd_bytes(char *out, size_t max, bool valid)
+{
+    static const char *const pieces[] = {"a",
+                                         "Z",
+                                         " ",
+                                         "\"",
+                                         "\\",
+                                         "/",
+                                         "\x01",
+                                         "\x1f",
+                                         "\x7f",
+                                         "\n",
+                                         "\t",
+                                         "\xc3\xa9",
+                                         "\xe2\x82\xac",
+                                         "\xf0\x9f\x98\x80",
+                                         "token",
+                                         "Password",
+                                         "_key"};
+    static const char *const bad[] = {"\xff", "\xc3", "\xe2\x82", "\xed\xa0\x80", "\xc0\xaf"};
+    size_t n = 0, want = rnd(4) == 0 ? rnd((uint32_t)max + 1) : rnd(12);
+    while (n < want) {
+        const char *p =
+            !valid && rnd(8) == 0 ? bad[rnd(MG_ARRAY_LEN(bad))] : pieces[rnd(MG_ARRAY_LEN(pieces))];
+        size_t l = strlen(p);
+        if (n + l > max)
+            break;
+        memcpy(out + n, p, l);
+        n += l;
+    }
+    out[n] = '\0';
+    return n;
+}
+
+static json_t *rnd_value(int depth)
+{
+    char s[1400];
+    size_t n;
+    switch (depth > 36 ? 3 + rnd(4) : rnd(8)) {
+    case 0:
+    case 1: {
+        json_t *o = json_object();
+        for (uint32_t i = 0, k = rnd(6); i < k; i++) {
+            n = rnd_bytes(s, rnd(3) == 0 ? 600 : 20, true);
+            if (rnd(3) == 0 && n > 300 && (unsigned char)s[n - 1] < 0x80)
+                s[n - 1] = 'x'; /* long keys that are one once cut */
+            json_object_setn_new(o, s, n, rnd_value(depth + 1));
+        }
+        return o;
+    }
+    case 2: {
+        json_t *a = json_array();
+        for (uint32_t i = 0, k = rnd(5); i < k; i++)
+            json_array_append_new(a, rnd_value(depth + 1));
+        return a;
+    }
+    case 3:
+        n = rnd_bytes(s, sizeof s - 1, true);
+        if (rnd(10) == 0 && n > 0 && (unsigned char)s[0] < 0x80)
+            s[0] = '\0'; /* JSON allows \u0000 */
+        return json_stringn(s, n);
+    case 4: return json_integer((json_int_t)rnd(2000000) - 1000000);
+    case 5: return json_real((double)rnd(100000) / 7.0 - 5000.0);
+    case 6: return rnd(2) ? json_true() : json_false();
+    default: return json_null();
+    }
+}
+
+/* The oracle: the reduction as documented, on a jansson tree. */
+static json_t *oracle_str(const char *s, size_t n, size_t max)
+{
+    struct mg_buf b;
+    size_t i = 0;
+    mg_buf_init(&b, SIZE_MAX / 2);
+    while (i < n) {
+        size_t l = mg_utf8_seq_len((const unsigned char *)s + i, n - i);
+        bool bad = l == 0 || (l == 1 && s[i] == '\0');
+        if (b.len + (bad ? 3 : l) > max)
+            break;
+        mg_buf_append(&b, bad ? "\xef\xbf\xbd" : s + i, bad ? 3 : l);
+        i += bad ? 1 : l;
+    }
+    if (i < n)
+        mg_buf_appendf(&b, "...[truncated %zu bytes]", n - i);
+    json_t *j = json_stringn(b.data ? b.data : "", b.len);
+    mg_buf_fini(&b);
+    return j;
+}
+
+static json_t *oracle(const json_t *v, bool redact, int depth)
+{
+    const char *k;
+    size_t klen, i;
+    json_t *x, *out;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        if (depth >= MG_AUDIT_MAX_DEPTH)
+            return json_string("[too deep]");
+        out = json_object();
+        json_object_keylen_foreach((json_t *)v, k, klen, x)
+        {
+            char *key = mg_xstrndup(k, klen);
+            bool secret = redact && strlen(key) == klen && mg_audit_is_secret_key(key);
+            json_t *val = secret ? json_string("[redacted]") : oracle(x, redact, depth + 1);
+            free(key);
+            if (redact && klen > MG_AUDIT_MAX_STRING) {
+                json_t *ks = oracle_str(k, klen, MG_AUDIT_MAX_STRING);
+                json_object_setn_new(out, json_string_value(ks), json_string_length(ks), val);
+                json_decref(ks);
+            } else {
+                json_object_setn_new(out, k, klen, val);
+            }
+        }
+        return out;
+    case JSON_ARRAY:
+        if (depth >= MG_AUDIT_MAX_DEPTH)
+            return json_string("[too deep]");
+        out = json_array();
+        json_array_foreach(v, i, x) json_array_append_new(out, oracle(x, redact, depth + 1));
+        return out;
+    case JSON_STRING:
+        if (redact && json_string_length(v) > MG_AUDIT_MAX_STRING)
+            return oracle_str(json_string_value(v), json_string_length(v), MG_AUDIT_MAX_STRING);
+        return json_copy((json_t *)v);
+    default: return json_copy((json_t *)v);
+    }
+}
+
+static void test_random_records(void)
+{
+    int bad_canon = 0, bad_args = 0, bad_fields = 0, n = 3000;
+    char s[8][1400];
+    for (int it = 0; it < n; it++) {
+        struct mg_audit_record *r = mg_audit_record_new();
+        struct mg_identity *id = rnd(3) ? mg_identity_new() : NULL;
+        enum mg_conf_audit_args mode = (enum mg_conf_audit_args)rnd(4);
+        json_t *args = rnd_value(rnd(4) == 0 ? 30 : 0), *back, *want = NULL;
+        char *text = NULL, *again, hash[MG_AUDIT_HASH_HEX + 1];
+        size_t len = 0;
+        for (int i = 0; i < 8; i++)
+            rnd_bytes(s[i], rnd(5) == 0 ? sizeof s[i] - 1 : 40, false);
+        if (id) {
+            free(id->subject);
+            id->subject = strdup(s[0]);
+            id->n_groups = rnd(4);
+            id->groups = calloc(id->n_groups + 1, sizeof(char *));
+            for (size_t g = 0; g < id->n_groups; g++)
+                id->groups[g] = strdup(s[1 + g]);
+        }
+        mg_audit_record_set_time_ms(r, (int64_t)rnd(2000000000) * 1000 + rnd(1000));
+        mg_audit_record_set_identity(r, id);
+        mg_audit_record_set_route(r, s[4]);
+        mg_audit_record_set_source(r, s[5]);
+        mg_audit_record_set_session(r, rnd(2) ? s[6] : NULL);
+        mg_audit_record_set_call(r, s[7], rnd(2) ? s[0] : NULL);
+        mg_audit_record_set_jsonrpc_id(r, rnd(2) ? args : NULL);
+        mg_audit_record_set_arguments(r, args, mode);
+        mg_audit_record_set_decision(r, rnd(2), s[1], "allowed");
+        mg_audit_record_set_upstream(r, (int)rnd(600) - 1, (int64_t)rnd(100000) - 5);
+        MG_ASSERT(mg_audit_record_chain(r, it + 1, mg_audit_zero_hash, &text, &len, hash) == 0);
+        back = json_loadb(text, len, MG_AUDIT_JSON_FLAGS, NULL);
+        again = back ? json_dumps(back, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        if (!again || strlen(again) != len || memcmp(again, text, len) != 0) {
+            if (bad_canon++ == 0)
+                printf("# not canonical:\n# %s\n# %s\n", text, again ? again : "(unparsable)");
+        }
+        if (mode == MG_CONF_AUDIT_ARGS_REDACTED || mode == MG_CONF_AUDIT_ARGS_FULL)
+            want = oracle(args, mode == MG_CONF_AUDIT_ARGS_REDACTED, 0);
+        else if (mode == MG_CONF_AUDIT_ARGS_KEYS && json_is_object(args))
+            want = mg_audit_args_reduce(args, mode); /* checked by test_arguments */
+        const json_t *got =
+            json_object_get(back, mode == MG_CONF_AUDIT_ARGS_KEYS ? "argument_keys" : "arguments");
+        if (want ? !json_equal(want, (json_t *)got) : got != NULL) {
+            if (bad_args++ == 0) {
+                char *w = want ? json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+                printf("# arguments (mode %d):\n# want %s\n# got  %s\n", (int)mode,
+                       w ? w : "(none)", text);
+                free(w);
+            }
+        }
+        json_t *route = oracle_str(s[4], strlen(s[4]), MG_AUDIT_MAX_FIELD);
+        if (!json_equal(route, json_object_get(back, "route")))
+            bad_fields++;
+        json_decref(route);
+        json_decref(want);
+        free(again);
+        json_decref(back);
+        free(text);
+        json_decref(args);
+        mg_audit_record_free(r);
+        mg_identity_unref(id);
+    }
+    TAP_IS_INT(bad_canon, 0, "%d random records: each text is jansson's canonical form", n);
+    TAP_IS_INT(bad_args, 0, "their arguments match the reduction done on a jansson tree");
+    TAP_IS_INT(bad_fields, 0, "their strings are bounded and made valid as documented");
+
+    /* Two long keys that are the same once cut are one key, the later value
+     * winning, as when a JSON object is built from them. */
+    {
+        char k1[301], k2[301];
+        memset(k1, 'k', 300);
+        memcpy(k2, k1, 300);
+        k1[299] = '1';
+        k2[299] = '2';
+        k1[300] = k2[300] = '\0';
+        json_t *args = json_pack("{s:i, s:i, s:i}", k1, 1, "b", 2, k2, 3);
+        json_t *v = mg_audit_args_reduce(args, MG_CONF_AUDIT_ARGS_REDACTED);
+        json_t *o = oracle(args, true, 0);
+        TAP_OK(json_object_size(v) == 2 && json_equal(v, o), "keys equal once cut: one, the last");
+        json_decref(o);
+        json_decref(v);
+        json_decref(args);
+    }
+}
+
 int main(void)
 {
     const char *pg = getenv("MCPGATE_TEST_PG_DSN");
@@ -1673,6 +1908,7 @@ int main(void)
     }
     test_record();
     test_arguments();
+    test_random_records();
     test_since();
     test_file_sink();
     test_verify_file();
