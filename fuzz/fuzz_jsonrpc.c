@@ -4,7 +4,8 @@
  * otherwise the counts add up, a single
  * message is one message, the method is a terminated string, the id (present
  * exactly when there is a request) is compact JSON of an allowed type, and
- * jansson agrees the body is one duplicate-free JSON object or array. */
+ * jansson agrees the body is one duplicate-free JSON object or array; and the
+ * one-pass reading of plain requests agrees with the jansson reading. */
 #include "mcp/jsonrpc.h"
 
 #include <jansson.h>
@@ -59,6 +60,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             MG_ASSERT(strchr(i.id_json, '\n') == NULL);
         }
     }
+    /* The one-pass reading (taken or declined) says what the tree says. */
+    struct mg_jsonrpc_info t;
+    mg_jsonrpc_inspect_tree((const char *)data, size, &t);
+    MG_ASSERT(mg_jsonrpc_info_same(&i, &t));
+    mg_jsonrpc_info_fini(&t);
     mg_jsonrpc_info_fini(&i);
     MG_ASSERT(i.id_json == NULL);
     return 0;

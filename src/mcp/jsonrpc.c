@@ -49,6 +49,21 @@ static bool target_of(json_t *m, const char *method, struct mg_jsonrpc_msg *msg,
     return true;
 }
 
+/* Keeps the body's first method (truncated) for logs. */
+static void first_method(struct mg_jsonrpc_info *out, const char *name)
+{
+    if (out->method[0] != '\0')
+        return;
+    snprintf(out->method, sizeof out->method, "%s", name);
+    /* Cut at a character boundary: the method lands in JSON logs. */
+    size_t n = strlen(out->method);
+    if (n < strlen(name)) {
+        while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80)
+            n--;
+        out->method[n] = '\0';
+    }
+}
+
 static bool check_message(json_t *m, struct mg_jsonrpc_info *out, bool first_req, bool as_real)
 {
     struct mg_jsonrpc_msg *msg = &out->msgs[out->n_messages];
@@ -87,16 +102,7 @@ static bool check_message(json_t *m, struct mg_jsonrpc_info *out, bool first_req
         msg->id = id;
         if (strcmp(name, "initialize") == 0)
             out->has_initialize = true;
-        if (out->method[0] == '\0') {
-            snprintf(out->method, sizeof out->method, "%s", name);
-            /* Cut at a character boundary: the method lands in JSON logs. */
-            size_t n = strlen(out->method);
-            if (n < strlen(name)) {
-                while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80)
-                    n--;
-                out->method[n] = '\0';
-            }
-        }
+        first_method(out, name);
         if (id && first_req && out->id_json == NULL) {
             /* Numbers were read as doubles only if some integer overflowed:
              * an integral id still prints as the integer it was. */
@@ -133,7 +139,422 @@ static bool check_message(json_t *m, struct mg_jsonrpc_info *out, bool first_req
     return true;
 }
 
+/* ---------------------------------------------------------------------------
+ * The fast path: one pass over a single message, no tree. It answers only
+ * when it is sure, and then exactly as the jansson path below would; on
+ * anything else (a batch, a response, an escape in a key or in a string it
+ * must read, a real id, deep nesting, a big object, any error) it declines
+ * and the jansson path decides. The arguments, when there are any, are still
+ * parsed by jansson, from their own bytes: the policy reads them as a tree.
+ * This is on every request's path (bench/RESULTS.md, "Where the time goes").
+ */
+
+#define FAST_MAX_DEPTH 32
+#define FAST_MAX_KEYS  32 /* per object, for the duplicate check */
+
+struct span {
+    const char *p;
+    size_t n;
+};
+
+struct scan {
+    const char *p, *end;
+};
+
+static void skip_ws(struct scan *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        s->p++;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* A string at s->p ('"'): its raw bytes between the quotes; *escaped if it
+ * holds an escape. Declines control characters, bad UTF-8, \u0000 and
+ * surrogate escapes (jansson refuses some of those, and decides the rest). */
+static bool scan_string(struct scan *s, struct span *out, bool *escaped)
+{
+    const char *p = s->p + 1;
+    *escaped = false;
+    for (;;) {
+        while (p < s->end && (unsigned char)*p >= 0x20 && *p != '"' && *p != '\\' &&
+               (unsigned char)*p < 0x80)
+            p++;
+        if (p >= s->end)
+            return false;
+        unsigned char c = (unsigned char)*p;
+        if (c == '"')
+            break;
+        if (c < 0x20)
+            return false;
+        if (c == '\\') {
+            *escaped = true;
+            if (p + 1 >= s->end)
+                return false;
+            char e = p[1];
+            if (e == 'u') {
+                int v = 0;
+                if (s->end - p < 6)
+                    return false;
+                for (int i = 2; i < 6; i++) {
+                    int h = hexval(p[i]);
+                    if (h < 0)
+                        return false;
+                    v = v * 16 + h;
+                }
+                if (v == 0 || (v >= 0xD800 && v <= 0xDFFF))
+                    return false;
+                p += 6;
+            } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' ||
+                       e == 'r' || e == 't') {
+                p += 2;
+            } else {
+                return false;
+            }
+            continue;
+        }
+        size_t l = mg_utf8_seq_len((const unsigned char *)p, (size_t)(s->end - p));
+        if (l == 0)
+            return false;
+        p += l;
+    }
+    out->p = s->p + 1;
+    out->n = (size_t)(p - out->p);
+    s->p = p + 1;
+    return true;
+}
+
+/* A number: JSON's grammar, without an exponent. *is_int with *v when it
+ * is an integer that fits int64 (a bigger one declines: jansson reads it
+ * otherwise). */
+static bool scan_number(struct scan *s, bool *is_int, int64_t *v)
+{
+    const char *p = s->p;
+    bool neg = false, frac = false;
+    uint64_t mag = 0;
+    if (p < s->end && *p == '-') {
+        neg = true;
+        p++;
+    }
+    if (p >= s->end || *p < '0' || *p > '9')
+        return false;
+    if (*p == '0') {
+        p++;
+    } else {
+        while (p < s->end && *p >= '0' && *p <= '9') {
+            if (mag > (UINT64_MAX - 9) / 10)
+                return false;
+            mag = mag * 10 + (uint64_t)(*p - '0');
+            p++;
+        }
+    }
+    if (p < s->end && *p == '.') {
+        frac = true;
+        p++;
+        if (p >= s->end || *p < '0' || *p > '9')
+            return false;
+        while (p < s->end && *p >= '0' && *p <= '9')
+            p++;
+    }
+    /* An exponent may overflow a double, which jansson refuses: its call. */
+    if (p < s->end && (*p == 'e' || *p == 'E'))
+        return false;
+    *is_int = !frac;
+    if (!frac) {
+        if (mag > (neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX))
+            return false;
+        *v = neg ? (int64_t)(0 - mag) : (int64_t)mag;
+    }
+    s->p = p;
+    return true;
+}
+
+static bool scan_literal(struct scan *s, const char *lit, size_t n)
+{
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n) != 0)
+        return false;
+    s->p += n;
+    return true;
+}
+
+static bool scan_value(struct scan *s, int depth);
+
+/* Keys seen in one object: a key with an escape, or more keys than fit,
+ * declines (the duplicate check compares raw bytes). */
+struct keyset {
+    struct span k[FAST_MAX_KEYS];
+    size_t n;
+};
+
+static bool add_key(struct keyset *ks, const struct span *k, bool escaped)
+{
+    if (escaped || ks->n == FAST_MAX_KEYS)
+        return false;
+    for (size_t i = 0; i < ks->n; i++)
+        if (ks->k[i].n == k->n && memcmp(ks->k[i].p, k->p, k->n) == 0)
+            return false;
+    ks->k[ks->n++] = *k;
+    return true;
+}
+
+/* An object at s->p ('{'). For each member, member(ctx, key, s) reads the
+ * value (s->p at it) or leaves it NULL for scan_value. */
+typedef bool (*member_fn)(void *ctx, const struct span *key, struct scan *s, int depth);
+
+static bool scan_object(struct scan *s, int depth, member_fn member, void *ctx)
+{
+    struct keyset ks;
+    ks.n = 0;
+    if (depth > FAST_MAX_DEPTH)
+        return false;
+    s->p++;
+    skip_ws(s);
+    if (s->p < s->end && *s->p == '}') {
+        s->p++;
+        return true;
+    }
+    for (;;) {
+        struct span k;
+        bool esc;
+        if (s->p >= s->end || *s->p != '"' || !scan_string(s, &k, &esc) || !add_key(&ks, &k, esc))
+            return false;
+        skip_ws(s);
+        if (s->p >= s->end || *s->p != ':')
+            return false;
+        s->p++;
+        skip_ws(s);
+        if (!(member ? member(ctx, &k, s, depth) : scan_value(s, depth + 1)))
+            return false;
+        skip_ws(s);
+        if (s->p < s->end && *s->p == ',') {
+            s->p++;
+            skip_ws(s);
+            continue;
+        }
+        if (s->p < s->end && *s->p == '}') {
+            s->p++;
+            return true;
+        }
+        return false;
+    }
+}
+
+static bool scan_value(struct scan *s, int depth)
+{
+    struct span sp;
+    bool esc, is_int;
+    int64_t v;
+    if (s->p >= s->end || depth > FAST_MAX_DEPTH)
+        return false;
+    switch (*s->p) {
+    case '{': return scan_object(s, depth, NULL, NULL);
+    case '[':
+        s->p++;
+        skip_ws(s);
+        if (s->p < s->end && *s->p == ']') {
+            s->p++;
+            return true;
+        }
+        for (;;) {
+            if (!scan_value(s, depth + 1))
+                return false;
+            skip_ws(s);
+            if (s->p < s->end && *s->p == ',') {
+                s->p++;
+                skip_ws(s);
+                continue;
+            }
+            if (s->p < s->end && *s->p == ']') {
+                s->p++;
+                return true;
+            }
+            return false;
+        }
+    case '"': return scan_string(s, &sp, &esc);
+    case 't': return scan_literal(s, "true", 4);
+    case 'f': return scan_literal(s, "false", 5);
+    case 'n': return scan_literal(s, "null", 4);
+    default: return scan_number(s, &is_int, &v);
+    }
+}
+
+static bool key_is(const struct span *k, const char *lit)
+{
+    size_t n = strlen(lit);
+    return k->n == n && memcmp(k->p, lit, n) == 0;
+}
+
+/* What the fast path reads of a message. */
+struct fast_msg {
+    bool has_jsonrpc, has_method, has_id, has_params, params_object, has_name, has_uri, has_args;
+    bool jsonrpc_ok, id_null, id_int;
+    int64_t id_value;
+    struct span method, id_str, name, uri, args;
+};
+
+static bool read_raw_string(struct scan *s, struct span *out)
+{
+    bool esc;
+    return s->p < s->end && *s->p == '"' && scan_string(s, out, &esc) && !esc;
+}
+
+static bool params_member(void *ctx, const struct span *k, struct scan *s, int depth)
+{
+    struct fast_msg *m = ctx;
+    const char *start = s->p;
+    if (key_is(k, "name") && s->p < s->end && *s->p == '"') {
+        m->has_name = true;
+        return read_raw_string(s, &m->name);
+    }
+    if (key_is(k, "uri") && s->p < s->end && *s->p == '"') {
+        m->has_uri = true;
+        return read_raw_string(s, &m->uri);
+    }
+    if (key_is(k, "arguments")) {
+        m->has_args = true;
+        if (!scan_value(s, depth + 1))
+            return false;
+        m->args = (struct span){start, (size_t)(s->p - start)};
+        return true;
+    }
+    return scan_value(s, depth + 1);
+}
+
+static bool message_member(void *ctx, const struct span *k, struct scan *s, int depth)
+{
+    struct fast_msg *m = ctx;
+    if (key_is(k, "jsonrpc")) {
+        struct span v;
+        m->has_jsonrpc = true;
+        if (!read_raw_string(s, &v))
+            return false;
+        m->jsonrpc_ok = v.n == 3 && memcmp(v.p, "2.0", 3) == 0;
+        return true;
+    }
+    if (key_is(k, "method")) {
+        m->has_method = true;
+        return read_raw_string(s, &m->method);
+    }
+    if (key_is(k, "id")) {
+        m->has_id = true;
+        if (s->p < s->end && *s->p == '"')
+            return read_raw_string(s, &m->id_str);
+        if (s->p < s->end && *s->p == 'n') {
+            m->id_null = true;
+            return scan_literal(s, "null", 4);
+        }
+        m->id_int = true;
+        bool is_int;
+        return scan_number(s, &is_int, &m->id_value) && is_int;
+    }
+    if (key_is(k, "params")) {
+        m->has_params = true;
+        if (s->p < s->end && *s->p == '{') {
+            m->params_object = true;
+            return scan_object(s, depth + 1, params_member, m);
+        }
+        return scan_value(s, depth + 1);
+    }
+    /* result and error make it a response: the jansson path's. */
+    if (key_is(k, "result") || key_is(k, "error"))
+        return false;
+    return scan_value(s, depth + 1);
+}
+
+/* The fast path; false: declined, out untouched (still zeroed). */
+static bool inspect_fast(const char *body, size_t len, struct mg_jsonrpc_info *out)
+{
+    struct scan s = {body, body + len};
+    struct fast_msg m;
+    memset(&m, 0, sizeof m);
+    skip_ws(&s);
+    if (s.p >= s.end || *s.p != '{' || !scan_object(&s, 0, message_member, &m))
+        return false;
+    skip_ws(&s);
+    if (s.p != s.end || !m.has_jsonrpc || !m.jsonrpc_ok || !m.has_method)
+        return false;
+
+    /* The target, as target_of() wants it; anything else is its to refuse. */
+    const char *key = NULL;
+    bool wants_args = false;
+    for (size_t i = 0; i < MG_ARRAY_LEN(targeted); i++) {
+        if (m.method.n == strlen(targeted[i].method) &&
+            memcmp(m.method.p, targeted[i].method, m.method.n) == 0) {
+            key = targeted[i].key;
+            wants_args = targeted[i].arguments;
+        }
+    }
+    const struct span *target = NULL;
+    json_t *args = NULL, *id = NULL;
+    if (key) {
+        target = strcmp(key, "name") == 0 ? &m.name : &m.uri;
+        if (!m.params_object || !(strcmp(key, "name") == 0 ? m.has_name : m.has_uri))
+            return false;
+        if (wants_args && m.has_args) {
+            args = json_loadb(m.args.p, m.args.n, JSON_REJECT_DUPLICATES, NULL);
+            if (!json_is_object(args)) {
+                json_decref(args);
+                return false;
+            }
+        }
+    }
+    if (m.has_id) {
+        id = m.id_null  ? json_null()
+             : m.id_int ? json_integer((json_int_t)m.id_value)
+                        : json_stringn(m.id_str.p, m.id_str.n);
+        MG_ASSERT(id != NULL);
+    }
+
+    /* The message: the same fields check_message() fills. Strings live in
+     * out->strings; id and arguments are owned by out->root. */
+    struct mg_jsonrpc_msg *msg = out->msgs = mg_xcalloc(1, sizeof *out->msgs);
+    size_t name_n = target ? target->n : 0;
+    char *strs = out->strings = mg_xmalloc(m.method.n + 1 + name_n + 1);
+    memcpy(strs, m.method.p, m.method.n);
+    strs[m.method.n] = '\0';
+    msg->method = strs;
+    if (target) {
+        memcpy(strs + m.method.n + 1, target->p, name_n);
+        strs[m.method.n + 1 + name_n] = '\0';
+        msg->name = strs + m.method.n + 1;
+    }
+    out->root = json_array();
+    if (id) {
+        json_array_append_new(out->root, id);
+        msg->id = id;
+    }
+    if (args) {
+        json_array_append_new(out->root, args);
+        msg->arguments = args;
+    }
+    msg->kind = id ? MG_JSONRPC_REQUEST : MG_JSONRPC_NOTIFICATION;
+    if (id)
+        out->n_requests = 1;
+    else
+        out->n_notifications = 1;
+    out->n_messages = 1;
+    out->has_initialize = strcmp(msg->method, "initialize") == 0;
+    first_method(out, msg->method);
+    if (id)
+        out->id_json = json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT);
+    out->shape = MG_JSONRPC_SINGLE;
+    return true;
+}
+
 void mg_jsonrpc_inspect(const char *body, size_t len, struct mg_jsonrpc_info *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!inspect_fast(body, len, out))
+        mg_jsonrpc_inspect_tree(body, len, out);
+}
+
+void mg_jsonrpc_inspect_tree(const char *body, size_t len, struct mg_jsonrpc_info *out)
 {
     memset(out, 0, sizeof *out);
     json_error_t jerr;
@@ -188,10 +609,41 @@ out:
 
 void mg_jsonrpc_info_fini(struct mg_jsonrpc_info *info)
 {
+    free(info->strings);
+    info->strings = NULL;
     free(info->id_json);
     info->id_json = NULL;
     free(info->msgs);
     info->msgs = NULL;
     json_decref(info->root);
     info->root = NULL;
+}
+
+static bool str_same(const char *a, const char *b)
+{
+    return (a == NULL) == (b == NULL) && (a == NULL || strcmp(a, b) == 0);
+}
+
+static bool json_same(const json_t *a, const json_t *b)
+{
+    return (a == NULL) == (b == NULL) && (a == NULL || json_equal((json_t *)a, (json_t *)b));
+}
+
+bool mg_jsonrpc_info_same(const struct mg_jsonrpc_info *a, const struct mg_jsonrpc_info *b)
+{
+    if (a->shape != b->shape || a->n_messages != b->n_messages || a->n_requests != b->n_requests ||
+        a->n_notifications != b->n_notifications || a->n_responses != b->n_responses ||
+        strcmp(a->method, b->method) != 0 || !str_same(a->id_json, b->id_json) ||
+        a->has_initialize != b->has_initialize || !str_same(a->error, b->error))
+        return false;
+    for (size_t i = 0; i < a->n_messages; i++) {
+        const struct mg_jsonrpc_msg *x = &a->msgs[i], *y = &b->msgs[i];
+        if (x->kind != y->kind || !str_same(x->method, y->method) || !str_same(x->name, y->name) ||
+            !json_same(x->id, y->id) || !json_same(x->arguments, y->arguments))
+            return false;
+        /* json_equal calls 1 and 1.0 equal; the policy does not. */
+        if (x->id && json_typeof(x->id) != json_typeof(y->id))
+            return false;
+    }
+    return true;
 }

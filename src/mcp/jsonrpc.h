@@ -2,9 +2,9 @@
  * a batch, and for every message what it asks: kind, method, id, and for the
  * MCP methods the policy judges by name (tools/call, prompts/get,
  * resources/read, ...) the name or URI and the arguments. Pure (bytes in,
- * struct out), fuzzed. The parsed document is kept, so what the policy judges
- * is exactly what the bytes say: one parse, duplicate keys refused, and a
- * message whose target is ambiguous makes the whole body INVALID. */
+ * struct out), fuzzed. What the policy judges is exactly what the bytes say:
+ * one parse, duplicate keys refused, and a message whose target is
+ * ambiguous makes the whole body INVALID. */
 #ifndef MG_MCP_JSONRPC_H
 #define MG_MCP_JSONRPC_H
 
@@ -47,12 +47,22 @@ struct mg_jsonrpc_info {
     char *id_json;          /* the first request's id as compact JSON, or NULL */
     bool has_initialize;
     const char *error;           /* why the body is INVALID */
-    json_t *root;                /* the parsed body (valid shapes only) */
+    json_t *root;                /* owns what msgs point to (valid shapes only) */
+    char *strings;               /* owns the fast path's strings */
     struct mg_jsonrpc_msg *msgs; /* n_messages entries, in body order */
 };
 
-/* Inspects body. Never fails for bad input: shape says INVALID and error why. */
+/* Inspects body. Never fails for bad input: shape says INVALID and error why.
+ * A plain single request is read in one pass without a tree (only its
+ * arguments become one); everything else, and anything that pass is not
+ * sure of, goes to mg_jsonrpc_inspect_tree, whose answer it always equals. */
 void mg_jsonrpc_inspect(const char *body, size_t len, struct mg_jsonrpc_info *out);
+/* The reference: the whole body parsed by jansson (tests and the fuzz
+ * target hold the fast path to it). */
+void mg_jsonrpc_inspect_tree(const char *body, size_t len, struct mg_jsonrpc_info *out);
+/* Do two inspections say the same of a body (shape, counts, error, and
+ * every message's kind, method, id, name and arguments)? For tests. */
+bool mg_jsonrpc_info_same(const struct mg_jsonrpc_info *a, const struct mg_jsonrpc_info *b);
 void mg_jsonrpc_info_fini(struct mg_jsonrpc_info *info);
 
 #endif

@@ -388,6 +388,100 @@ static void test_targets(void)
     mg_jsonrpc_info_fini(&i);
 }
 
+/* The one-pass reading of a plain request (no tree) must say exactly what
+ * the jansson reading says, on every body: seeds covering what it takes and
+ * what it must decline, and many mutations of them. */
+static const char *const fast_seeds[] = {
+    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"query\","
+    "\"arguments\":{\"sql\":\"SELECT 1\"}}}",
+    " {\"params\":{\"arguments\":{\"a\":[1,2.5,{\"b\":null}],\"c\":\"x\\ny\"},\"name\":\"q\"},"
+    "\"method\":\"tools/call\",\"jsonrpc\":\"2.0\",\"id\":\"abc\"}\r\n",
+    "{\"jsonrpc\":\"2.0\",\"id\":-9223372036854775808,\"method\":\"resources/read\",\"params\":"
+    "{\"uri\":\"file:///\\u00e9\"}}",
+    "{\"jsonrpc\":\"2.0\",\"id\":9223372036854775808,\"method\":\"ping\"}",
+    "{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"initialize\",\"params\":{\"protocolVersion\":"
+    "\"2025-06-18\",\"capabilities\":{},\"clientInfo\":{\"name\":\"c\",\"version\":\"1\"}}}",
+    "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}",
+    "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"prompts/get\",\"params\":{\"name\":\"greet\"}}",
+    "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/"
+    "call\",\"params\":{\"name\":\"a\",\"name\":\"b\"}}",
+    "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{\"name\":\"a\","
+    "\"arguments\":{\"k\":1,\"k\":2}}}",
+    "{\"jsonrpc\":\"2.0\",\"id\":1.0,\"method\":\"tools/list\"}",
+    "{\"jsonrpc\":\"2.0\",\"id\":1e2,\"method\":\"tools/list\",\"params\":{\"x\":1e400}}",
+    "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}",
+    "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]",
+    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"t\\u0000\"}}",
+    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"n\\u0061me\":\"x\"}}",
+    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/"
+    "call\",\"params\":{\"name\":\"\\ud83d\\ude00\"}}",
+    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"x\","
+    "\"arguments\":null}}",
+    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":[1]}",
+    "{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"ping\"}",
+    "{\"jsonrpc\":\"2.0\",\"id\":true,\"method\":\"ping\"}",
+    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t\xc3\xa9\xe2\x82\xac\",\"params\":{\"deep\":"
+    "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}",
+};
+
+static void test_fast_path(void)
+{
+    static const char noise[] = "{}[]\",:\\ 0123456789.-+eEtrufalsn\x01\xc3\xa9\xff";
+    size_t n_fast = 0, n_diff = 0, n_bodies = 0;
+    uint64_t x = 88172645463325252ULL;
+    char buf[512];
+
+    for (size_t s = 0; s < MG_ARRAY_LEN(fast_seeds); s++) {
+        for (int it = 0; it < 4000; it++) {
+            size_t len = strlen(fast_seeds[s]);
+            memcpy(buf, fast_seeds[s], len);
+            for (int k = it == 0 ? 0 : 1 + (int)(x % 3); k > 0; k--) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                size_t at = len ? x % len : 0;
+                char c = noise[(x >> 20) % (sizeof noise - 1)];
+                switch ((x >> 40) % 4) {
+                case 0: buf[at] = c; break; /* replace */
+                case 1:                     /* insert */
+                    if (len + 1 < sizeof buf) {
+                        memmove(buf + at + 1, buf + at, len - at);
+                        buf[at] = c;
+                        len++;
+                    }
+                    break;
+                case 2: /* delete */
+                    if (len) {
+                        memmove(buf + at, buf + at + 1, len - at - 1);
+                        len--;
+                    }
+                    break;
+                default: len = at; /* cut */
+                }
+            }
+            struct mg_jsonrpc_info a, b;
+            mg_jsonrpc_inspect(buf, len, &a);
+            mg_jsonrpc_inspect_tree(buf, len, &b);
+            n_bodies++;
+            n_fast += a.strings != NULL;
+            if (!mg_jsonrpc_info_same(&a, &b) && n_diff++ < 3)
+                printf("# fast and tree differ on: %.*s\n", (int)len, buf);
+            if (it == 0)
+                TAP_OK(mg_jsonrpc_info_same(&a, &b), "seed %zu: both readings agree (%s)", s,
+                       a.strings ? "fast" : "declined");
+            mg_jsonrpc_info_fini(&a);
+            mg_jsonrpc_info_fini(&b);
+        }
+    }
+    TAP_IS_INT((int)n_diff, 0, "%zu bodies: the one-pass reading never differs", n_bodies);
+    TAP_OK(n_fast > n_bodies / 50, "and it read %zu of them itself", n_fast);
+    {
+        struct mg_jsonrpc_info a;
+        mg_jsonrpc_inspect(fast_seeds[0], strlen(fast_seeds[0]), &a);
+        TAP_OK(a.strings != NULL && a.shape == MG_JSONRPC_SINGLE && a.msgs[0].arguments,
+               "a plain tools/call takes the one-pass path");
+        mg_jsonrpc_info_fini(&a);
+    }
+}
+
 int main(void)
 {
     test_targets();
@@ -396,5 +490,6 @@ int main(void)
     test_batch();
     test_invalid();
     test_method_truncation();
+    test_fast_path();
     return tap_done();
 }
