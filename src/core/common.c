@@ -3,7 +3,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "core/common.h"
 
-#include <ctype.h>
 #include <time.h>
 
 const char *mg_strstatus(int status)
@@ -62,15 +61,21 @@ char *mg_xstrndup(const char *s, size_t n)
     return check(strndup(s, n));
 }
 
+static unsigned char ascii_lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
+/* ASCII only, whatever the locale (header names, tokens). One pass that
+ * stops at the first difference: this runs for every header against every
+ * name a proxy looks for (bench/RESULTS.md). */
 bool mg_str_ieq(const char *a, size_t a_len, const char *b)
 {
-    size_t b_len = strlen(b);
-    if (a_len != b_len)
-        return false;
-    for (size_t i = 0; i < a_len; i++)
-        if (tolower((unsigned char)a[i]) != tolower((unsigned char)b[i]))
+    for (size_t i = 0; i < a_len; i++) {
+        if (b[i] == '\0' || ascii_lower((unsigned char)a[i]) != ascii_lower((unsigned char)b[i]))
             return false;
-    return true;
+    }
+    return b[a_len] == '\0';
 }
 
 bool mg_str_eq(const char *a, size_t a_len, const char *b)
