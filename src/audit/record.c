@@ -495,6 +495,7 @@ struct mg_audit_record *mg_audit_record_new(void)
     r->time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     /* Bounded by the setters' bounds times the times they are called. */
     mg_buf_init(&r->arena, SIZE_MAX / 2);
+    mg_buf_reserve(&r->arena, 480); /* a usual record's strings, at once */
     mg_buf_init(&r->cols, SIZE_MAX / 2);
     /* Every span starts empty (offset 0, length 0): "". */
     mg_audit_record_set_identity(r, NULL);

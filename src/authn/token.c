@@ -168,12 +168,37 @@ static void fetch_sha256(void)
     sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
+/* One digest context per thread, reused: EVP_Digest allocates and frees
+ * one per call. Each thread's context is freed when the thread ends. */
+static pthread_key_t ctx_key;
+
+static void free_ctx(void *ctx)
+{
+    EVP_MD_CTX_free(ctx);
+}
+
+static void sha256_init_once(void)
+{
+    fetch_sha256();
+    if (pthread_key_create(&ctx_key, free_ctx) != 0)
+        abort();
+}
+
 int mg_sha256(const void *data, size_t len, uint8_t out[MG_TOKEN_HASH_LEN])
 {
     unsigned int n = 0;
-    pthread_once(&sha256_once, fetch_sha256);
+    pthread_once(&sha256_once, sha256_init_once);
     const EVP_MD *md = sha256_md ? sha256_md : EVP_sha256();
-    if (EVP_Digest(data, len, out, &n, md, NULL) != 1 || n != MG_TOKEN_HASH_LEN)
+    EVP_MD_CTX *ctx = pthread_getspecific(ctx_key);
+    if (ctx == NULL) {
+        ctx = EVP_MD_CTX_new();
+        if (ctx == NULL || pthread_setspecific(ctx_key, ctx) != 0) {
+            EVP_MD_CTX_free(ctx);
+            return MG_EIO;
+        }
+    }
+    if (EVP_DigestInit_ex(ctx, md, NULL) != 1 || EVP_DigestUpdate(ctx, data, len) != 1 ||
+        EVP_DigestFinal_ex(ctx, out, &n) != 1 || n != MG_TOKEN_HASH_LEN)
         return MG_EIO;
     return MG_OK;
 }

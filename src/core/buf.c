@@ -40,6 +40,11 @@ static int reserve(struct mg_buf *b, size_t extra)
     return MG_OK;
 }
 
+int mg_buf_reserve(struct mg_buf *b, size_t extra)
+{
+    return reserve(b, extra);
+}
+
 int mg_buf_append(struct mg_buf *b, const void *data, size_t n)
 {
     int rc = reserve(b, n);

@@ -15,6 +15,10 @@ struct mg_buf {
 void mg_buf_init(struct mg_buf *b, size_t max);
 void mg_buf_fini(struct mg_buf *b);
 void mg_buf_reset(struct mg_buf *b);
+/* Makes room for extra more bytes at once (one allocation instead of a
+ * few doublings, for a buffer whose usual size is known); MG_ELIMIT past
+ * max. */
+int mg_buf_reserve(struct mg_buf *b, size_t extra);
 /* Appends n bytes; MG_ELIMIT if len would exceed max (nothing appended). */
 int mg_buf_append(struct mg_buf *b, const void *data, size_t n);
 int mg_buf_appends(struct mg_buf *b, const char *s);

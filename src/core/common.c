@@ -61,18 +61,13 @@ char *mg_xstrndup(const char *s, size_t n)
     return check(strndup(s, n));
 }
 
-static unsigned char ascii_lower(unsigned char c)
-{
-    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
-}
-
 /* ASCII only, whatever the locale (header names, tokens). One pass that
- * stops at the first difference: this runs for every header against every
- * name a proxy looks for (bench/RESULTS.md). */
-bool mg_str_ieq(const char *a, size_t a_len, const char *b)
+ * stops at the first difference, without strlen (bench/RESULTS.md). */
+bool mg_str_ieq_slow(const char *a, size_t a_len, const char *b)
 {
     for (size_t i = 0; i < a_len; i++) {
-        if (b[i] == '\0' || ascii_lower((unsigned char)a[i]) != ascii_lower((unsigned char)b[i]))
+        if (b[i] == '\0' ||
+            mg_ascii_lower((unsigned char)a[i]) != mg_ascii_lower((unsigned char)b[i]))
             return false;
     }
     return b[a_len] == '\0';

@@ -54,8 +54,22 @@ void *mg_xrealloc(void *p, size_t n);
 char *mg_xstrdup(const char *s);
 char *mg_xstrndup(const char *s, size_t n);
 
-/* Case-insensitive comparison of a length-delimited string with a C string. */
-bool mg_str_ieq(const char *a, size_t a_len, const char *b);
+/* Case-insensitive (ASCII) comparison of a length-delimited string with a
+ * C string. The first byte is compared inline: most header names differ
+ * there, and proxies compare every header against every name they filter. */
+static inline unsigned char mg_ascii_lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+bool mg_str_ieq_slow(const char *a, size_t a_len, const char *b);
+static inline bool mg_str_ieq(const char *a, size_t a_len, const char *b)
+{
+    if (a_len == 0)
+        return b[0] == '\0';
+    if (mg_ascii_lower((unsigned char)a[0]) != mg_ascii_lower((unsigned char)b[0]))
+        return false;
+    return mg_str_ieq_slow(a, a_len, b);
+}
 bool mg_str_eq(const char *a, size_t a_len, const char *b);
 /* Length of the well-formed UTF-8 sequence at s (RFC 3629 §4: no overlongs,
  * no surrogates, nothing above U+10FFFF), or 0 if the bytes are not one. */

@@ -137,22 +137,41 @@ static bool in_list(const char *name, size_t len, char **list, size_t n)
     return false;
 }
 
-static bool is_hop_by_hop(const char *n, size_t len)
+/* A header name with its length: tables of names are checked against
+ * every header of every request, so only names of the same length are
+ * compared. */
+struct hname {
+    const char *s;
+    size_t len;
+};
+#define HNAME(lit)                                                                                 \
+    {                                                                                              \
+        lit, sizeof(lit) - 1                                                                       \
+    }
+
+static bool in_names(const char *n, size_t len, const struct hname *t, size_t nt)
 {
-    static const char *hop[] = {"connection",
-                                "keep-alive",
-                                "proxy-connection",
-                                "te",
-                                "trailer",
-                                "transfer-encoding",
-                                "upgrade",
-                                "proxy-authenticate",
-                                "proxy-authorization",
-                                "http2-settings"};
-    for (size_t i = 0; i < MG_ARRAY_LEN(hop); i++)
-        if (mg_str_ieq(n, len, hop[i]))
+    for (size_t i = 0; i < nt; i++)
+        if (t[i].len == len && mg_str_ieq(n, len, t[i].s))
             return true;
     return false;
+}
+
+static bool is_hop_by_hop(const char *n, size_t len)
+{
+    static const struct hname hop[] = {
+        HNAME("connection"),
+        HNAME("keep-alive"),
+        HNAME("proxy-connection"),
+        HNAME("te"),
+        HNAME("trailer"),
+        HNAME("transfer-encoding"),
+        HNAME("upgrade"),
+        HNAME("proxy-authenticate"),
+        HNAME("proxy-authorization"),
+        HNAME("http2-settings"),
+    };
+    return in_names(n, len, hop, MG_ARRAY_LEN(hop));
 }
 
 /* Headers named in Connection are hop-by-hop too (RFC 9110 §7.6.1). */
@@ -175,26 +194,23 @@ static bool named_in_connection(const struct mg_http_head *h, const char *n, siz
 static bool skip_request_header(const struct mg_http_head *h, const struct mg_conf_route *r,
                                 const struct mg_http_header *x)
 {
-    static const char *drop[] = {
-        "host",
-        "content-length",
-        "expect",
-        "authorization",
-        "forwarded",
-        "x-forwarded-for",
-        "x-forwarded-proto",
-        "x-forwarded-host",
-        "x-forwarded-port",
-        "x-real-ip",
-        "cookie",
+    static const struct hname drop[] = {
+        HNAME("host"),
+        HNAME("content-length"),
+        HNAME("expect"),
+        HNAME("authorization"),
+        HNAME("forwarded"),
+        HNAME("x-forwarded-for"),
+        HNAME("x-forwarded-proto"),
+        HNAME("x-forwarded-host"),
+        HNAME("x-forwarded-port"),
+        HNAME("x-real-ip"),
+        HNAME("cookie"),
     };
     const char *n = x->name;
     size_t len = x->name_len;
-    if (is_hop_by_hop(n, len))
+    if (is_hop_by_hop(n, len) || in_names(n, len, drop, MG_ARRAY_LEN(drop)))
         return true;
-    for (size_t i = 0; i < MG_ARRAY_LEN(drop); i++)
-        if (mg_str_ieq(n, len, drop[i]))
-            return true;
     if (len >= 10 && mg_str_ieq(n, 10, "x-mcpgate-"))
         return true;
     if (in_list(n, len, r->remove_request_headers, r->n_remove_request_headers))
@@ -560,6 +576,7 @@ static void send_upstream(struct mg_gw_req *p)
     struct mg_worker *w = p->w;
     struct mg_buf head;
     mg_buf_init(&head, p->gw->conf->max_header_bytes + 8192);
+    mg_buf_reserve(&head, 1000); /* most heads fit: one allocation */
     if (build_upstream_head(p, &head) < 0) {
         mg_buf_fini(&head);
         reply_error(p, 431, -32600, "request headers too large to forward");

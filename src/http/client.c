@@ -440,11 +440,21 @@ int mg_client_request(struct mg_client_pool *p, const struct mg_client_target *t
                       struct mg_client_req **out)
 {
     struct mg_client_req *r = mg_xcalloc(1, sizeof *r);
-    char key[1024];
-    snprintf(key, sizeof key, "%s|%u|%p|%s|%d|%s", t->host ? t->host : "", t->port,
-             (void *)t->ssl_ctx, t->sni ? t->sni : "", t->verify, t->unix_path ? t->unix_path : "");
+    /* The pool's key: host|port|tls context|sni|verify|socket path (built
+     * without printf: this runs for every proxied request). */
+    struct mg_buf key;
+    mg_buf_init(&key, SIZE_MAX / 2);
+    mg_buf_appends(&key, t->host ? t->host : "");
+    mg_buf_appends(&key, "|");
+    mg_buf_append_u64(&key, t->port);
+    mg_buf_appends(&key, "|");
+    mg_buf_append_u64(&key, (uint64_t)(uintptr_t)t->ssl_ctx);
+    mg_buf_appends(&key, "|");
+    mg_buf_appends(&key, t->sni ? t->sni : "");
+    mg_buf_appends(&key, t->verify ? "|1|" : "|0|");
+    mg_buf_appends(&key, t->unix_path ? t->unix_path : "");
     r->pool = p;
-    r->key = mg_xstrdup(key);
+    r->key = mg_buf_steal(&key, NULL);
     r->host = t->host ? mg_xstrdup(t->host) : NULL;
     r->sni = t->sni ? mg_xstrdup(t->sni) : NULL;
     r->unix_path = t->unix_path ? mg_xstrdup(t->unix_path) : NULL;

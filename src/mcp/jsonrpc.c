@@ -2,6 +2,7 @@
  * with two "method" members means different things to different parsers),
  * as is anything that is not a JSON-RPC 2.0 object. */
 #include "mcp/jsonrpc.h"
+#include "core/buf.h"
 
 #include <jansson.h>
 
@@ -541,8 +542,24 @@ static bool inspect_fast(const char *body, size_t len, struct mg_jsonrpc_info *o
     out->n_messages = 1;
     out->has_initialize = strcmp(msg->method, "initialize") == 0;
     first_method(out, msg->method);
-    if (id)
-        out->id_json = json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT);
+    if (id) {
+        /* What json_dumps writes for these ids: the string needs no escape
+         * (the scanner took it raw), the integer is its decimal. */
+        struct mg_buf b;
+        mg_buf_init(&b, SIZE_MAX / 2);
+        if (m.id_null) {
+            mg_buf_appends(&b, "null");
+        } else if (m.id_int) {
+            if (m.id_value < 0)
+                mg_buf_appends(&b, "-");
+            mg_buf_append_u64(&b, m.id_value < 0 ? 0 - (uint64_t)m.id_value : (uint64_t)m.id_value);
+        } else {
+            mg_buf_appends(&b, "\"");
+            mg_buf_append(&b, m.id_str.p, m.id_str.n);
+            mg_buf_appends(&b, "\"");
+        }
+        out->id_json = mg_buf_steal(&b, NULL);
+    }
     out->shape = MG_JSONRPC_SINGLE;
     return true;
 }
