@@ -34,7 +34,8 @@ static const char *const usage_text =
     "test decides one HTTP request as the gateway would: for each JSON-RPC message the\n"
     "decision, the deciding rule, the reason and whether a default applied. The request\n"
     "file is the JSON-RPC body, or {\"http_method\", \"path\", \"source_ip\", \"time\",\n"
-    "\"headers\", \"tools\", \"body\"}; the identity file is {\"sub\", \"email\", \"name\",\n"
+    "\"headers\", \"tools\", \"body\", \"answers\"}; the identity file is {\"sub\", \"email\", "
+    "\"name\",\n"
     "\"groups\", \"claims\", \"idp\", \"method\", \"client_id\"} (none: anonymous).\n"
     "Exit 0 if everything is allowed, 1 if anything is refused, 2 on errors.\n"
     "lint prints FILE:LINE:COL: RULE: message for each finding in the global and route\n"
@@ -381,6 +382,9 @@ static int cmd_test(const struct opts *o)
     } else if (post) {
         if (rf.body_len > 0)
             mg_jsonrpc_inspect(rf.body, rf.body_len, &rpc);
+        for (size_t i = 0; i < rpc.n_messages; i++)
+            if (rpc.msgs[i].kind == MG_JSONRPC_RESPONSE)
+                rpc.msgs[i].answers = rf.answers;
         if (rpc.shape == MG_JSONRPC_INVALID) {
             out.status = 400;
             out.code = -32700;

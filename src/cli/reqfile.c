@@ -23,6 +23,7 @@ void mg_reqfile_fini(struct mg_reqfile *r)
     if (r == NULL)
         return;
     free(r->path);
+    free(r->answers);
     free(r->body);
     free(r->mcp_method);
     free(r->mcp_name);
@@ -64,6 +65,16 @@ static int take_path(struct mg_reqfile *r, const json_t *v, char *err, size_t ca
         return fail(err, cap, "path must be a string starting with '/'");
     /* Policies see the path without the query, as the gateway does. */
     r->path = mg_xstrndup(s, strcspn(s, "?"));
+    return 0;
+}
+
+static int take_answers(struct mg_reqfile *r, const json_t *v, char *err, size_t cap)
+{
+    const char *s = text_of(v);
+    if (s == NULL || s[0] == '\0')
+        return fail(err, cap, "answers must be the method of the server's request, a string");
+    free(r->answers);
+    r->answers = mg_xstrdup(s);
     return 0;
 }
 
@@ -165,7 +176,7 @@ static int parse_wrapper(struct mg_reqfile *r, const json_t *doc, char *err, siz
     } keys[] = {
         {"http_method", take_method}, {"path", take_path},       {"source_ip", take_source},
         {"time", take_time},          {"headers", take_headers}, {"tools", take_tools},
-        {"body", take_body},
+        {"body", take_body},          {"answers", take_answers},
     };
     const char *k;
     const json_t *v;
@@ -184,7 +195,7 @@ static int parse_wrapper(struct mg_reqfile *r, const json_t *doc, char *err, siz
                             k);
             return fail(err, cap,
                         "unknown key '%.64s' (http_method, path, source_ip, time, headers, "
-                        "tools, body)",
+                        "tools, body, answers)",
                         k);
         }
         int rc = keys[i].take(r, v, err, cap);

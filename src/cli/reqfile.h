@@ -29,6 +29,8 @@ struct mg_reqfile {
     char *mcp_method, *mcp_name, *protocol_version;
     json_t *tools; /* a tools/list result's "tools": the classes the gateway would have
                       learned from the upstream; NULL: none */
+    char *answers; /* responses in the body answer a server request with this method
+                      (as if the gateway had relayed it); NULL: unmatched */
 };
 
 /* Parses a request file. The form is told by the top level: an array, or

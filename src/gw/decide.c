@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "gw/judge.h"
 #include "gw/req.h"
+#include "gw/toolmap.h"
 
 #include <time.h>
 
@@ -62,7 +63,9 @@ static struct mg_audit_record *record_for(struct mg_gw_req *p, const struct mg_j
     if (m) {
         if (m->id)
             mg_audit_record_set_jsonrpc_id(rec, m->id);
-        mg_audit_record_set_call(rec, m->method ? m->method : "response", m->name);
+        /* A response: method "response", name the method it answers. */
+        mg_audit_record_set_call(rec, m->method ? m->method : "response",
+                                 m->method ? m->name : m->answers);
         if (m->arguments && a)
             mg_audit_record_set_arguments(rec, m->arguments, mg_audit_arguments(a));
     } else {
@@ -150,6 +153,27 @@ static void sync_done(void *arg, int status)
     sync_unref(sw);
 }
 
+/* Each response is judged by the method of the server->client request it
+ * answers, if this gateway relayed that request in the same MCP session
+ * (proxy.c notes them as they pass). Unmatched responses keep answers NULL
+ * and are refused. */
+static void match_responses(struct mg_gw_req *p)
+{
+    enum { M = MG_TOOLMAP_METHOD_MAX + 1 };
+    free(p->answers);
+    p->answers = mg_xcalloc(p->rpc.n_messages, M);
+    for (size_t i = 0; i < p->rpc.n_messages; i++) {
+        struct mg_jsonrpc_msg *m = &p->rpc.msgs[i];
+        if (m->kind != MG_JSONRPC_RESPONSE || m->id == NULL)
+            continue;
+        char *id = json_dumps(m->id, JSON_ENCODE_ANY | JSON_COMPACT);
+        if (id && mg_toolmap_take_request(p->route->toolmap, p->session ? p->session : "", id,
+                                          p->answers + i * M, M))
+            m->answers = p->answers + i * M;
+        free(id);
+    }
+}
+
 void mg_gw__decide(struct mg_gw_req *p, void (*next)(struct mg_gw_req *p))
 {
     struct mg_http_req *req = p->req;
@@ -183,6 +207,8 @@ void mg_gw__decide(struct mg_gw_req *p, void (*next)(struct mg_gw_req *p))
             return;
         }
     }
+    if (post && p->rpc.n_responses > 0 && p->route->toolmap)
+        match_responses(p);
     struct mg_judge_route rt;
     struct mg_judge_request rq;
     judge_route(p, &rt);

@@ -18,10 +18,10 @@ struct mg_route_rt {
     char *up_host_header; /* Host sent upstream unless preserve_host_header */
     bool via_hub;         /* stdio and legacy SSE routes go through the session hub */
     size_t prefix_len;
-    char *resource;  /* the route's resource identifier (RFC 8707): origin + prefix, or
-                      * origin + "/" for a route without a prefix; tokens are bound to it */
-    char *prm_url;   /* its protected-resource metadata URL (RFC 9728 §3.1) */
-    char *scope_str; /* route scopes, space-separated; "" if none */
+    char *resource;             /* the route's resource identifier (RFC 8707): origin + prefix, or
+                                 * origin + "/" for a route without a prefix; tokens are bound to it */
+    char *prm_url;              /* its protected-resource metadata URL (RFC 9728 §3.1) */
+    char *scope_str;            /* route scopes, space-separated; "" if none */
     struct mg_toolmap *toolmap; /* tool classes learned from tools/list answers */
 };
 

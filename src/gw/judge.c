@@ -96,11 +96,21 @@ static void judge_one(const struct mg_judge_route *rt, const struct mg_judge_req
     mg_judge_policies(rt, &g, &r);
     fill_input(rq, &in);
     if (m) {
-        in.mcp_method = m->method;
+        /* A response is judged by the method of the request it answers. */
+        in.mcp_method = m->kind == MG_JSONRPC_RESPONSE ? m->answers : m->method;
         in.mcp_name = m->name;
         in.arguments = m->arguments;
         if (m->method && strcmp(m->method, "tools/call") == 0)
             in.tool_class = v->tool_class = call_class(rt, m->name);
+    }
+    if (m && m->kind == MG_JSONRPC_RESPONSE && m->answers == NULL) {
+        /* Fail closed: the gateway cannot tell what this answers (it did
+         * not relay the request: a made-up id, another gateway's stream, a
+         * request forgotten past its bound or age). */
+        v->unmatched = true;
+        v->rule = "";
+        v->reason = "unmatched_response";
+        return;
     }
     mg_policy_eval(g, r, &in, &v->decision);
     v->allow = v->decision.allow;
@@ -200,6 +210,8 @@ const char *mg_judge_error_message(const struct mg_judge_verdict *v, const struc
 {
     if (v->batch_refused)
         return "another message of this batch was refused";
+    if (v->unmatched)
+        return "this response answers no request the gateway relayed";
     if (v->hidden && m && m->name) {
         const char *what = strcmp(m->method, "tools/call") == 0    ? "tool"
                            : strcmp(m->method, "prompts/get") == 0 ? "prompt"

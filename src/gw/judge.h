@@ -84,11 +84,13 @@ struct mg_judge_verdict {
     bool batch_refused;                 /* allowed on its own, refused with its batch */
     bool hidden;                        /* refused, and the caller may not see the tool, prompt or
                                            resource in a list: answered as unknown (-32602) */
+    bool unmatched;                     /* a response to no request the gateway relayed */
     const char *rule;                   /* the deciding rule's path, "" if none; owned by the policy
                                            (a configured one, or a built-in default that lives as
                                            long as the process) */
     const char *reason;                 /* allowed, allowed_by_default, denied_by_rule,
-                                           no_rule_allowed, no_policy, batch_refused (static) */
+                                           no_rule_allowed, no_policy, batch_refused,
+                                           unmatched_response (static) */
     int code;                           /* 0 when allowed, else the JSON-RPC error code */
     enum mg_tool_class tool_class;      /* tools/call: the class it was judged as */
     struct mg_policy_decision decision; /* what the two policies said */

@@ -110,6 +110,11 @@ static void proxy_free(struct mg_gw_req *p)
     for (size_t i = 0; i < p->n_audit_recs; i++)
         mg_audit_record_free(p->audit_recs[i]);
     free(p->audit_recs);
+    free(p->answers);
+    if (p->watch) {
+        mg_sse_parser_fini(p->watch);
+        free(p->watch);
+    }
     filter_free(p->filter);
     if (p->oauth_free)
         p->oauth_free(p->oauth);
@@ -333,6 +338,50 @@ static bool skip_response_header(const struct mg_http_head *h, const struct mg_h
     return named_in_connection(h, x->name, x->name_len);
 }
 
+/* --- server->client requests ------------------------------------------------------ */
+
+#define WATCH_MAX_EVENT (1 << 20) /* bigger events are not read for requests */
+
+/* Every SSE answer is read on the side (its bytes go on unchanged) for
+ * requests the server sends the client (sampling, elicitation, roots):
+ * each is noted with its session and id, so the client's response is judged
+ * by the method it answers (decide.c). An event too big to read stops the
+ * watching of that stream: responses to its later requests are refused as
+ * unmatched. */
+static int watch_event(void *ud, const struct mg_sse_event *ev)
+{
+    struct mg_gw_req *p = ud;
+    /* A request has both; progress and log notifications have no id. */
+    if (memmem(ev->data, ev->data_len, "\"method\"", 8) == NULL ||
+        memmem(ev->data, ev->data_len, "\"id\"", 4) == NULL)
+        return 0;
+    struct mg_jsonrpc_info info;
+    mg_jsonrpc_inspect(ev->data, ev->data_len, &info);
+    for (size_t i = 0; i < info.n_messages; i++) {
+        const struct mg_jsonrpc_msg *m = &info.msgs[i];
+        if (m->kind != MG_JSONRPC_REQUEST)
+            continue;
+        char *id = json_dumps(m->id, JSON_ENCODE_ANY | JSON_COMPACT);
+        if (id)
+            mg_toolmap_note_request(p->route->toolmap, p->session ? p->session : "", id, m->method);
+        free(id);
+    }
+    mg_jsonrpc_info_fini(&info);
+    return 0;
+}
+
+static void watch_feed(struct mg_gw_req *p, const char *data, size_t len)
+{
+    if (p->watch && mg_sse_parser_feed(p->watch, data, len) < 0) {
+        mg_log_debug("route %s: an SSE event over %d bytes; server requests after it on this "
+                     "stream are not tracked",
+                     p->route->conf->name, WATCH_MAX_EVENT);
+        mg_sse_parser_fini(p->watch);
+        free(p->watch);
+        p->watch = NULL;
+    }
+}
+
 static int up_on_head(void *ud, const struct mg_http_head *h)
 {
     struct mg_gw_req *p = ud;
@@ -358,6 +407,10 @@ static int up_on_head(void *ud, const struct mg_http_head *h)
     int64_t len = -1;
     if (h->has_content_length && !h->chunked)
         len = (int64_t)h->content_length;
+    if (p->sse && p->route->toolmap) {
+        p->watch = mg_xcalloc(1, sizeof *p->watch);
+        mg_sse_parser_init(p->watch, WATCH_MAX_EVENT, watch_event, p);
+    }
     if (p->filter_list && h->status == 200) {
         struct filter *f = mg_xcalloc(1, sizeof *f);
         f->p = p;
@@ -392,6 +445,7 @@ static int up_on_head(void *ud, const struct mg_http_head *h)
 static void up_on_body(void *ud, const char *data, size_t len)
 {
     struct mg_gw_req *p = ud;
+    watch_feed(p, data, len);
     struct filter *f = p->filter;
     if (f && f->json) {
         if (!f->failed && mg_buf_append(&f->body, data, len) < 0)

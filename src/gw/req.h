@@ -32,6 +32,8 @@ struct mg_gw_req {
     struct sockaddr_storage source;      /* the caller's address, for source_ip */
     struct mg_audit_record **audit_recs; /* allowed decisions, written at the end */
     size_t n_audit_recs;
+    char *answers;               /* the methods responses answer (rpc.msgs[i].answers point here) */
+    struct mg_sse_parser *watch; /* an SSE answer: finds server->client requests */
     uint64_t req_start_ns;
     const char *filter_list; /* a list method whose answer is filtered */
     void *filter;            /* proxy.c's filtering state */

@@ -13,10 +13,20 @@ struct entry {
     int cls;
 };
 
+/* A server->client request awaiting its answer. */
+struct pending {
+    char *key; /* session "\n" id_json; NULL: a free slot */
+    char method[MG_TOOLMAP_METHOD_MAX + 1];
+    uint64_t at_ns;
+};
+
 struct mg_toolmap {
     pthread_mutex_t mu;
     struct entry slots[SLOTS];
     size_t n;
+    /* A ring, oldest first: pending[(first + i) % MAX] for i < n_pending. */
+    struct pending *pending; /* allocated on first use */
+    size_t first, n_pending;
 };
 
 struct mg_toolmap *mg_toolmap_new(void)
@@ -32,6 +42,9 @@ void mg_toolmap_free(struct mg_toolmap *m)
         return;
     for (size_t i = 0; i < SLOTS; i++)
         free(m->slots[i].name);
+    for (size_t i = 0; m->pending && i < MG_TOOLMAP_MAX_PENDING; i++)
+        free(m->pending[i].key);
+    free(m->pending);
     pthread_mutex_destroy(&m->mu);
     free(m);
 }
@@ -96,6 +109,101 @@ int mg_toolmap_get(struct mg_toolmap *m, const char *tool)
     cls -= 1;
     pthread_mutex_unlock(&m->mu);
     return cls;
+}
+
+/* ---------------------------------------------------------------------------
+ * Server->client requests. Few are outstanding at a time (a client answers
+ * within seconds), so a linear scan of the ring is enough; it runs only when
+ * a request is relayed or answered.
+ */
+
+static char *pending_key(const char *session, const char *id_json)
+{
+    size_t a = strlen(session), b = strlen(id_json);
+    char *k = mg_xmalloc(a + 1 + b + 1);
+    memcpy(k, session, a);
+    k[a] = '\n';
+    memcpy(k + a + 1, id_json, b + 1);
+    return k;
+}
+
+/* Under mu: drops the oldest entries while they are expired or already
+ * answered. */
+static void pending_expire(struct mg_toolmap *m, uint64_t now)
+{
+    while (m->n_pending > 0) {
+        struct pending *o = &m->pending[m->first];
+        if (o->key && now - o->at_ns < (uint64_t)MG_TOOLMAP_PENDING_TTL_MS * 1000000u)
+            break;
+        free(o->key);
+        o->key = NULL;
+        m->first = (m->first + 1) % MG_TOOLMAP_MAX_PENDING;
+        m->n_pending--;
+    }
+}
+
+/* Under mu: the slot holding key, or NULL. */
+static struct pending *pending_find(struct mg_toolmap *m, const char *key)
+{
+    for (size_t i = 0; i < m->n_pending; i++) {
+        struct pending *x = &m->pending[(m->first + i) % MG_TOOLMAP_MAX_PENDING];
+        if (x->key && strcmp(x->key, key) == 0)
+            return x;
+    }
+    return NULL;
+}
+
+void mg_toolmap_note_request(struct mg_toolmap *m, const char *session, const char *id_json,
+                             const char *method)
+{
+    if (strlen(method) > MG_TOOLMAP_METHOD_MAX)
+        return;
+    char *key = pending_key(session ? session : "", id_json);
+    uint64_t now = mg_now_ns();
+    pthread_mutex_lock(&m->mu);
+    if (m->pending == NULL)
+        m->pending = mg_xcalloc(MG_TOOLMAP_MAX_PENDING, sizeof *m->pending);
+    pending_expire(m, now);
+    struct pending *x = pending_find(m, key);
+    if (x) {
+        free(key);
+    } else {
+        if (m->n_pending == MG_TOOLMAP_MAX_PENDING) { /* forget the oldest */
+            free(m->pending[m->first].key);
+            m->pending[m->first].key = NULL;
+            m->first = (m->first + 1) % MG_TOOLMAP_MAX_PENDING;
+            m->n_pending--;
+        }
+        x = &m->pending[(m->first + m->n_pending) % MG_TOOLMAP_MAX_PENDING];
+        x->key = key;
+        m->n_pending++;
+    }
+    snprintf(x->method, sizeof x->method, "%s", method);
+    x->at_ns = now;
+    pthread_mutex_unlock(&m->mu);
+}
+
+bool mg_toolmap_take_request(struct mg_toolmap *m, const char *session, const char *id_json,
+                             char *method, size_t cap)
+{
+    char *key = pending_key(session ? session : "", id_json);
+    bool found = false;
+    pthread_mutex_lock(&m->mu);
+    if (m->pending) {
+        pending_expire(m, mg_now_ns());
+        struct pending *x = pending_find(m, key);
+        if (x) {
+            found = true;
+            snprintf(method, cap, "%s", x->method);
+            /* The slot stays in the ring, empty; expiry or the ring's
+             * turn reclaims it. */
+            free(x->key);
+            x->key = NULL;
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+    free(key);
+    return found;
 }
 
 /* Maps by route name, for the life of the process (bounded by the number of

@@ -1,8 +1,11 @@
-/* What the gateway has learned about a route's tools: each tool's class from
- * the annotations in the upstream's tools/list answers. Shared by all
- * workers (one mutex), bounded, and kept per route name for the life of the
- * process, so a reload does not forget what the upstream said. The route's
- * mcp.tool_classes override what is learned. */
+/* What the gateway has learned about a route from its upstream: each tool's
+ * class from the annotations in the upstream's tools/list answers, and the
+ * server->client requests (sampling, elicitation, roots) relayed on the
+ * route's streams and not yet answered, so a client's response is judged by
+ * the method it answers. Shared by all workers (one mutex), bounded, and
+ * kept per route name for the life of the process, so a reload does not
+ * forget what the upstream said. The route's mcp.tool_classes override what
+ * is learned. */
 #ifndef MG_GW_TOOLMAP_H
 #define MG_GW_TOOLMAP_H
 
@@ -11,6 +14,12 @@
 #include <jansson.h>
 
 #define MG_TOOLMAP_MAX 4096 /* tools remembered per route; later ones stay unknown */
+/* Server->client requests awaiting an answer, per route: past the bound the
+ * oldest is forgotten (its answer is then refused as unmatched); each is
+ * forgotten after MG_TOOLMAP_PENDING_TTL_MS. */
+#define MG_TOOLMAP_MAX_PENDING    4096
+#define MG_TOOLMAP_PENDING_TTL_MS (15 * 60 * 1000)
+#define MG_TOOLMAP_METHOD_MAX     96 /* longer methods are not remembered */
 
 struct mg_toolmap;
 
@@ -25,5 +34,16 @@ void mg_toolmap_shared_fini(void);
 void mg_toolmap_learn(struct mg_toolmap *m, const json_t *tools);
 /* The learned class (enum mg_tool_class), or -1 if the tool is unknown. */
 int mg_toolmap_get(struct mg_toolmap *m, const char *tool);
+
+/* The upstream sent request id_json (its id as compact JSON) with method on
+ * a stream of MCP session `session` ("" without one). Noting the same
+ * session and id again replaces it. */
+void mg_toolmap_note_request(struct mg_toolmap *m, const char *session, const char *id_json,
+                             const char *method);
+/* A client answers id_json in session: true and the request's method in
+ * method (cap bytes) if the gateway relayed that request, which is then
+ * forgotten (one answer per request); false otherwise. */
+bool mg_toolmap_take_request(struct mg_toolmap *m, const char *session, const char *id_json,
+                             char *method, size_t cap);
 
 #endif

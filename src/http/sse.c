@@ -20,6 +20,8 @@ void mg_sse_parser_fini(struct mg_sse_parser *p)
     mg_buf_fini(&p->id);
 }
 
+#define KEEP_BYTES (64u << 10) /* buffers bigger than this are freed after use */
+
 static int dispatch(struct mg_sse_parser *p)
 {
     int rc = 0;
@@ -39,6 +41,9 @@ static int dispatch(struct mg_sse_parser *p)
             p->data.data[dlen] = '\0';
         rc = p->cb(p->ud, &ev);
     }
+    /* A stream may stay open for hours: a big event's buffer is not kept. */
+    if (p->data.cap > KEEP_BYTES)
+        mg_buf_fini(&p->data);
     mg_buf_reset(&p->data);
     mg_buf_reset(&p->event);
     return rc;
@@ -111,15 +116,20 @@ int mg_sse_parser_feed(struct mg_sse_parser *p, const char *data, size_t len)
         if (c == '\r' || c == '\n') {
             p->last_cr = c == '\r';
             int rc = process_line(p);
+            if (p->line.cap > KEEP_BYTES)
+                mg_buf_fini(&p->line);
             mg_buf_reset(&p->line);
             if (rc < 0)
                 return rc;
             continue;
         }
-        /* Copy the run of ordinary bytes in one go. */
-        size_t j = i;
-        while (j < len && data[j] != '\r' && data[j] != '\n')
-            j++;
+        /* Copy the run of ordinary bytes in one go (found with memchr: a
+         * relayed stream's every byte goes through here). */
+        const char *nl = memchr(data + i, '\n', len - i);
+        size_t j = nl ? (size_t)(nl - data) : len;
+        const char *cr = memchr(data + i, '\r', j - i);
+        if (cr)
+            j = (size_t)(cr - data);
         if (mg_buf_append(&p->line, data + i, j - i) < 0)
             return MG_ELIMIT;
         i = j - 1;

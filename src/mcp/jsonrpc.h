@@ -35,6 +35,10 @@ struct mg_jsonrpc_msg {
                               * resources/subscribe, resources/unsubscribe: params.uri;
                               * else NULL */
     const json_t *arguments; /* tools/call and prompts/get: params.arguments (an object) or NULL */
+    /* Responses: the method of the server->client request answered, when the
+     * gateway relayed that request (set by the gateway, not by inspection;
+     * NULL: unknown, and the response is refused as unmatched). */
+    const char *answers;
 };
 
 struct mg_jsonrpc_info {

@@ -64,6 +64,10 @@ struct tcase {
     size_t n_refused;
 };
 
+/* What the responses of the next bodies answer, as if the gateway had
+ * relayed the server's request (NULL: unmatched). */
+static const char *answering;
+
 static void run(struct tcase *t, const struct mg_conf *c, const char *route,
                 const struct mg_identity *id, const char *body)
 {
@@ -78,6 +82,9 @@ static void run(struct tcase *t, const struct mg_conf *c, const char *route,
     if (body) {
         mg_jsonrpc_inspect(body, strlen(body), &t->rpc);
         MG_ASSERT(t->rpc.shape != MG_JSONRPC_INVALID && t->rpc.n_messages <= 8);
+        for (size_t i = 0; i < t->rpc.n_messages; i++)
+            if (t->rpc.msgs[i].kind == MG_JSONRPC_RESPONSE)
+                t->rpc.msgs[i].answers = answering;
     }
     t->n_refused = mg_judge_messages(&t->rt, &t->rq, body ? &t->rpc : NULL, t->v);
 }
@@ -163,9 +170,28 @@ static void test_default_methods(void)
         "{\"jsonrpc\":\"2.0\",\"id\":9,\"result\":{}}",
         "{\"jsonrpc\":\"2.0\",\"id\":9,\"error\":{\"code\":1,\"message\":\"x\"}}",
     };
+    answering = "sampling/createMessage";
     for (size_t i = 0; i < MG_ARRAY_LEN(by_default); i++)
         expect(c, "r", ann, by_default[i], true, "allowed_by_default", "routes[r].policy",
                "needs no allow rule");
+    /* A response is judged by the method it answers... */
+    answering = "notifications/cancelled"; /* (denied above; any method will do) */
+    expect(c, "r", ann, by_default[7], false, "denied_by_rule", "routes[r].policy.deny.or[1]",
+           "a response is judged by the method of the request it answers");
+    /* ...and refused when the gateway did not relay that request. */
+    answering = NULL;
+    for (size_t i = 7; i < MG_ARRAY_LEN(by_default); i++) {
+        struct tcase t;
+        run(&t, c, "r", ann, by_default[i]);
+        char buf[128];
+        TAP_OK(!t.v[0].allow && t.v[0].unmatched &&
+                   strcmp(t.v[0].reason, "unmatched_response") == 0 &&
+                   t.v[0].code == MG_RPC_POLICY_DENIED &&
+                   strcmp(mg_judge_error_message(&t.v[0], &t.rpc.msgs[0], buf, sizeof buf),
+                          "this response answers no request the gateway relayed") == 0,
+               "a response to no relayed request is refused (%s)", t.v[0].reason);
+        fini(&t);
+    }
     expect(c, "r", ann, NULL, true, "allowed_by_default", "routes[r].policy",
            "a request without a body needs no allow rule");
     expect(c, "r", ann, CALL("query"), true, "allowed", "routes[r].policy.allow.and",
@@ -475,6 +501,56 @@ static void test_request_context(void)
     mg_identity_unref(ann);
 }
 
+/* Server->client requests noted as they are relayed, taken once by the
+ * client's answer, per session, bounded. */
+static void test_pending_requests(void)
+{
+    struct mg_toolmap *m = mg_toolmap_new();
+    char method[MG_TOOLMAP_METHOD_MAX + 1];
+
+    TAP_OK(!mg_toolmap_take_request(m, "s1", "1", method, sizeof method),
+           "nothing noted: no match");
+    mg_toolmap_note_request(m, "s1", "1", "sampling/createMessage");
+    mg_toolmap_note_request(m, "s1", "\"e-2\"", "elicitation/create");
+    TAP_OK(!mg_toolmap_take_request(m, "s2", "1", method, sizeof method),
+           "another session's id does not match");
+    TAP_OK(!mg_toolmap_take_request(m, "s1", "2", method, sizeof method), "another id does not");
+    TAP_OK(mg_toolmap_take_request(m, "s1", "1", method, sizeof method) &&
+               strcmp(method, "sampling/createMessage") == 0,
+           "the answer to 1 in s1 answers sampling/createMessage");
+    TAP_OK(!mg_toolmap_take_request(m, "s1", "1", method, sizeof method),
+           "one answer per request: a second is unmatched");
+    TAP_OK(mg_toolmap_take_request(m, "s1", "\"e-2\"", method, sizeof method) &&
+               strcmp(method, "elicitation/create") == 0,
+           "string ids too");
+    mg_toolmap_note_request(m, "", "7", "roots/list");
+    TAP_OK(mg_toolmap_take_request(m, "", "7", method, sizeof method) &&
+               strcmp(method, "roots/list") == 0,
+           "without a session");
+    {
+        char longm[MG_TOOLMAP_METHOD_MAX + 8];
+        memset(longm, 'm', sizeof longm - 1);
+        longm[sizeof longm - 1] = '\0';
+        mg_toolmap_note_request(m, "s", "9", longm);
+        TAP_OK(!mg_toolmap_take_request(m, "s", "9", method, sizeof method),
+               "a method past the bound is not remembered");
+    }
+    /* Past the bound the oldest is forgotten. */
+    char id[32];
+    for (int i = 0; i < MG_TOOLMAP_MAX_PENDING + 10; i++) {
+        snprintf(id, sizeof id, "%d", 1000 + i);
+        mg_toolmap_note_request(m, "s", id, "sampling/createMessage");
+    }
+    TAP_OK(!mg_toolmap_take_request(m, "s", "1000", method, sizeof method) &&
+               !mg_toolmap_take_request(m, "s", "1009", method, sizeof method),
+           "the oldest are forgotten past %d", MG_TOOLMAP_MAX_PENDING);
+    snprintf(id, sizeof id, "%d", 1000 + MG_TOOLMAP_MAX_PENDING + 9);
+    TAP_OK(mg_toolmap_take_request(m, "s", "1010", method, sizeof method) &&
+               mg_toolmap_take_request(m, "s", id, method, sizeof method),
+           "the rest are kept");
+    mg_toolmap_free(m);
+}
+
 int main(void)
 {
     test_defaults();
@@ -485,5 +561,6 @@ int main(void)
     test_refusal_status();
     test_precheck();
     test_request_context();
+    test_pending_requests();
     return tap_done();
 }
