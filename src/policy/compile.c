@@ -1535,6 +1535,19 @@ static uint64_t term_need(struct compiler *c, const struct term *t)
     return need;
 }
 
+/* Whether an and-term has a cheap criterion after a costlier one. */
+static bool cheap_after_costly(const struct compiler *c, const struct term *t)
+{
+    bool costly = false;
+    for (uint32_t i = 0; i < t->n; i++) {
+        bool cheap = MG_POLICY__CHEAP_KINDS >> c->p->crits[t->first + i].kind & 1;
+        if (cheap && costly)
+            return true;
+        costly |= !cheap;
+    }
+    return false;
+}
+
 static void compile_body(struct compiler *c, const struct mg_ynode *k, const struct mg_ynode *v,
                          uint8_t action, const char *rpath)
 {
@@ -1592,8 +1605,10 @@ static void compile_body(struct compiler *c, const struct mg_ynode *k, const str
         if ((size_t)c->n_errs != errs_before)
             continue;
         t.n = c->p->n_crits - t.first;
-        if (t.op == OP_AND)
+        if (t.op == OP_AND) {
             t.need = term_need(c, &t);
+            t.cheap_first = cheap_after_costly(c, &t);
+        }
         push_term(c, &t);
     }
 }

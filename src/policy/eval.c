@@ -20,6 +20,9 @@
 
 #define NOINLINE __attribute__((noinline))
 
+#define GROUP_SET     (2 * MG_IDENTITY_MAX_GROUPS) /* slots; a power of two */
+#define GROUP_SET_MIN 9                            /* groups from which the set is used */
+
 /* What a decision derives from the input, at most once, shared by the
  * evaluation of both policies. */
 struct icache {
@@ -36,6 +39,9 @@ struct icache {
     const char *attr_s[CR_COUNT];
     size_t attr_len[CR_COUNT];
     uint32_t g_len[MG_IDENTITY_MAX_GROUPS], g_hash[MG_IDENTITY_MAX_GROUPS];
+    /* A caller in many groups: an open-addressing set of their indexes + 1
+     * by hash, so a group test is a probe, not a scan. */
+    uint16_t g_set[GROUP_SET];
 };
 
 /* A resolved JSON value, with its string (if it is one) read once. */
@@ -234,21 +240,42 @@ static bool str_attr(struct icache *e, unsigned kind)
 static NOINLINE void groups_prepare(struct icache *ic)
 {
     const struct mg_identity *id = ic->in->identity;
-    for (size_t i = 0; i < id->n_groups && i < MG_IDENTITY_MAX_GROUPS; i++) {
+    size_t n = MG_MIN(id->n_groups, (size_t)MG_IDENTITY_MAX_GROUPS);
+    for (size_t i = 0; i < n; i++) {
         size_t len = strlen(id->groups[i]);
         ic->g_len[i] = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
         ic->g_hash[i] = mg_policy__hash(id->groups[i], len);
     }
+    if (n >= GROUP_SET_MIN) {
+        memset(ic->g_set, 0, sizeof ic->g_set);
+        for (size_t i = 0; i < n; i++) {
+            size_t k = ic->g_hash[i] & (GROUP_SET - 1);
+            while (ic->g_set[k])
+                k = (k + 1) & (GROUP_SET - 1);
+            ic->g_set[k] = (uint16_t)(i + 1);
+        }
+    }
     ic->groups_done = true;
+}
+
+static bool group_is(const struct icache *ic, size_t i, const struct lit *lit)
+{
+    return ic->g_hash[i] == lit->hash && ic->g_len[i] == lit->len &&
+           memcmp(ic->in->identity->groups[i], lit->s, lit->len) == 0;
 }
 
 static bool group_has(const struct icache *ic, const struct lit *lit)
 {
-    const struct mg_identity *id = ic->in->identity;
-    size_t n = MG_MIN(id->n_groups, (size_t)MG_IDENTITY_MAX_GROUPS);
+    size_t n = MG_MIN(ic->in->identity->n_groups, (size_t)MG_IDENTITY_MAX_GROUPS);
+    if (n >= GROUP_SET_MIN) {
+        /* at most half full: a probe ends at an empty slot */
+        for (size_t k = lit->hash & (GROUP_SET - 1); ic->g_set[k]; k = (k + 1) & (GROUP_SET - 1))
+            if (group_is(ic, ic->g_set[k] - 1u, lit))
+                return true;
+        return false;
+    }
     for (size_t i = 0; i < n; i++)
-        if (ic->g_hash[i] == lit->hash && ic->g_len[i] == lit->len &&
-            memcmp(id->groups[i], lit->s, lit->len) == 0)
+        if (group_is(ic, i, lit))
             return true;
     return false;
 }
@@ -651,6 +678,17 @@ static const char *term_match(struct ectx *e, const struct term *t)
     case OP_AND: /* all of them */
         if ((t->need & e->ic->bloom) != t->need)
             return NULL; /* the caller lacks a value some criterion requires */
+        if (t->cheap_first) {
+            /* Criteria have no side effects and an and's path is its own,
+             * so the cheap ones (a few byte compares) may go first. */
+            for (const struct crit *x = c; x < end; x++)
+                if ((MG_POLICY__CHEAP_KINDS >> x->kind & 1) && !crit_eval(e, x))
+                    return NULL;
+            for (; c < end; c++)
+                if (!(MG_POLICY__CHEAP_KINDS >> c->kind & 1) && !crit_eval(e, c))
+                    return NULL;
+            return t->path;
+        }
         for (; c < end; c++)
             if (!crit_eval(e, c))
                 return NULL;
@@ -712,55 +750,60 @@ static void ectx_init(struct ectx *e, struct icache *ic, const struct mg_policy 
     e->anon = ic->anon;
     e->zone_done = 0;
     e->slot_done = 0;
-    if (p->bloom_kinds & ~ic->bloom_done)
-        bloom_add(ic, p->bloom_kinds & ~ic->bloom_done);
 }
 
-void mg_policy_eval(const struct mg_policy *global, const struct mg_policy *route,
-                    const struct mg_policy_input *in, struct mg_policy_decision *out)
+static void icache_init(struct icache *ic, const struct mg_policy_input *in)
 {
-    struct icache ic;
-    struct ectx eg, er;
-    const char *path, *gpath;
+    ic->in = in;
+    ic->anon = in->identity == NULL || in->identity->method == MG_AUTH_NONE;
+    ic->groups_done = false;
+    ic->ip_state = 0;
+    ic->attr_done = ic->attr_ok = 0;
+    ic->bloom_done = 0;
+    ic->bloom = 0;
+}
 
+static bool not_configured(const struct mg_policy *global, const struct mg_policy *route,
+                           struct mg_policy_decision *out)
+{
     out->allow = false;
     out->rule = "";
     out->global_rule = "";
-    if (global == NULL || route == NULL) {
-        out->reason = MG_POLICY_NOT_CONFIGURED;
-        out->scope = global == NULL ? MG_POLICY_SCOPE_GLOBAL : MG_POLICY_SCOPE_ROUTE;
-        return;
-    }
-    ic.in = in;
-    ic.anon = in->identity == NULL || in->identity->method == MG_AUTH_NONE;
-    ic.groups_done = false;
-    ic.ip_state = 0;
-    ic.attr_done = ic.attr_ok = 0;
-    ic.bloom_done = 0;
-    ic.bloom = 0;
-    ectx_init(&eg, &ic, global);
-    ectx_init(&er, &ic, route);
+    if (global != NULL && route != NULL)
+        return false;
+    out->reason = MG_POLICY_NOT_CONFIGURED;
+    out->scope = global == NULL ? MG_POLICY_SCOPE_GLOBAL : MG_POLICY_SCOPE_ROUTE;
+    return true;
+}
 
+static void decide(struct ectx *eg, struct ectx *er, struct mg_policy_decision *out)
+{
+    const struct mg_policy *global = eg->p, *route = er->p;
+    const char *path, *gpath;
+    uint32_t kinds = (global->bloom_kinds | route->bloom_kinds) & ~eg->ic->bloom_done;
+
+    if (kinds)
+        bloom_add(eg->ic, kinds);
     /* Deny wins, in either policy. */
     out->reason = MG_POLICY_DENIED_BY_RULE;
-    if ((path = first_match(&eg, global->deny, global->n_deny)) != NULL) {
+    if ((path = first_match(eg, global->deny, global->n_deny)) != NULL) {
         out->scope = MG_POLICY_SCOPE_GLOBAL;
         out->rule = path;
         return;
     }
-    if ((path = first_match(&er, route->deny, route->n_deny)) != NULL) {
+    if ((path = first_match(er, route->deny, route->n_deny)) != NULL) {
         out->scope = MG_POLICY_SCOPE_ROUTE;
         out->rule = path;
         return;
     }
     /* Then each must allow. */
     out->reason = MG_POLICY_NO_RULE_ALLOWED;
-    if ((gpath = first_match(&eg, global->allow, global->n_allow)) == NULL) {
+    if ((gpath = first_match(eg, global->allow, global->n_allow)) == NULL) {
         out->scope = MG_POLICY_SCOPE_GLOBAL;
         out->rule = global->prefix;
         return;
     }
-    if ((path = first_match(&er, route->allow, route->n_allow)) == NULL) {
+    if ((path = first_match(er, route->allow, route->n_allow)) == NULL) {
         out->scope = MG_POLICY_SCOPE_ROUTE;
         out->rule = route->prefix;
         return;
@@ -770,6 +813,82 @@ void mg_policy_eval(const struct mg_policy *global, const struct mg_policy *rout
     out->scope = MG_POLICY_SCOPE_ROUTE;
     out->rule = path;
     out->global_rule = gpath;
+}
+
+void mg_policy_eval(const struct mg_policy *global, const struct mg_policy *route,
+                    const struct mg_policy_input *in, struct mg_policy_decision *out)
+{
+    struct icache ic;
+    struct ectx eg, er;
+
+    if (not_configured(global, route, out))
+        return;
+    icache_init(&ic, in);
+    ectx_init(&eg, &ic, global);
+    ectx_init(&er, &ic, route);
+    decide(&eg, &er, out);
+}
+
+/* ---------------------------------------------------------------------------
+ * Many decisions for one caller (the items of a list answer).
+ */
+
+/* The attributes that change from item to item; everything else a decision
+ * derives (identity attributes, groups, source, local times, claims) is
+ * the caller's and is derived once. */
+#define ITEM_KINDS                                                                                 \
+    (1u << CR_MCP_TOOL | 1u << CR_MCP_PROMPT | 1u << CR_MCP_RESOURCE | 1u << CR_MCP_TOOL_CLASS)
+
+struct mg_policy_prep {
+    const struct mg_policy *global, *route;
+    struct mg_policy_input in;
+    struct icache ic;
+    struct ectx eg, er;
+    uint32_t bloom_done; /* the caller's part of the bloom */
+    uint64_t bloom;
+};
+
+struct mg_policy_prep *mg_policy_prep_new(const struct mg_policy *global,
+                                          const struct mg_policy *route,
+                                          const struct mg_policy_input *in)
+{
+    struct mg_policy_prep *pp = mg_xcalloc(1, sizeof *pp);
+    pp->global = global;
+    pp->route = route;
+    pp->in = *in;
+    pp->in.mcp_name = NULL;
+    icache_init(&pp->ic, &pp->in);
+    if (global && route) {
+        ectx_init(&pp->eg, &pp->ic, global);
+        ectx_init(&pp->er, &pp->ic, route);
+        uint32_t kinds = (global->bloom_kinds | route->bloom_kinds) & ~ITEM_KINDS;
+        if (kinds)
+            bloom_add(&pp->ic, kinds);
+    }
+    pp->bloom_done = pp->ic.bloom_done;
+    pp->bloom = pp->ic.bloom;
+    return pp;
+}
+
+void mg_policy_prep_free(struct mg_policy_prep *pp)
+{
+    free(pp);
+}
+
+void mg_policy_eval_prep(struct mg_policy_prep *pp, const char *name, enum mg_tool_class tool_class,
+                         struct mg_policy_decision *out)
+{
+    struct icache *ic = &pp->ic;
+    if (not_configured(pp->global, pp->route, out))
+        return;
+    pp->in.mcp_name = name;
+    pp->in.tool_class = tool_class;
+    /* forget what the previous item's name and class gave */
+    ic->attr_done &= ~ITEM_KINDS;
+    ic->attr_ok &= ~ITEM_KINDS;
+    ic->bloom_done = pp->bloom_done;
+    ic->bloom = pp->bloom;
+    decide(&pp->eg, &pp->er, out);
 }
 
 const char *mg_policy_reason_name(enum mg_policy_reason r)

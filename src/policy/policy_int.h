@@ -138,6 +138,9 @@ struct term {
      * be in, a tool name it must call, ...). A decision whose caller bloom
      * lacks one of them skips the term without evaluating it. */
     uint64_t need;
+    /* For and: some cheap criterion (MG_POLICY__CHEAP_KINDS) comes after a
+     * costlier one; the evaluator tries the cheap ones first. */
+    bool cheap_first;
     const char *path;
     int line, col;
 };
@@ -172,6 +175,13 @@ struct mg_policy {
     uint32_t bloom_kinds; /* bit per crit_kind that some term's need uses */
     struct arena_chunk *arena;
 };
+
+/* Criteria that are a few byte compares against an attribute of the
+ * message or the request (no group, claim, address, time or argument). */
+#define MG_POLICY__CHEAP_KINDS                                                                     \
+    (1u << CR_ACCEPT | 1u << CR_REJECT | 1u << CR_AUTHENTICATED_USER | 1u << CR_HTTP_METHOD |      \
+     1u << CR_MCP_METHOD | 1u << CR_MCP_TOOL | 1u << CR_MCP_TOOL_CLASS | 1u << CR_MCP_PROMPT |     \
+     1u << CR_MCP_RESOURCE)
 
 /* FNV-1a, for comparing group names against literals without memcmp. */
 static inline uint32_t mg_policy__hash(const char *s, size_t n)
