@@ -20,6 +20,8 @@
 
 #define NOINLINE __attribute__((noinline))
 
+#define ITEM_KINDS MG_POLICY__ITEM_KINDS
+
 #define GROUP_SET     (2 * MG_IDENTITY_MAX_GROUPS) /* slots; a power of two */
 #define GROUP_SET_MIN 9                            /* groups from which the set is used */
 
@@ -42,6 +44,8 @@ struct icache {
     /* A caller in many groups: an open-addressing set of their indexes + 1
      * by hash, so a group test is a probe, not a scan. */
     uint16_t g_set[GROUP_SET];
+    bool word_done;     /* name_word holds the first bytes of in->mcp_name */
+    uint64_t name_word; /* zero-padded, as term.pre_word */
 };
 
 /* A resolved JSON value, with its string (if it is one) read once. */
@@ -63,6 +67,14 @@ struct ectx {
     int32_t zone_sec[MG_POLICY_MAX_ZONES];  /* local second of the day */
     uint8_t zone_wday[MG_POLICY_MAX_ZONES]; /* local weekday, 0 = Sunday */
     struct jval slot_val[POLICY_PTR_SLOTS];
+    /* Prepared (a list's items): per criterion of p that does not look at
+     * the item, its result once known (0 not yet, 1 true, 2 false). NULL
+     * for a single decision. */
+    uint8_t *memo;
+    /* Prepared: the indexes of the terms that can still match for this
+     * caller, in order (deny, allow); NULL: every term. */
+    const uint32_t *live_deny, *live_allow;
+    uint32_t n_live_deny, n_live_allow;
 };
 
 static char lower(char ch)
@@ -651,7 +663,7 @@ static NOINLINE bool time_match(struct ectx *e, const struct crit *c)
  * Criteria, terms, decisions.
  */
 
-static bool crit_eval(struct ectx *e, const struct crit *c)
+static bool crit_eval_now(struct ectx *e, const struct crit *c)
 {
     struct icache *ic = e->ic;
     switch (c->kind) {
@@ -668,6 +680,38 @@ static bool crit_eval(struct ectx *e, const struct crit *c)
     default:
         return str_attr(ic, c->kind) && str_match(c, ic->attr_s[c->kind], ic->attr_len[c->kind]);
     }
+}
+
+static bool crit_eval(struct ectx *e, const struct crit *c)
+{
+    if (e->memo && !(ITEM_KINDS >> c->kind & 1)) {
+        /* the same for every item of the list: decided once */
+        uint8_t *m = &e->memo[c - e->p->crits];
+        if (*m == 0)
+            *m = crit_eval_now(e, c) ? 1 : 2;
+        return *m == 1;
+    }
+    return crit_eval_now(e, c);
+}
+
+/* A necessary condition of an and-term, checked before its criteria: the
+ * first bytes of the name one of them compares with is or starts_with
+ * (term.pre_*). Most rules of a large policy name other tools. */
+static inline bool prefilter(struct icache *ic, const struct term *t)
+{
+    unsigned kind = t->pre_kind - 1u;
+    if (!str_attr(ic, kind))
+        return false; /* no name: the criterion is false */
+    size_t n = ic->attr_len[kind];
+    if (t->pre_exact ? n != t->pre_full : n < t->pre_full)
+        return false;
+    if (!ic->word_done) {
+        size_t k = MG_MIN(n, sizeof ic->name_word);
+        ic->name_word = 0;
+        memcpy(&ic->name_word, ic->attr_s[kind], k);
+        ic->word_done = true;
+    }
+    return (ic->name_word & t->pre_mask) == t->pre_word;
 }
 
 /* The path that decided when the term matches, else NULL. */
@@ -712,14 +756,31 @@ static const char *term_match(struct ectx *e, const struct term *t)
     }
 }
 
-static const char *first_match(struct ectx *e, const struct term *terms, uint32_t n)
+static const char *first_match(struct ectx *e, const struct term *terms, uint32_t n,
+                               const uint32_t *live)
 {
     for (uint32_t i = 0; i < n; i++) {
-        const char *path = term_match(e, &terms[i]);
+        const struct term *t = &terms[live ? live[i] : i];
+        /* inline: most terms of a large policy fail here */
+        if (t->pre_kind && !prefilter(e->ic, t))
+            continue;
+        const char *path = term_match(e, t);
         if (path)
             return path;
     }
     return NULL;
+}
+
+static const char *first_deny(struct ectx *e)
+{
+    return e->live_deny ? first_match(e, e->p->deny, e->n_live_deny, e->live_deny)
+                        : first_match(e, e->p->deny, e->p->n_deny, NULL);
+}
+
+static const char *first_allow(struct ectx *e)
+{
+    return e->live_allow ? first_match(e, e->p->allow, e->n_live_allow, e->live_allow)
+                         : first_match(e, e->p->allow, e->p->n_allow, NULL);
 }
 
 /* Adds the caller's values of the given kinds to its bloom. */
@@ -750,6 +811,9 @@ static void ectx_init(struct ectx *e, struct icache *ic, const struct mg_policy 
     e->anon = ic->anon;
     e->zone_done = 0;
     e->slot_done = 0;
+    e->memo = NULL;
+    e->live_deny = e->live_allow = NULL;
+    e->n_live_deny = e->n_live_allow = 0;
 }
 
 static void icache_init(struct icache *ic, const struct mg_policy_input *in)
@@ -761,6 +825,7 @@ static void icache_init(struct icache *ic, const struct mg_policy_input *in)
     ic->attr_done = ic->attr_ok = 0;
     ic->bloom_done = 0;
     ic->bloom = 0;
+    ic->word_done = false;
 }
 
 static bool not_configured(const struct mg_policy *global, const struct mg_policy *route,
@@ -786,24 +851,24 @@ static void decide(struct ectx *eg, struct ectx *er, struct mg_policy_decision *
         bloom_add(eg->ic, kinds);
     /* Deny wins, in either policy. */
     out->reason = MG_POLICY_DENIED_BY_RULE;
-    if ((path = first_match(eg, global->deny, global->n_deny)) != NULL) {
+    if ((path = first_deny(eg)) != NULL) {
         out->scope = MG_POLICY_SCOPE_GLOBAL;
         out->rule = path;
         return;
     }
-    if ((path = first_match(er, route->deny, route->n_deny)) != NULL) {
+    if ((path = first_deny(er)) != NULL) {
         out->scope = MG_POLICY_SCOPE_ROUTE;
         out->rule = path;
         return;
     }
     /* Then each must allow. */
     out->reason = MG_POLICY_NO_RULE_ALLOWED;
-    if ((gpath = first_match(eg, global->allow, global->n_allow)) == NULL) {
+    if ((gpath = first_allow(eg)) == NULL) {
         out->scope = MG_POLICY_SCOPE_GLOBAL;
         out->rule = global->prefix;
         return;
     }
-    if ((path = first_match(er, route->allow, route->n_allow)) == NULL) {
+    if ((path = first_allow(er)) == NULL) {
         out->scope = MG_POLICY_SCOPE_ROUTE;
         out->rule = route->prefix;
         return;
@@ -833,12 +898,6 @@ void mg_policy_eval(const struct mg_policy *global, const struct mg_policy *rout
  * Many decisions for one caller (the items of a list answer).
  */
 
-/* The attributes that change from item to item; everything else a decision
- * derives (identity attributes, groups, source, local times, claims) is
- * the caller's and is derived once. */
-#define ITEM_KINDS                                                                                 \
-    (1u << CR_MCP_TOOL | 1u << CR_MCP_PROMPT | 1u << CR_MCP_RESOURCE | 1u << CR_MCP_TOOL_CLASS)
-
 struct mg_policy_prep {
     const struct mg_policy *global, *route;
     struct mg_policy_input in;
@@ -846,7 +905,28 @@ struct mg_policy_prep {
     struct ectx eg, er;
     uint32_t bloom_done; /* the caller's part of the bloom */
     uint64_t bloom;
+    uint8_t *memo;  /* eg's criteria, then er's */
+    uint32_t *live; /* the live term lists of eg and er */
 };
+
+/* The terms of one array that can match for this caller: a term whose
+ * criteria do not look at the item is decided now (its criteria memoised)
+ * and kept only if it matches; a term the caller's part of the bloom
+ * already rules out is dropped. Order is kept, so the first match, and its
+ * path, are what the whole array would give. */
+static uint32_t live_terms(struct ectx *e, const struct term *terms, uint32_t n, uint32_t *out)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct term *t = &terms[i];
+        if (t->op == OP_AND && (t->need_caller & e->ic->bloom) != t->need_caller)
+            continue;
+        if (!t->item_dep && term_match(e, t) == NULL)
+            continue;
+        out[k++] = i;
+    }
+    return k;
+}
 
 struct mg_policy_prep *mg_policy_prep_new(const struct mg_policy *global,
                                           const struct mg_policy *route,
@@ -864,6 +944,23 @@ struct mg_policy_prep *mg_policy_prep_new(const struct mg_policy *global,
         uint32_t kinds = (global->bloom_kinds | route->bloom_kinds) & ~ITEM_KINDS;
         if (kinds)
             bloom_add(&pp->ic, kinds);
+        pp->memo = mg_xcalloc((size_t)global->n_crits + route->n_crits + 1, 1);
+        pp->eg.memo = pp->memo;
+        pp->er.memo = pp->memo + global->n_crits;
+        uint32_t *l = pp->live = mg_xcalloc((size_t)global->n_deny + global->n_allow +
+                                                route->n_deny + route->n_allow + 1,
+                                            sizeof *l);
+        pp->eg.n_live_deny = live_terms(&pp->eg, global->deny, global->n_deny, l);
+        pp->eg.live_deny = l;
+        l += pp->eg.n_live_deny;
+        pp->eg.n_live_allow = live_terms(&pp->eg, global->allow, global->n_allow, l);
+        pp->eg.live_allow = l;
+        l += pp->eg.n_live_allow;
+        pp->er.n_live_deny = live_terms(&pp->er, route->deny, route->n_deny, l);
+        pp->er.live_deny = l;
+        l += pp->er.n_live_deny;
+        pp->er.n_live_allow = live_terms(&pp->er, route->allow, route->n_allow, l);
+        pp->er.live_allow = l;
     }
     pp->bloom_done = pp->ic.bloom_done;
     pp->bloom = pp->ic.bloom;
@@ -872,6 +969,10 @@ struct mg_policy_prep *mg_policy_prep_new(const struct mg_policy *global,
 
 void mg_policy_prep_free(struct mg_policy_prep *pp)
 {
+    if (pp == NULL)
+        return;
+    free(pp->memo);
+    free(pp->live);
     free(pp);
 }
 
@@ -888,6 +989,7 @@ void mg_policy_eval_prep(struct mg_policy_prep *pp, const char *name, enum mg_to
     ic->attr_ok &= ~ITEM_KINDS;
     ic->bloom_done = pp->bloom_done;
     ic->bloom = pp->bloom;
+    ic->word_done = false;
     decide(&pp->eg, &pp->er, out);
 }
 
