@@ -8,9 +8,10 @@
  * answer (descriptions, schemas), are skipped 16 at a time with SSE2 where
  * the compiler targets it (x86-64 always does), 8 at a time otherwise.
  *
- * Duplicate keys: every object's keys are kept on a stack (hash, offset,
- * length) while it is open and checked when it closes — pairwise for a few
- * keys, sorted for many — comparing decoded keys, so "na\u006de" is "name".
+ * Duplicate keys: every object's keys are kept on a stack (offset, length)
+ * while it is open and checked when it closes — pairwise for a few keys,
+ * sorted by hash for many — comparing decoded keys, so "na\u006de" is
+ * "name".
  * The answer's output is built lazily: until an item is removed it equals
  * the input, so an answer the caller sees whole is never copied. */
 #include "mcp/listscan.h"
@@ -25,13 +26,13 @@
 #define KEYS_INLINE 64
 #define PAIRWISE    16 /* objects with more keys are sorted to find duplicates */
 
-/* A key of an open object: where its raw text is, and the hash of its
- * decoded bytes. */
+/* A key of an open object: where its raw text is (and, once an object of
+ * many keys closes, the hash of its decoded bytes). */
 struct key {
-    uint32_t hash;
-    uint32_t off; /* of the raw text (after the quote), from the document's start */
-    uint32_t len; /* raw bytes */
-    uint32_t esc; /* the raw text has escapes */
+    uint32_t off;  /* of the raw text (after the quote), from the document's start */
+    uint32_t len;  /* raw bytes */
+    uint32_t esc;  /* the raw text has escapes */
+    uint32_t hash; /* set when the object closes, if it is sorted */
 };
 
 /* A string's raw text, between the quotes. */
@@ -87,17 +88,20 @@ static bool fail(struct scan *s, const char *why)
  * Whitespace, literals, numbers.
  */
 
-/* Skips whitespace; false at the end of the document. */
-static bool ws(struct scan *s)
+/* Skips whitespace; false at the end of the document. Most answers are
+ * compact: the first byte usually decides. */
+static inline bool ws(struct scan *s)
 {
     const unsigned char *p = s->p, *end = s->end;
+    if (p<end && * p> ' ')
+        return true;
     while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
         p++;
     s->p = p;
     return p < end;
 }
 
-static bool more(struct scan *s)
+static inline bool more(struct scan *s)
 {
     return ws(s) || fail(s, "unexpected end of the document");
 }
@@ -456,15 +460,10 @@ static int key_cmp(const void *x, const void *y, void *ctx)
     return r;
 }
 
-static bool key_push(struct scan *s, const struct span *sp)
+static void key_push(struct scan *s, const struct span *sp)
 {
     struct key k = {
         .off = (uint32_t)(sp->a - s->base), .len = (uint32_t)(sp->b - sp->a), .esc = sp->esc};
-    size_t n;
-    size_t mark = s->scratch.len;
-    const unsigned char *t = key_text(s, &k, &n);
-    k.hash = hash_bytes(t, n);
-    s->scratch.len = mark;
     if (s->n_keys == s->keys_cap) {
         size_t cap = s->keys_cap * 2;
         if (s->keys == s->keys_inline) {
@@ -476,7 +475,14 @@ static bool key_push(struct scan *s, const struct span *sp)
         s->keys_cap = cap;
     }
     s->keys[s->n_keys++] = k;
-    return true;
+}
+
+/* Whether two keys decode to the same text. */
+static bool key_eq(struct scan *s, const struct key *a, const struct key *b)
+{
+    if (!a->esc && !b->esc)
+        return a->len == b->len && memcmp(s->base + a->off, s->base + b->off, a->len) == 0;
+    return key_cmp(a, b, s) == 0;
 }
 
 /* An object closes: no key twice among keys[base..]; pops them. */
@@ -489,10 +495,17 @@ static bool keys_close(struct scan *s, size_t base)
     if (n < 2)
         return true;
     if (n <= PAIRWISE) {
+        /* a handful of keys: compare lengths, then bytes; no hashing */
         for (size_t i = 0; i < n && !dup; i++)
             for (size_t j = i + 1; j < n && !dup; j++)
-                dup = k[i].hash == k[j].hash && key_cmp(&k[i], &k[j], s) == 0;
+                dup = key_eq(s, &k[i], &k[j]);
     } else {
+        for (size_t i = 0; i < n; i++) {
+            size_t len, mark = s->scratch.len;
+            const unsigned char *t = key_text(s, &k[i], &len);
+            k[i].hash = hash_bytes(t, len);
+            s->scratch.len = mark;
+        }
         qsort_r(k, n, sizeof *k, key_cmp, s);
         for (size_t i = 1; i < n && !dup; i++)
             dup = k[i - 1].hash == k[i].hash && key_cmp(&k[i - 1], &k[i], s) == 0;
@@ -698,8 +711,9 @@ static bool scan_object(struct scan *s, enum obj_kind kind, struct item_state *i
             struct span k;
             if (*s->p != '"')
                 return fail(s, "object key expected");
-            if (!scan_string(s, &k) || !key_push(s, &k) || !more(s))
+            if (!scan_string(s, &k) || !more(s))
                 return false;
+            key_push(s, &k);
             if (*s->p != ':')
                 return fail(s, "':' expected");
             s->p++;
