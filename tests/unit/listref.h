@@ -4,8 +4,9 @@
  * document and says how they disagree, if they do:
  *  - what jansson refuses with JSON_REJECT_DUPLICATES the scanner refuses;
  *  - the scanner refuses more only for what it calls ambiguous on top (an
- *    item of result.<key> whose name is not a string) and for nesting past
- *    MG_LISTSCAN_MAX_DEPTH;
+ *    item of result.<key> whose name is not a string), for nesting past
+ *    MG_LISTSCAN_MAX_DEPTH, and for a NUL byte after a number (jansson 2.14
+ *    reads a NUL there as nothing: "1\0," is 1 to it);
  *  - otherwise its answer is json_equal to the DOM filter's (items of
  *    result.<key> removed when the answer's id is the request's), an
  *    unchanged answer is the input itself, and the counts add up.
@@ -120,7 +121,7 @@ static const char *listref_check(const char *doc, size_t len, const char *key, c
             why = "jansson refuses the document, the scanner does not";
         goto done;
     }
-    bool extra = listref_depth(ref) > MG_LISTSCAN_MAX_DEPTH ||
+    bool extra = listref_depth(ref) > MG_LISTSCAN_MAX_DEPTH || memchr(doc, '\0', len) != NULL ||
                  (json_is_object(ref) && listref_bad_name(ref, key));
     if (rc < 0) {
         if (!extra || rc != MG_EPROTO || res.error == NULL)

@@ -241,6 +241,17 @@ static void test_refusals(void)
     refused("{\"id\":1e309}", "a real that overflows");
     refused("{\"id\":1.8e308}", "a real that overflows at the edge");
     refused("{\"id\":tru}", "a bad literal");
+    {
+        /* jansson 2.14 reads a NUL after a number as nothing; not here */
+        static const char nul[] = "{\"id\":1\0,\"result\":{\"tools\":[]}}";
+        struct mg_buf out;
+        struct mg_listscan_result res;
+        struct seen sn = {0};
+        mg_buf_init(&out, 256);
+        TAP_IS_INT(mg_listscan_filter(nul, sizeof nul - 1, "tools", id1, record, &sn, &out, &res),
+                   MG_EPROTO, "refused: a NUL byte after a number");
+        mg_buf_fini(&out);
+    }
     refused("1", "a number at the top");
     refused("\"x\"", "a string at the top");
     refused("", "nothing");
