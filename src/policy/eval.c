@@ -44,8 +44,10 @@ struct icache {
     /* A caller in many groups: an open-addressing set of their indexes + 1
      * by hash, so a group test is a probe, not a scan. */
     uint16_t g_set[GROUP_SET];
-    bool word_done;     /* name_word holds the first bytes of in->mcp_name */
-    uint64_t name_word; /* zero-padded, as term.pre_word */
+    bool word_done;      /* name_kinds, name_len, name_word are set */
+    uint32_t name_kinds; /* bit kind + 1 for each name attribute present */
+    size_t name_len;
+    uint64_t name_word; /* its first bytes, zero-padded, as term.pre_word */
 };
 
 /* A resolved JSON value, with its string (if it is one) read once. */
@@ -694,23 +696,36 @@ static bool crit_eval(struct ectx *e, const struct crit *c)
     return crit_eval_now(e, c);
 }
 
+/* The MCP name as the prefilter sees it, once per decision: which of the
+ * name attributes (tool, prompt, resource) the message has (bit kind + 1),
+ * its length and its first bytes. */
+static NOINLINE void name_word_prepare(struct icache *ic)
+{
+    static const unsigned kinds[] = {CR_MCP_TOOL, CR_MCP_PROMPT, CR_MCP_RESOURCE};
+    ic->name_kinds = 0;
+    ic->name_len = 0;
+    ic->name_word = 0;
+    for (size_t i = 0; i < MG_ARRAY_LEN(kinds); i++) {
+        if (!str_attr(ic, kinds[i]))
+            continue;
+        ic->name_kinds |= 1u << (kinds[i] + 1);
+        ic->name_len = ic->attr_len[kinds[i]];
+        memcpy(&ic->name_word, ic->attr_s[kinds[i]], MG_MIN(ic->name_len, sizeof ic->name_word));
+    }
+    ic->word_done = true;
+}
+
 /* A necessary condition of an and-term, checked before its criteria: the
  * first bytes of the name one of them compares with is or starts_with
  * (term.pre_*). Most rules of a large policy name other tools. */
 static inline bool prefilter(struct icache *ic, const struct term *t)
 {
-    unsigned kind = t->pre_kind - 1u;
-    if (!str_attr(ic, kind))
-        return false; /* no name: the criterion is false */
-    size_t n = ic->attr_len[kind];
-    if (t->pre_exact ? n != t->pre_full : n < t->pre_full)
+    if (!ic->word_done)
+        name_word_prepare(ic);
+    if (!(ic->name_kinds >> t->pre_kind & 1))
+        return false; /* no such name: the criterion is false */
+    if (t->pre_exact ? ic->name_len != t->pre_full : ic->name_len < t->pre_full)
         return false;
-    if (!ic->word_done) {
-        size_t k = MG_MIN(n, sizeof ic->name_word);
-        ic->name_word = 0;
-        memcpy(&ic->name_word, ic->attr_s[kind], k);
-        ic->word_done = true;
-    }
     return (ic->name_word & t->pre_mask) == t->pre_word;
 }
 
