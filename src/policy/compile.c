@@ -1538,19 +1538,6 @@ static uint64_t term_need(struct compiler *c, struct term *t)
     return need;
 }
 
-/* Whether an and-term has a cheap criterion after a costlier one. */
-static bool cheap_after_costly(const struct compiler *c, const struct term *t)
-{
-    bool costly = false;
-    for (uint32_t i = 0; i < t->n; i++) {
-        bool cheap = MG_POLICY__CHEAP_KINDS >> c->p->crits[t->first + i].kind & 1;
-        if (cheap && costly)
-            return true;
-        costly |= !cheap;
-    }
-    return false;
-}
-
 /* The name prefilter of an and-term (term.pre_*): the first criterion on
  * the MCP name compared exactly (not case-folded) with is or
  * starts_with. Every operator of a criterion must hold, so any one of them
@@ -1641,7 +1628,6 @@ static void compile_body(struct compiler *c, const struct mg_ynode *k, const str
             t.item_dep |= MG_POLICY__ITEM_KINDS >> c->p->crits[t.first + j].kind & 1;
         if (t.op == OP_AND) {
             t.need = term_need(c, &t);
-            t.cheap_first = cheap_after_costly(c, &t);
             term_prefilter(c, &t);
         }
         push_term(c, &t);

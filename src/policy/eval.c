@@ -665,7 +665,8 @@ static NOINLINE bool time_match(struct ectx *e, const struct crit *c)
  * Criteria, terms, decisions.
  */
 
-static bool crit_eval_now(struct ectx *e, const struct crit *c)
+static inline __attribute__((always_inline)) bool crit_eval_now(struct ectx *e,
+                                                                const struct crit *c)
 {
     struct icache *ic = e->ic;
     switch (c->kind) {
@@ -684,7 +685,7 @@ static bool crit_eval_now(struct ectx *e, const struct crit *c)
     }
 }
 
-static bool crit_eval(struct ectx *e, const struct crit *c)
+static inline bool crit_eval(struct ectx *e, const struct crit *c)
 {
     if (e->memo && !(ITEM_KINDS >> c->kind & 1)) {
         /* the same for every item of the list: decided once */
@@ -737,14 +738,15 @@ static const char *term_match(struct ectx *e, const struct term *t)
     case OP_AND: /* all of them */
         if ((t->need & e->ic->bloom) != t->need)
             return NULL; /* the caller lacks a value some criterion requires */
-        if (t->cheap_first) {
-            /* Criteria have no side effects and an and's path is its own,
-             * so the cheap ones (a few byte compares) may go first. */
+        if (e->memo) {
+            /* Prepared: the criteria that do not look at the item are
+             * decided once per list (a byte each), so they go first. An
+             * and has no side effects and reports its own path. */
             for (const struct crit *x = c; x < end; x++)
-                if ((MG_POLICY__CHEAP_KINDS >> x->kind & 1) && !crit_eval(e, x))
+                if (!(ITEM_KINDS >> x->kind & 1) && !crit_eval(e, x))
                     return NULL;
             for (; c < end; c++)
-                if (!(MG_POLICY__CHEAP_KINDS >> c->kind & 1) && !crit_eval(e, c))
+                if ((ITEM_KINDS >> c->kind & 1) && !crit_eval(e, c))
                     return NULL;
             return t->path;
         }
@@ -776,8 +778,10 @@ static const char *first_match(struct ectx *e, const struct term *terms, uint32_
 {
     for (uint32_t i = 0; i < n; i++) {
         const struct term *t = &terms[live ? live[i] : i];
-        /* inline: most terms of a large policy fail here */
-        if (t->pre_kind && !prefilter(e->ic, t))
+        /* inline: most and-terms of a large policy fail here, on the
+         * caller's bloom or on the name's first bytes */
+        if (t->op == OP_AND &&
+            ((t->need & e->ic->bloom) != t->need || (t->pre_kind && !prefilter(e->ic, t))))
             continue;
         const char *path = term_match(e, t);
         if (path)

@@ -140,9 +140,6 @@ struct term {
     uint64_t need;
     uint64_t need_caller; /* the bits of need that are not of the item (MG_POLICY__ITEM_KINDS) */
     bool item_dep;        /* some criterion looks at the item: a name or a tool class */
-    /* For and: some cheap criterion (MG_POLICY__CHEAP_KINDS) comes after a
-     * costlier one; the evaluator tries the cheap ones first. */
-    bool cheap_first;
     /* For and: a criterion on the MCP name (pre_kind - 1: tool, prompt or
      * resource) with an is (pre_exact) or starts_with literal of pre_full
      * bytes; its first bytes, zero-padded into a word, and their mask. The
@@ -191,13 +188,6 @@ struct mg_policy {
  * prepared evaluation (mg_policy_prep) derives everything else once. */
 #define MG_POLICY__ITEM_KINDS                                                                      \
     (1u << CR_MCP_TOOL | 1u << CR_MCP_PROMPT | 1u << CR_MCP_RESOURCE | 1u << CR_MCP_TOOL_CLASS)
-
-/* Criteria that are a few byte compares against an attribute of the
- * message or the request (no group, claim, address, time or argument). */
-#define MG_POLICY__CHEAP_KINDS                                                                     \
-    (1u << CR_ACCEPT | 1u << CR_REJECT | 1u << CR_AUTHENTICATED_USER | 1u << CR_HTTP_METHOD |      \
-     1u << CR_MCP_METHOD | 1u << CR_MCP_TOOL | 1u << CR_MCP_TOOL_CLASS | 1u << CR_MCP_PROMPT |     \
-     1u << CR_MCP_RESOURCE)
 
 /* FNV-1a, for comparing group names against literals without memcmp. */
 static inline uint32_t mg_policy__hash(const char *s, size_t n)
