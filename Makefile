@@ -142,7 +142,7 @@ fuzz:
 	  mkdir -p build-fuzz/corpus/$$n; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build-fuzz/corpus/$$n fuzz/corpus/$$n \
 	    || exit 1; done; fi
-build-fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_util.h build-fuzz/libmcpgate.a
+build-fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_util.h tests/unit/listref.h build-fuzz/libmcpgate.a
 	clang $(CPPFLAGS) -Ifuzz -std=c11 -O1 -g $(WARN) -Wno-missing-prototypes -fsanitize=fuzzer,address,undefined \
 	  $(shell pkg-config --cflags $(PKGS)) -o $@ $< build-fuzz/libmcpgate.a $(LDLIBS)
 

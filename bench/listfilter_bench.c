@@ -9,29 +9,36 @@
  * and 10 mcp.tool_classes overrides, loaded with the configuration loader.
  *
  * Per answer it does what the daemon does with a JSON list answer
- * (src/gw/proxy.c: up_on_done -> filter_message; keep_item ->
- * mg_gw__item_visible -> mg_judge_item_visible):
- *   parse      json_loadb of the upstream's bytes
- *   learn      mg_toolmap_learn of the tools array (the learned classes)
- *   filter     mg_listfilter_apply with a keep callback that fills the
- *              judge's route and request (time(NULL) included) and calls
- *              mg_judge_item_visible for every item, removing the hidden ones
- *   serialise  json_dumps(JSON_COMPACT)
- *   free       json_decref of the tree and free of the text
- * and, separately, "judge only": mg_judge_item_visible on every item of a
- * parsed answer, without removing anything, to split filter into judging
- * and array removal. Three callers: one who sees ~40% of the tools, an
- * admin who sees ~88%, and a member of one team who sees 8 tools.
+ * (src/gw/proxy.c: up_on_done -> filter_message):
+ *   TOTAL      mg_listscan_filter of the upstream's bytes with the request's
+ *              id, its keep callback gathering name/class pairs
+ *              (mg_toolmap_batch_add) and asking one mg_judge_list prepared
+ *              per answer (mg_gw__judge_list: time(NULL) included), then
+ *              mg_toolmap_learn_batch
+ * and, apart, to split TOTAL into its parts:
+ *   scan       mg_listscan_filter alone, a callback that keeps everything
+ *              and judges nothing: validation and item boundaries
+ *   judge      mg_judge_list_new + mg_judge_list_visible of every item
+ *              (names and classes taken from the answer beforehand)
+ *   learn      mg_toolmap_learn_batch (the list is the one learned last
+ *              time: a SHA-256 and a compare)
+ *   DOM        the peer, the path before this one: json_loadb, the items
+ *              judged the same way and removed, json_dumps(JSON_COMPACT),
+ *              json_decref + free (a tenth of the runs: it is slow)
+ * Three callers: one who sees ~40% of the tools, an admin who sees ~88%,
+ * and a member of one team who sees 8 tools. Each case checks the number
+ * of items kept and that the output is json_equal to the DOM path's.
  *
  *   make bench-listfilter   BENCH_LISTFILTER_N: answers per case (default 200);
  *                           BENCH_LISTFILTER_CASE: run only case 0..2 (for callgrind)
- * Exits 2 if the median of a case is over the 1 ms budget. */
+ * Exits 2 if the median TOTAL of a case is over the 1 ms budget. */
 #include "authn/identity.h"
 #include "conf/conf.h"
 #include "core/buf.h"
 #include "gw/judge.h"
 #include "gw/toolmap.h"
 #include "mcp/listfilter.h"
+#include "mcp/listscan.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -241,537 +248,97 @@ static struct mg_identity *caller(const char *email, int teams_from, int teams_t
     return id;
 }
 
-/* What keep_item in src/gw/proxy.c does per item: mg_gw__item_visible fills
- * the judge's route and request (time(NULL) each time) and asks the judge. */
+/* The daemon's clock, moved to 12:00 UTC of the day so that the deny rules'
+ * 02:00-02:30 Berlin window never applies to a run. */
+static int64_t noon(void)
+{
+    return (int64_t)time(NULL) / 86400 * 86400 + 43200;
+}
+
+/* What mg_gw__judge_list (src/gw/decide.c) fills for a request. */
 struct ctx {
-    const struct mg_conf *conf;
-    const struct mg_conf_route *route;
-    struct mg_toolmap *toolmap;
-    const struct mg_identity *identity;
-    const struct sockaddr *source;
+    struct mg_judge_route rt;
+    struct mg_judge_request rq;
 };
 
-static bool keep_item(void *v, const json_t *item)
+static struct mg_judge_list *judge_list(const struct ctx *c)
 {
-    const struct ctx *c = v;
-    struct mg_judge_route rt = {.conf = c->conf, .route = c->route, .toolmap = c->toolmap};
-    struct mg_judge_request rq = {
-        .identity = c->identity,
-        .http_method = "POST",
-        .http_path = "/tools",
-        .source = c->source,
-        /* the daemon's clock, moved to 12:00 UTC of the day so that the deny
-         * rules' 02:00-02:30 Berlin window never applies to a run */
-        .now = (int64_t)time(NULL) / 86400 * 86400 + 43200,
-    };
-    return mg_judge_item_visible(&rt, &rq, "tools/list", item);
+    struct mg_judge_request rq = c->rq;
+    rq.now = noon();
+    return mg_judge_list_new(&c->rt, &rq, "tools/list");
 }
 
-/* ---------------------------------------------------------------------------
- * Reference (not the daemon's code): a prototype of the proposed fix, to show
- * what filtering costs without a DOM. One pass over the upstream's bytes
- * validates the whole document as JSON (structure, numbers, escapes, UTF-8,
- * control characters; depth at most 64), finds result.tools, takes from each
- * item only its top-level "name" and annotations.readOnlyHint /
- * destructiveHint (a duplicate of any of these keys, or of "result" / "tools",
- * fails the answer: the client must not see another name than the one
- * judged), judges it with the same evaluator (mg_policy_eval, the route's
- * mcp.tool_classes first, as judge.c does, policies looked up once per
- * list) and copies the bytes of the kept items verbatim. Not done here: the
- * id check of filter_message, learning the classes, SSE framing.
- */
-struct scan {
-    const unsigned char *p, *end;
-    int depth;
+/* filter_message's pass (src/gw/proxy.c): the judge prepared at the first
+ * item, the tools gathered to be learned. */
+struct pass {
+    const struct ctx *c;
+    struct mg_judge_list *judge;
+    struct mg_toolmap_batch learn;
 };
 
-static bool sc_ws(struct scan *s)
+static bool keep_item(void *v, const struct mg_listscan_item *it)
 {
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
-        s->p++;
-    return s->p < s->end;
+    struct pass *lp = v;
+    if (lp->judge == NULL)
+        lp->judge = judge_list(lp->c);
+    if (it->name)
+        mg_toolmap_batch_add(&lp->learn, it->name, it->name_len, it->tool_class);
+    return mg_judge_list_visible(lp->judge, it->name, (int)it->tool_class);
 }
 
-/* Any byte in the 8 that needs a look: '"', '\\', < 0x20 or >= 0x80. */
-static inline bool swar_special(uint64_t x)
+static int daemon_pass(const struct ctx *c, const struct mg_buf *up, const json_t *id,
+                       struct mg_toolmap *tm, struct mg_buf *out, struct mg_listscan_result *res)
 {
-    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
-    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
-    uint64_t zq = (q - ones) & ~q, zb = (b - ones) & ~b;
-    uint64_t lt = (x - ones * 0x20) & ~x; /* bytes < 0x20 (and some >= 0x80, caught anyway) */
-    return ((zq | zb | lt) & high) || (x & high);
-}
-
-static int utf8_len(const unsigned char *p, const unsigned char *end)
-{
-    unsigned c = p[0];
-    if (c >= 0xC2 && c <= 0xDF)
-        return end - p >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : -1;
-    if (c >= 0xE0 && c <= 0xEF) {
-        if (end - p < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
-            return -1;
-        if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F))
-            return -1; /* overlong, surrogates */
-        return 3;
-    }
-    if (c >= 0xF0 && c <= 0xF4) {
-        if (end - p < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
-            return -1;
-        if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F))
-            return -1;
-        return 4;
-    }
-    return -1;
-}
-
-static int hex4(const unsigned char *p)
-{
-    int v = 0;
-    for (int i = 0; i < 4; i++) {
-        int c = p[i], d = c >= '0' && c <= '9'   ? c - '0'
-                          : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                          : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                                 : -1;
-        if (d < 0)
-            return -1;
-        v = v * 16 + d;
-    }
-    return v;
-}
-
-/* A string at s->p (on the quote). Its raw bytes between the quotes in
- * [*a, *b); *esc: it has escapes. */
-static bool sc_string(struct scan *s, const unsigned char **a, const unsigned char **b, bool *esc)
-{
-    const unsigned char *p = s->p + 1, *end = s->end;
-    *a = p;
-    *esc = false;
-    for (;;) {
-        while (end - p >= 8) {
-            uint64_t x;
-            memcpy(&x, p, 8);
-            if (swar_special(x))
-                break;
-            p += 8;
-        }
-        if (p >= end)
-            return false;
-        unsigned c = *p;
-        if (c == '"')
-            break;
-        if (c < 0x20)
-            return false;
-        if (c == '\\') {
-            *esc = true;
-            if (end - p < 2)
-                return false;
-            switch (p[1]) {
-            case '"':
-            case '\\':
-            case '/':
-            case 'b':
-            case 'f':
-            case 'n':
-            case 'r':
-            case 't': p += 2; continue;
-            case 'u': {
-                if (end - p < 6)
-                    return false;
-                int u = hex4(p + 2);
-                if (u < 0)
-                    return false;
-                p += 6;
-                if (u >= 0xDC00 && u <= 0xDFFF)
-                    return false; /* a lone low surrogate */
-                if (u >= 0xD800 && u <= 0xDBFF) {
-                    if (end - p < 6 || p[0] != '\\' || p[1] != 'u')
-                        return false;
-                    int l = hex4(p + 2);
-                    if (l < 0xDC00 || l > 0xDFFF)
-                        return false;
-                    p += 6;
-                }
-                continue;
-            }
-            default: return false;
-            }
-        }
-        if (c >= 0x80) {
-            int n = utf8_len(p, end);
-            if (n < 0)
-                return false;
-            p += n;
-            continue;
-        }
-        p++;
-    }
-    *b = p;
-    s->p = p + 1;
-    return true;
-}
-
-static bool sc_number(struct scan *s)
-{
-    const unsigned char *p = s->p, *end = s->end;
-    if (p < end && *p == '-')
-        p++;
-    if (p >= end)
-        return false;
-    if (*p == '0')
-        p++;
-    else if (*p >= '1' && *p <= '9')
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
-    else
-        return false;
-    if (p < end && *p == '.') {
-        const unsigned char *q = ++p;
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
-        if (p == q)
-            return false;
-    }
-    if (p < end && (*p == 'e' || *p == 'E')) {
-        p++;
-        if (p < end && (*p == '+' || *p == '-'))
-            p++;
-        const unsigned char *q = p;
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
-        if (p == q)
-            return false;
-    }
-    s->p = p;
-    return true;
-}
-
-static bool sc_lit(struct scan *s, const char *w, size_t n)
-{
-    if ((size_t)(s->end - s->p) < n || memcmp(s->p, w, n) != 0)
-        return false;
-    s->p += n;
-    return true;
-}
-
-static bool sc_value(struct scan *s);
-
-/* An object or array at s->p. */
-static bool sc_container(struct scan *s)
-{
-    bool obj = *s->p == '{';
-    const unsigned char *a, *b;
-    bool esc;
-    if (++s->depth > 64)
-        return false;
-    s->p++;
-    if (!sc_ws(s))
-        return false;
-    if (*s->p == (obj ? '}' : ']')) {
-        s->p++;
-        s->depth--;
-        return true;
-    }
-    for (;;) {
-        if (obj) {
-            if (*s->p != '"' || !sc_string(s, &a, &b, &esc) || !sc_ws(s) || *s->p != ':')
-                return false;
-            s->p++;
-            if (!sc_ws(s))
-                return false;
-        }
-        if (!sc_value(s) || !sc_ws(s))
-            return false;
-        if (*s->p == ',') {
-            s->p++;
-            if (!sc_ws(s))
-                return false;
-            continue;
-        }
-        if (*s->p != (obj ? '}' : ']'))
-            return false;
-        s->p++;
-        s->depth--;
-        return true;
-    }
-}
-
-static bool sc_value(struct scan *s)
-{
-    const unsigned char *a, *b;
-    bool esc;
-    switch (*s->p) {
-    case '{':
-    case '[': return sc_container(s);
-    case '"': return sc_string(s, &a, &b, &esc);
-    case 't': return sc_lit(s, "true", 4);
-    case 'f': return sc_lit(s, "false", 5);
-    case 'n': return sc_lit(s, "null", 4);
-    default: return sc_number(s);
-    }
-}
-
-static bool key_is(const unsigned char *a, const unsigned char *b, bool esc, const char *k)
-{
-    /* An escaped key ("na\u006de") is a key a client may read as "name":
-     * such keys fail the answer in the caller (see item_scan). */
-    return !esc && (size_t)(b - a) == strlen(k) && memcmp(a, k, (size_t)(b - a)) == 0;
-}
-
-struct item {
-    const unsigned char *start, *end;
-    char name[257];
-    bool has_name, ro, ro_set, destr_false;
-};
-
-/* The value at s->p is one item of the tools array. */
-static bool item_scan(struct scan *s, struct item *it)
-{
-    const unsigned char *a, *b;
-    bool esc, seen_ann = false;
-    it->start = s->p;
-    it->has_name = it->ro = it->ro_set = it->destr_false = false;
-    if (*s->p != '{') {
-        if (!sc_value(s))
-            return false;
-        it->end = s->p;
-        return true;
-    }
-    s->depth++;
-    s->p++;
-    if (!sc_ws(s))
-        return false;
-    if (*s->p == '}')
-        goto done;
-    for (;;) {
-        if (*s->p != '"' || !sc_string(s, &a, &b, &esc) || !sc_ws(s) || *s->p != ':')
-            return false;
-        if (esc)
-            return false; /* fail closed on escaped keys (rare; the DOM path can take them) */
-        s->p++;
-        if (!sc_ws(s))
-            return false;
-        if (key_is(a, b, esc, "name")) {
-            const unsigned char *va, *vb;
-            bool vesc;
-            if (it->has_name || *s->p != '"' || !sc_string(s, &va, &vb, &vesc) || vesc ||
-                vb - va > 256 || memchr(va, 0, (size_t)(vb - va)))
-                return false; /* duplicate, not a plain string: let the DOM path decide */
-            memcpy(it->name, va, (size_t)(vb - va));
-            it->name[vb - va] = 0;
-            it->has_name = true;
-        } else if (key_is(a, b, esc, "annotations")) {
-            if (seen_ann)
-                return false;
-            seen_ann = true;
-            if (*s->p == '{') {
-                bool seen_ro = false, seen_de = false;
-                s->depth++;
-                s->p++;
-                if (!sc_ws(s))
-                    return false;
-                if (*s->p != '}') {
-                    for (;;) {
-                        const unsigned char *ka, *kb;
-                        bool kesc;
-                        if (*s->p != '"' || !sc_string(s, &ka, &kb, &kesc) || kesc || !sc_ws(s) ||
-                            *s->p != ':')
-                            return false;
-                        s->p++;
-                        if (!sc_ws(s))
-                            return false;
-                        bool ro = key_is(ka, kb, kesc, "readOnlyHint"),
-                             de = key_is(ka, kb, kesc, "destructiveHint");
-                        if ((ro && seen_ro) || (de && seen_de))
-                            return false;
-                        seen_ro |= ro;
-                        seen_de |= de;
-                        const unsigned char *v = s->p;
-                        if (!sc_value(s))
-                            return false;
-                        if (ro)
-                            it->ro = s->p - v == 4 && memcmp(v, "true", 4) == 0;
-                        if (de)
-                            it->destr_false = s->p - v == 5 && memcmp(v, "false", 5) == 0;
-                        if (!sc_ws(s))
-                            return false;
-                        if (*s->p == ',') {
-                            s->p++;
-                            if (!sc_ws(s))
-                                return false;
-                            continue;
-                        }
-                        if (*s->p != '}')
-                            return false;
-                        break;
-                    }
-                }
-                s->p++;
-                s->depth--;
-                it->ro_set = true;
-            } else if (!sc_value(s)) {
-                return false;
-            }
-        } else if (!sc_value(s)) {
-            return false;
-        }
-        if (!sc_ws(s))
-            return false;
-        if (*s->p == ',') {
-            s->p++;
-            if (!sc_ws(s))
-                return false;
-            continue;
-        }
-        if (*s->p != '}')
-            return false;
-        break;
-    }
-done:
-    s->p++;
-    s->depth--;
-    it->end = s->p;
-    return true;
-}
-
-struct splice_stats {
-    uint64_t scan_ns, judge_ns; /* judge_ns: inside scan_ns */
-    size_t kept;
-};
-
-/* Filters the answer into out (reset first); 0, or -1 if it is not JSON or
- * not a shape this path takes (then the DOM path would). */
-static int splice_filter(const char *doc, size_t len, struct ctx *cx, struct mg_buf *out,
-                         struct splice_stats *st)
-{
-    struct scan s = {(const unsigned char *)doc, (const unsigned char *)doc + len, 0};
-    const unsigned char *a, *b, *rest = NULL;
-    bool esc, seen_result = false, seen_tools = false;
-    const struct mg_policy *g, *r;
-    struct mg_judge_route rt = {.conf = cx->conf, .route = cx->route, .toolmap = cx->toolmap};
-    struct mg_policy_input in = {
-        .identity = cx->identity,
-        .http_method = "POST",
-        .http_path = "/tools",
-        .source = cx->source,
-        .now = (int64_t)time(NULL) / 86400 * 86400 + 43200,
-        .mcp_method = "tools/call",
-    };
-    struct item it;
-    uint64_t jt = 0;
-    mg_judge_policies(&rt, &g, &r);
+    struct pass lp = {.c = c};
+    mg_toolmap_batch_init(&lp.learn);
     mg_buf_reset(out);
-    st->kept = 0;
-    if (!sc_ws(&s) || *s.p != '{')
-        return -1;
-    s.p++;
-    s.depth = 1;
-    if (!sc_ws(&s))
-        return -1;
-    while (*s.p != '}') {
-        if (*s.p != '"' || !sc_string(&s, &a, &b, &esc) || esc || !sc_ws(&s) || *s.p != ':')
-            return -1;
-        s.p++;
-        if (!sc_ws(&s))
-            return -1;
-        if (key_is(a, b, esc, "result")) {
-            if (seen_result || *s.p != '{')
-                return -1;
-            seen_result = true;
-            s.p++;
-            s.depth++;
-            if (!sc_ws(&s))
-                return -1;
-            while (*s.p != '}') {
-                if (*s.p != '"' || !sc_string(&s, &a, &b, &esc) || esc || !sc_ws(&s) || *s.p != ':')
-                    return -1;
-                s.p++;
-                if (!sc_ws(&s))
-                    return -1;
-                if (key_is(a, b, esc, "tools")) {
-                    if (seen_tools || *s.p != '[')
-                        return -1;
-                    seen_tools = true;
-                    mg_buf_append(out, doc, (size_t)(s.p + 1 - (const unsigned char *)doc));
-                    s.p++;
-                    s.depth++;
-                    if (!sc_ws(&s))
-                        return -1;
-                    bool first = true;
-                    while (*s.p != ']') {
-                        if (!item_scan(&s, &it))
-                            return -1;
-                        uint64_t j0 = mg_now_ns();
-                        bool keep = false;
-                        if (it.has_name) {
-                            int c = -1;
-                            for (size_t i = 0; i < cx->route->n_tool_classes; i++)
-                                if (strcmp(cx->route->tool_classes[i].tool, it.name) == 0) {
-                                    c = cx->route->tool_classes[i].tool_class;
-                                    break;
-                                }
-                            in.tool_class = c >= 0           ? (enum mg_tool_class)c
-                                            : !it.ro_set     ? MG_TOOL_DESTRUCTIVE
-                                            : it.ro          ? MG_TOOL_READ_ONLY
-                                            : it.destr_false ? MG_TOOL_WRITE
-                                                             : MG_TOOL_DESTRUCTIVE;
-                            in.mcp_name = it.name;
-                            struct mg_policy_decision d;
-                            mg_policy_eval(g, r, &in, &d);
-                            keep = d.allow;
-                        }
-                        jt += mg_now_ns() - j0;
-                        if (keep) {
-                            if (!first)
-                                mg_buf_append(out, ",", 1);
-                            mg_buf_append(out, it.start, (size_t)(it.end - it.start));
-                            first = false;
-                            st->kept++;
-                        }
-                        if (!sc_ws(&s))
-                            return -1;
-                        if (*s.p == ',') {
-                            s.p++;
-                            if (!sc_ws(&s))
-                                return -1;
-                        } else if (*s.p != ']')
-                            return -1;
-                    }
-                    s.depth--;
-                    /* from the closing bracket on, the rest is copied at the end */
-                    rest = s.p;
-                    s.p++;
-                } else if (!sc_value(&s)) {
-                    return -1;
-                }
-                if (!sc_ws(&s))
-                    return -1;
-                if (*s.p == ',') {
-                    s.p++;
-                    if (!sc_ws(&s))
-                        return -1;
-                } else if (*s.p != '}')
-                    return -1;
-            }
-            s.p++;
-            s.depth--;
-        } else if (!sc_value(&s)) {
-            return -1;
-        }
-        if (!sc_ws(&s))
-            return -1;
-        if (*s.p == ',') {
-            s.p++;
-            if (!sc_ws(&s))
-                return -1;
-        } else if (*s.p != '}')
-            return -1;
+    int rc = mg_listscan_filter(up->data, up->len, "tools", id, keep_item, &lp, out, res);
+    if (rc == 0 && res->filtered)
+        mg_toolmap_learn_batch(tm, &lp.learn);
+    mg_toolmap_batch_fini(&lp.learn);
+    mg_judge_list_free(lp.judge);
+    return rc;
+}
+
+/* The answer's items, gathered once for the judge-only phase. */
+struct items {
+    char *names[N_TOOLS];
+    enum mg_tool_class cls[N_TOOLS];
+    size_t n;
+};
+
+static bool gather(void *v, const struct mg_listscan_item *it)
+{
+    struct items *x = v;
+    if (x && x->n < N_TOOLS) {
+        x->names[x->n] = mg_xstrdup(it->name ? it->name : "");
+        x->cls[x->n++] = it->tool_class;
     }
-    s.p++;
-    if (sc_ws(&s) || rest == NULL)
-        return -1; /* trailing bytes, or no tools */
-    mg_buf_append(out, rest, len - (size_t)(rest - (const unsigned char *)doc));
-    st->judge_ns = jt;
-    return 0;
+    return true;
+}
+
+/* The peer: the DOM path the daemon had before (jansson parse, remove the
+ * hidden items, serialise), judging with the same prepared list. Returns
+ * the text (the caller frees it). */
+static char *dom_pass(const struct ctx *c, const struct mg_buf *up, size_t *kept)
+{
+    json_error_t je;
+    json_t *msg = json_loadb(up->data, up->len, 0, &je);
+    if (msg == NULL)
+        return NULL;
+    struct mg_judge_list *l = judge_list(c);
+    json_t *tools = json_object_get(json_object_get(msg, "result"), "tools");
+    for (size_t i = json_array_size(tools); i-- > 0;) {
+        const json_t *it = json_array_get(tools, i);
+        if (!mg_judge_list_visible(l, mg_listfilter_item_name("tools", it),
+                                   (int)mg_listfilter_tool_class(it)))
+            json_array_remove(tools, i);
+    }
+    *kept = json_array_size(tools);
+    mg_judge_list_free(l);
+    char *out = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    return out;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -780,36 +347,27 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-enum {
-    P_PARSE,
-    P_LEARN,
-    P_FILTER,
-    P_DUMP,
-    P_FREE,
-    P_TOTAL,
-    P_JUDGE,
-    P_SPLICE,
-    P_SPJUDGE,
-    N_PHASES
-};
+enum { P_TOTAL, P_SCAN, P_JUDGE, P_LEARN, P_DOM, N_PHASES };
 
 int main(void)
 {
     const char *env = getenv("BENCH_LISTFILTER_N"), *only = getenv("BENCH_LISTFILTER_CASE");
     long n = env ? strtol(env, NULL, 10) : 200;
-    struct mg_buf up, y, spl;
+    struct mg_buf up, y, out;
     struct mg_conf *conf = NULL;
     char *err = NULL;
     struct sockaddr_in src = {.sin_family = AF_INET};
+    json_t *id = json_integer(2);
     int rc = 0;
 
-    if (n < 5)
-        n = 5;
+    if (n < 10)
+        n = 10;
+    long n_dom = n / 10;
     inet_pton(AF_INET, "192.0.2.10", &src.sin_addr);
     mg_buf_init(&up, 8 << 20);
     answer_json(&up);
     mg_buf_init(&y, 1 << 20);
-    mg_buf_init(&spl, 8 << 20);
+    mg_buf_init(&out, 8 << 20);
     conf_yaml(&y);
     if (mg_conf_load_string("listfilter_bench.yaml", y.data, y.len, &conf, &err) != 0) {
         fprintf(stderr, "listfilter_bench: %s\n", err ? err : "configuration error");
@@ -839,122 +397,132 @@ int main(void)
         {"one team (sees 8)", "bob@example.com", "", 5, 6, 8},
     };
     printf("listfilter_bench: a tools/list answer of %d tools, %zu bytes (%.2f MiB); route policy "
-           "of %zu rules + 2 global; %ld answers per case\n",
-           N_TOOLS, up.len, (double)up.len / 1048576.0, mg_policy_n_rules(route->policy), n);
-    printf("  %-34s %10s %10s %10s %10s %10s | %10s | %10s  %s\n", "case (median ms per answer)",
-           "parse", "learn", "filter", "serialise", "free", "TOTAL", "judge only", "output bytes");
+           "of %zu rules + 2 global; %ld answers per case (%ld for the DOM peer)\n",
+           N_TOOLS, up.len, (double)up.len / 1048576.0, mg_policy_n_rules(route->policy), n, n_dom);
+    printf("  %-34s %8s %8s %8s | %8s %8s | %8s %7s  %s\n", "case (median ms per answer)", "scan",
+           "judge", "learn", "TOTAL", "(min)", "DOM", "DOM/new", "bytes out");
+
+    /* the items, once, for the judge-only phase */
+    struct items items = {0};
+    {
+        struct mg_listscan_result res;
+        struct mg_buf tmp;
+        mg_buf_init(&tmp, up.len);
+        if (mg_listscan_filter(up.data, up.len, "tools", id, gather, &items, &tmp, &res) != 0 ||
+            items.n != N_TOOLS) {
+            fprintf(stderr, "listfilter_bench: the answer does not scan\n");
+            return 1;
+        }
+        mg_buf_fini(&tmp);
+    }
 
     for (size_t c = 0; c < MG_ARRAY_LEN(cases); c++) {
         if (only && (size_t)strtol(only, NULL, 10) != c)
             continue;
-        struct mg_identity *id = caller(cases[c].email, cases[c].from, cases[c].to, cases[c].extra);
-        struct ctx cx = {.conf = conf,
-                         .route = route,
-                         .toolmap = toolmap,
-                         .identity = id,
-                         .source = (const struct sockaddr *)&src};
+        struct mg_identity *ident =
+            caller(cases[c].email, cases[c].from, cases[c].to, cases[c].extra);
+        struct ctx cx = {
+            .rt = {.conf = conf, .route = route, .toolmap = toolmap},
+            .rq = {.identity = ident,
+                   .http_method = "POST",
+                   .http_path = "/tools",
+                   .source = (const struct sockaddr *)&src},
+        };
         uint64_t *t[N_PHASES];
-        size_t out_len = 0;
         for (int ph = 0; ph < N_PHASES; ph++)
             t[ph] = mg_xcalloc((size_t)n, sizeof(uint64_t));
+
+        /* once: the same answer as the DOM path's */
+        struct mg_listscan_result res;
+        size_t dom_kept = 0;
+        char *dom = dom_pass(&cx, &up, &dom_kept);
+        if (daemon_pass(&cx, &up, id, toolmap, &out, &res) != 0 || !res.filtered ||
+            res.n_kept != cases[c].kept || dom == NULL || dom_kept != cases[c].kept) {
+            fprintf(stderr, "listfilter_bench: %s: kept %zu (DOM %zu), expected %zu\n",
+                    cases[c].label, res.n_kept, dom_kept, cases[c].kept);
+            return 1;
+        }
+        json_t *a = json_loadb(out.data, out.len, JSON_REJECT_DUPLICATES, NULL),
+               *b = json_loads(dom, 0, NULL);
+        if (a == NULL || !json_equal(a, b)) {
+            fprintf(stderr, "listfilter_bench: %s: the output differs from the DOM path's\n",
+                    cases[c].label);
+            return 1;
+        }
+        json_decref(a);
+        json_decref(b);
+        free(dom);
+        size_t out_len = out.len;
+
         for (long i = -n / 10 - 1; i < n; i++) { /* the first tenth warms up */
-            json_error_t je;
-            uint64_t a = mg_now_ns();
-            json_t *msg = json_loadb(up.data, up.len, 0, &je);
-            uint64_t b = mg_now_ns();
-            if (msg == NULL) {
-                fprintf(stderr, "listfilter_bench: %s\n", je.text);
+            uint64_t t0 = mg_now_ns();
+            int r = daemon_pass(&cx, &up, id, toolmap, &out, &res);
+            uint64_t t1 = mg_now_ns();
+            if (r != 0 || res.n_kept != cases[c].kept)
                 return 1;
-            }
-            json_t *tools = json_object_get(json_object_get(msg, "result"), "tools");
-            mg_toolmap_learn(toolmap, tools);
-            uint64_t cc = mg_now_ns();
-            size_t removed = 0;
-            mg_listfilter_apply(msg, "tools", keep_item, &cx, &removed);
-            uint64_t d = mg_now_ns();
-            char *out = json_dumps(msg, JSON_COMPACT);
-            uint64_t e = mg_now_ns();
-            size_t kept = json_array_size(tools);
-            out_len = out ? strlen(out) : 0;
-            json_decref(msg);
-            free(out);
-            uint64_t f = mg_now_ns();
-            if (kept != cases[c].kept || removed + kept != N_TOOLS || out_len == 0) {
-                fprintf(stderr, "listfilter_bench: %s: kept %zu, expected %zu\n", cases[c].label,
-                        kept, cases[c].kept);
+            /* the parts, apart */
+            uint64_t t2 = mg_now_ns();
+            r = mg_listscan_filter(up.data, up.len, "tools", id, gather, NULL, &out, &res);
+            uint64_t t3 = mg_now_ns();
+            struct mg_judge_list *l = judge_list(&cx);
+            size_t vis = 0;
+            for (size_t k = 0; k < items.n; k++)
+                vis += mg_judge_list_visible(l, items.names[k], (int)items.cls[k]);
+            mg_judge_list_free(l);
+            uint64_t t4 = mg_now_ns();
+            struct mg_toolmap_batch bt;
+            mg_toolmap_batch_init(&bt);
+            for (size_t k = 0; k < items.n; k++)
+                mg_toolmap_batch_add(&bt, items.names[k], strlen(items.names[k]), items.cls[k]);
+            uint64_t t5 = mg_now_ns();
+            mg_toolmap_learn_batch(toolmap, &bt);
+            uint64_t t6 = mg_now_ns();
+            mg_toolmap_batch_fini(&bt);
+            if (r != 0 || vis != cases[c].kept)
                 return 1;
-            }
-            /* judge only, on a fresh tree, outside the timed pipeline */
-            json_t *m2 = json_loadb(up.data, up.len, 0, &je);
-            json_t *t2 = json_object_get(json_object_get(m2, "result"), "tools");
-            size_t vis = 0, k;
-            json_t *it;
-            uint64_t g = mg_now_ns();
-            json_array_foreach(t2, k, it) vis += keep_item(&cx, it);
-            uint64_t h = mg_now_ns();
-            json_decref(m2);
-            if (vis != cases[c].kept)
-                return 1;
-            /* the prototype of the proposed fix, on the same bytes */
-            struct splice_stats st;
-            uint64_t sp0 = mg_now_ns();
-            if (splice_filter(up.data, up.len, &cx, &spl, &st) < 0 || st.kept != cases[c].kept) {
-                fprintf(stderr, "listfilter_bench: splice prototype failed (%s)\n", cases[c].label);
-                return 1;
-            }
-            uint64_t sp1 = mg_now_ns();
-            if (i == -n / 10 - 1) { /* once: the same answer as the daemon's path */
-                json_t *x = json_loadb(spl.data, spl.len, 0, &je),
-                       *y2 = json_loadb(up.data, up.len, 0, &je);
-                mg_listfilter_apply(y2, "tools", keep_item, &cx, NULL);
-                if (x == NULL || !json_equal(x, y2)) {
-                    fprintf(stderr, "listfilter_bench: splice output differs (%s)\n",
-                            cases[c].label);
-                    return 1;
-                }
-                json_decref(x);
-                json_decref(y2);
+            uint64_t t7 = 0, t8 = 0;
+            if (i >= 0 && i < n_dom) {
+                size_t kept;
+                t7 = mg_now_ns();
+                free(dom_pass(&cx, &up, &kept));
+                t8 = mg_now_ns();
             }
             if (i < 0)
                 continue;
-            t[P_PARSE][i] = b - a;
-            t[P_LEARN][i] = cc - b;
-            t[P_FILTER][i] = d - cc;
-            t[P_DUMP][i] = e - d;
-            t[P_FREE][i] = f - e;
-            t[P_TOTAL][i] = f - a;
-            t[P_JUDGE][i] = h - g;
-            t[P_SPLICE][i] = sp1 - sp0;
-            t[P_SPJUDGE][i] = st.judge_ns;
+            t[P_TOTAL][i] = t1 - t0;
+            t[P_SCAN][i] = t3 - t2;
+            t[P_JUDGE][i] = t4 - t3;
+            t[P_LEARN][i] = t6 - t5;
+            if (i < n_dom)
+                t[P_DOM][i] = t8 - t7;
         }
         double med[N_PHASES], mn[N_PHASES];
         for (int ph = 0; ph < N_PHASES; ph++) {
-            qsort(t[ph], (size_t)n, sizeof(uint64_t), cmp_u64);
-            med[ph] = (double)t[ph][n / 2] / 1e6;
+            size_t m = ph == P_DOM ? (size_t)n_dom : (size_t)n;
+            qsort(t[ph], m, sizeof(uint64_t), cmp_u64);
+            med[ph] = (double)t[ph][m / 2] / 1e6;
             mn[ph] = (double)t[ph][0] / 1e6;
         }
-        printf("  %-34s %10.3f %10.3f %10.3f %10.3f %10.3f | %10.3f | %10.3f  %zu\n",
-               cases[c].label, med[P_PARSE], med[P_LEARN], med[P_FILTER], med[P_DUMP], med[P_FREE],
-               med[P_TOTAL], med[P_JUDGE], out_len);
-        printf("  %-34s %10.3f %10.3f %10.3f %10.3f %10.3f | %10.3f | %10.3f\n", "  (minimum)",
-               mn[P_PARSE], mn[P_LEARN], mn[P_FILTER], mn[P_DUMP], mn[P_FREE], mn[P_TOTAL],
-               mn[P_JUDGE]);
-        printf("  %-34s %.2f of the 1 ms budget; judge %.0f ns per item\n", "", med[P_TOTAL],
+        printf("  %-34s %8.3f %8.3f %8.3f | %8.3f %8.3f | %8.2f %6.0fx  %zu\n", cases[c].label,
+               med[P_SCAN], med[P_JUDGE], med[P_LEARN], med[P_TOTAL], mn[P_TOTAL], med[P_DOM],
+               med[P_DOM] / med[P_TOTAL], out_len);
+        printf("  %-34s %.2f of the 1 ms budget; scan %.2f ms/MiB; judge %.0f ns per item\n", "",
+               med[P_TOTAL], med[P_SCAN] / ((double)up.len / 1048576.0),
                med[P_JUDGE] * 1e6 / N_TOOLS);
-        printf("  %-34s reference, one-pass splice prototype (not the daemon's code): %.3f ms "
-               "(min %.3f), of which evaluating %.3f ms; %zu bytes out\n",
-               "", med[P_SPLICE], mn[P_SPLICE], med[P_SPJUDGE], spl.len);
         if (med[P_TOTAL] > 1.0)
             rc = 2;
         for (int ph = 0; ph < N_PHASES; ph++)
             free(t[ph]);
-        mg_identity_unref(id);
+        mg_identity_unref(ident);
     }
+    for (size_t k = 0; k < items.n; k++)
+        free(items.names[k]);
+    json_decref(id);
     mg_toolmap_free(toolmap);
     mg_conf_unref(conf);
     mg_buf_fini(&up);
     mg_buf_fini(&y);
-    mg_buf_fini(&spl);
+    mg_buf_fini(&out);
     free(err);
     return rc;
 }

@@ -86,6 +86,13 @@ static void check_decision(const struct mg_policy *g, const struct mg_policy *p,
     MG_ASSERT(strcmp(mg_policy_reason_name(d.reason), "unknown") != 0);
     if (d.scope == MG_POLICY_SCOPE_ROUTE && d.reason != MG_POLICY_NOT_CONFIGURED)
         MG_ASSERT(strncmp(d.rule, prefix, strlen(prefix)) == 0);
+    /* A prepared list judge decides the same, also after another item. */
+    struct mg_policy_prep *pp = mg_policy_prep_new(g, p, in);
+    mg_policy_eval_prep(pp, "another", MG_TOOL_WRITE, &again);
+    mg_policy_eval_prep(pp, in->mcp_name, in->tool_class, &again);
+    MG_ASSERT(d.allow == again.allow && d.reason == again.reason && d.scope == again.scope &&
+              strcmp(d.rule, again.rule) == 0 && strcmp(d.global_rule, again.global_rule) == 0);
+    mg_policy_prep_free(pp);
     /* The route policy alone against itself as global: deny rules still win. */
     mg_policy_eval(p, p, in, &again);
     if (d.reason == MG_POLICY_DENIED_BY_RULE && d.scope == MG_POLICY_SCOPE_ROUTE)

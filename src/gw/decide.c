@@ -39,14 +39,14 @@ static void judge_request(const struct mg_gw_req *p, struct mg_judge_request *rq
     rq->now = (int64_t)time(NULL);
 }
 
-/* Would the caller see this item in a list? */
-bool mg_gw__item_visible(struct mg_gw_req *p, const char *list_method, const json_t *item)
+/* The judge of the items of one list answer for this caller. */
+struct mg_judge_list *mg_gw__judge_list(struct mg_gw_req *p, const char *list_method)
 {
     struct mg_judge_route rt;
     struct mg_judge_request rq;
     judge_route(p, &rt);
     judge_request(p, &rq);
-    return mg_judge_item_visible(&rt, &rq, list_method, item);
+    return mg_judge_list_new(&rt, &rq, list_method);
 }
 
 static struct mg_audit_record *record_for(struct mg_gw_req *p, const struct mg_jsonrpc_msg *m,

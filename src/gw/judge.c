@@ -124,33 +124,106 @@ static void judge_one(const struct mg_judge_route *rt, const struct mg_judge_req
     }
 }
 
-bool mg_judge_item_visible(const struct mg_judge_route *rt, const struct mg_judge_request *rq,
-                           const char *list_method, const json_t *item)
+/* The route's mcp.tool_classes as an open-addressing table (indexes + 1),
+ * so an item's configured class is one probe, not a scan. */
+struct mg_judge_list {
+    struct mg_judge_route rt;
+    struct mg_policy_prep *prep;
+    bool tools;
+    size_t n_slots; /* a power of two, at least twice the classes */
+    uint32_t *slots;
+};
+
+static uint32_t name_hash(const char *s)
 {
-    const char *key = mg_listfilter_key(list_method);
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+struct mg_judge_list *mg_judge_list_new(const struct mg_judge_route *rt,
+                                        const struct mg_judge_request *rq, const char *list_method)
+{
     const char *call = mg_listfilter_call_method(list_method);
-    const char *name = key ? mg_listfilter_item_name(key, item) : NULL;
-    if (name == NULL || call == NULL)
-        return false;
+    if (call == NULL)
+        return NULL;
+    struct mg_judge_list *l = mg_xcalloc(1, sizeof *l);
     const struct mg_policy *g, *r;
     struct mg_policy_input in;
-    struct mg_policy_decision d;
+    l->rt = *rt;
+    l->tools = strcmp(call, "tools/call") == 0;
     mg_judge_policies(rt, &g, &r);
     fill_input(rq, &in);
     in.mcp_method = call;
-    in.mcp_name = name;
-    if (strcmp(call, "tools/call") == 0) {
+    l->prep = mg_policy_prep_new(g, r, &in);
+    const struct mg_conf_route *route = rt->route;
+    if (l->tools && route->n_tool_classes > 0) {
+        l->n_slots = 4;
+        while (l->n_slots < 2 * route->n_tool_classes)
+            l->n_slots *= 2;
+        l->slots = mg_xcalloc(l->n_slots, sizeof *l->slots);
+        for (size_t i = 0; i < route->n_tool_classes; i++) {
+            const char *tool = route->tool_classes[i].tool;
+            size_t k = name_hash(tool) & (l->n_slots - 1);
+            bool dup = false;
+            while (l->slots[k] && !dup) {
+                dup = strcmp(route->tool_classes[l->slots[k] - 1].tool, tool) == 0;
+                k = (k + 1) & (l->n_slots - 1);
+            }
+            if (!dup) /* the first entry wins, as configured_class says */
+                l->slots[k] = (uint32_t)i + 1;
+        }
+    }
+    return l;
+}
+
+void mg_judge_list_free(struct mg_judge_list *l)
+{
+    if (l == NULL)
+        return;
+    mg_policy_prep_free(l->prep);
+    free(l->slots);
+    free(l);
+}
+
+static int list_configured_class(const struct mg_judge_list *l, const char *tool)
+{
+    const struct mg_conf_route *route = l->rt.route;
+    if (l->slots == NULL)
+        return -1;
+    for (size_t k = name_hash(tool) & (l->n_slots - 1); l->slots[k]; k = (k + 1) & (l->n_slots - 1))
+        if (strcmp(route->tool_classes[l->slots[k] - 1].tool, tool) == 0)
+            return route->tool_classes[l->slots[k] - 1].tool_class;
+    return -1;
+}
+
+bool mg_judge_list_visible(struct mg_judge_list *l, const char *name, int tool_class)
+{
+    struct mg_policy_decision d;
+    enum mg_tool_class cls = MG_TOOL_DESTRUCTIVE;
+    if (l == NULL || name == NULL)
+        return false;
+    if (l->tools) {
         /* A listed tool carries its annotations; a name alone (is a refused
          * call's tool hidden?) takes what the gateway learned. The
          * operator's class wins over both. */
-        int c = configured_class(rt->route, name);
-        in.tool_class = c >= 0 ? (enum mg_tool_class)c
-                        : strcmp(key, "tools") == 0 && json_object_get(item, "annotations")
-                            ? mg_listfilter_tool_class(item)
-                            : call_class(rt, name);
+        int c = list_configured_class(l, name);
+        if (c < 0)
+            c = tool_class >= 0 ? tool_class : (int)call_class(&l->rt, name);
+        cls = c < 0 ? MG_TOOL_DESTRUCTIVE : (enum mg_tool_class)c;
     }
-    mg_policy_eval(g, r, &in, &d);
+    mg_policy_eval_prep(l->prep, name, cls, &d);
     return d.allow;
+}
+
+bool mg_judge_item_visible(const struct mg_judge_route *rt, const struct mg_judge_request *rq,
+                           const char *list_method, const char *name, int tool_class)
+{
+    struct mg_judge_list *l = mg_judge_list_new(rt, rq, list_method);
+    bool visible = mg_judge_list_visible(l, name, tool_class);
+    mg_judge_list_free(l);
+    return visible;
 }
 
 /* A tool, prompt or resource the caller may not use at all is refused as
@@ -159,23 +232,18 @@ bool mg_judge_item_visible(const struct mg_judge_route *rt, const struct mg_judg
 static bool is_hidden(const struct mg_judge_route *rt, const struct mg_judge_request *rq,
                       const struct mg_jsonrpc_msg *m)
 {
-    const char *list = NULL, *field = "name";
+    const char *list = NULL;
     if (m == NULL || m->name == NULL || m->method == NULL)
         return false;
     if (strcmp(m->method, "tools/call") == 0)
         list = "tools/list";
     else if (strcmp(m->method, "prompts/get") == 0)
         list = "prompts/list";
-    else if (strncmp(m->method, "resources/", 10) == 0) {
+    else if (strncmp(m->method, "resources/", 10) == 0)
         list = "resources/list";
-        field = "uri";
-    } else
+    else
         return false;
-    json_t *item = json_pack("{s:s}", field, m->name);
-    MG_ASSERT(item != NULL);
-    bool hidden = !mg_judge_item_visible(rt, rq, list, item);
-    json_decref(item);
-    return hidden;
+    return !mg_judge_item_visible(rt, rq, list, m->name, -1);
 }
 
 size_t mg_judge_messages(const struct mg_judge_route *rt, const struct mg_judge_request *rq,

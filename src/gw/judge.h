@@ -103,11 +103,29 @@ struct mg_judge_verdict {
 size_t mg_judge_messages(const struct mg_judge_route *rt, const struct mg_judge_request *rq,
                          const struct mg_jsonrpc_info *rpc, struct mg_judge_verdict *out);
 
-/* Whether the caller sees one item of a list answer: the item is judged as
- * the call it stands for (tools/call with its name and class, prompts/get,
- * resources/read), without arguments. */
+/* Whether the caller sees the items of a list answer: each item is judged
+ * as the call it stands for (tools/call with its name and class,
+ * prompts/get, resources/read), without arguments. The caller's part of
+ * the decision (policies, identity, groups, time, the route's
+ * mcp.tool_classes) is prepared once per list by mg_judge_list_new
+ * (list_method: "tools/list", ...; NULL if it is not a list method); each
+ * item then costs one evaluation of its name and class. rt and rq are
+ * copied; what they point to is borrowed for the list's life. One thread
+ * at a time. */
+struct mg_judge_list;
+struct mg_judge_list *mg_judge_list_new(const struct mg_judge_route *rt,
+                                        const struct mg_judge_request *rq, const char *list_method);
+void mg_judge_list_free(struct mg_judge_list *l); /* NULL is a no-op */
+/* name: the item's name, URI or URI template (NULL: it has none, hidden).
+ * tool_class: for tools, the class the item's annotations declare, or -1
+ * for a name alone (then what the route learned, else destructive); the
+ * route's mcp.tool_classes win over both. */
+bool mg_judge_list_visible(struct mg_judge_list *l, const char *name, int tool_class);
+
+/* One item alone (a refused call: is its tool hidden?): the same decision
+ * as a list of one. */
 bool mg_judge_item_visible(const struct mg_judge_route *rt, const struct mg_judge_request *rq,
-                           const char *list_method, const json_t *item);
+                           const char *list_method, const char *name, int tool_class);
 
 /* The error message of a refused message ("denied by policy", "Unknown
  * tool: NAME", ...), in buf if it needs one. m is NULL for a request without

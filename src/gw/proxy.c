@@ -11,6 +11,8 @@
 #include "http/sse.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/listfilter.h"
+#include "mcp/listscan.h"
+#include "gw/judge.h"
 #include "gw/toolmap.h"
 
 #include <inttypes.h>
@@ -52,48 +54,73 @@ static void filter_free(void *v)
     free(f);
 }
 
-static bool keep_item(void *ctx, const json_t *item)
+/* One list answer's pass: the caller's judge (prepared at the first item)
+ * and the tools to learn once the answer is known to be valid. */
+struct list_pass {
+    struct mg_gw_req *p;
+    struct mg_judge_list *judge;
+    struct mg_toolmap_batch learn;
+    bool tools;
+};
+
+static bool keep_item(void *ctx, const struct mg_listscan_item *it)
 {
-    struct mg_gw_req *p = ctx;
-    return mg_gw__item_visible(p, p->filter_list, item);
+    struct list_pass *lp = ctx;
+    if (lp->judge == NULL)
+        lp->judge = mg_gw__judge_list(lp->p, lp->p->filter_list);
+    if (lp->tools && it->name)
+        mg_toolmap_batch_add(&lp->learn, it->name, it->name_len, it->tool_class);
+    return mg_judge_list_visible(lp->judge, it->name, (int)it->tool_class);
 }
 
-/* Filters msg in place if it answers the list request. */
-static void filter_message(struct mg_gw_req *p, json_t *msg)
+/* Filters one message (a JSON body, an SSE event's data) if it answers the
+ * list request; anything else passes as it is. *send and *send_len say
+ * what to send: the input, or out. Negative: refused, send nothing (fail
+ * closed: not strict JSON, ambiguous, or over the bound). */
+static int filter_message(struct mg_gw_req *p, const char *data, size_t len, struct mg_buf *out,
+                          const char **send, size_t *send_len)
 {
-    const json_t *want = p->rpc.msgs[0].id;
-    if (!json_is_object(msg) || !json_equal(json_object_get(msg, "id"), (json_t *)want))
-        return;
+    struct list_pass lp = {.p = p};
+    struct mg_listscan_result res;
     const char *key = mg_listfilter_key(p->filter_list);
-    json_t *result = json_object_get(msg, "result");
-    if (strcmp(key, "tools") == 0)
-        mg_toolmap_learn(p->route->toolmap, json_object_get(result, "tools"));
-    size_t removed = 0;
-    mg_listfilter_apply(msg, key, keep_item, p, &removed);
+    lp.tools = strcmp(key, "tools") == 0 && p->route->toolmap != NULL;
+    mg_toolmap_batch_init(&lp.learn);
+    int rc = mg_listscan_filter(data, len, key, p->rpc.msgs[0].id, keep_item, &lp, out, &res);
+    if (rc == 0 && res.filtered && lp.tools)
+        mg_toolmap_learn_batch(p->route->toolmap, &lp.learn);
+    mg_toolmap_batch_fini(&lp.learn);
+    mg_judge_list_free(lp.judge);
+    if (rc < 0) {
+        mg_log_warn("route %s: the upstream's %s answer is refused: %s", p->route->conf->name,
+                    p->filter_list, res.error ? res.error : "?");
+        return rc;
+    }
+    *send = res.changed ? out->data : data;
+    *send_len = res.changed ? out->len : len;
+    return 0;
 }
 
 static int filter_event(void *ud, const struct mg_sse_event *ev)
 {
     struct filter *f = ud;
     struct mg_gw_req *p = f->p;
-    struct mg_buf out;
+    struct mg_buf out, filtered;
+    const char *data = ev->data ? ev->data : "";
+    size_t len = ev->data_len;
+    int rc = 0;
     mg_buf_init(&out, FILTER_MAX_EVENT + 4096);
-    if (ev->id)
-        mg_buf_appendf(&out, "id: %s\n", ev->id);
-    json_error_t je;
-    json_t *msg = json_loadb(ev->data, ev->data_len, 0, &je);
-    int rc;
-    if (msg) {
-        filter_message(p, msg);
-        char *d = json_dumps(msg, JSON_COMPACT);
-        json_decref(msg);
-        rc = mg_sse_format(&out, ev->event, d ? d : "", d ? strlen(d) : 0);
-        free(d);
-    } else {
-        rc = mg_sse_format(&out, ev->event, ev->data, ev->data_len);
-    }
+    mg_buf_init(&filtered, FILTER_MAX_EVENT);
+    /* An event without data (MCP's priming event for resumption) carries
+     * no message; every other one must be a message we can read. */
+    if (len > 0)
+        rc = filter_message(p, data, len, &filtered, &data, &len);
+    if (rc == 0 && ev->id)
+        rc = mg_buf_appendf(&out, "id: %s\n", ev->id);
+    if (rc == 0)
+        rc = mg_sse_format(&out, ev->event, data, len);
     if (rc == 0)
         rc = mg_http_write(p->req, out.data, out.len);
+    mg_buf_fini(&filtered);
     mg_buf_fini(&out);
     return rc < 0 ? rc : 0;
 }
@@ -471,27 +498,24 @@ static void up_on_done(void *ud, int status)
     struct filter *f = p->filter;
     if (status == 0 && f && f->json) {
         /* Fail closed: a list answer that cannot be filtered is not sent. */
-        json_error_t je;
-        json_t *msg =
-            f->failed ? NULL : json_loadb(f->body.data ? f->body.data : "", f->body.len, 0, &je);
-        char *out = NULL;
-        if (msg) {
-            filter_message(p, msg);
-            out = json_dumps(msg, JSON_COMPACT);
-            json_decref(msg);
-        }
-        if (out == NULL) {
+        struct mg_buf out;
+        const char *send = NULL;
+        size_t n = 0;
+        mg_buf_init(&out, FILTER_MAX_BODY);
+        if (f->failed ||
+            filter_message(p, f->body.data ? f->body.data : "", f->body.len, &out, &send, &n) < 0) {
+            mg_buf_fini(&out);
             reply_error(p, 502, MG_RPC_UPSTREAM_UNAVAILABLE,
                         "the upstream's list answer could not be filtered");
             return;
         }
         if (mg_http_begin(req, f->status, f->head.data ? f->head.data : "", f->head.len,
-                          (int64_t)strlen(out)) == 0 &&
-            mg_http_write(req, out, strlen(out)) == 0)
+                          (int64_t)n) == 0 &&
+            mg_http_write(req, send, n) == 0)
             mg_http_finish(req);
         else
             mg_http_abort(req);
-        free(out);
+        mg_buf_fini(&out);
         return;
     }
     if (status == 0 && f && f->sse && f->failed) {

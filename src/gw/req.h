@@ -67,8 +67,10 @@ bool mg_gw__serve_prm(struct mg_gw_req *p);
 /* The policy phase (decide.c): judges every message, records each decision,
  * answers refusals itself; calls next(p) when everything is allowed. */
 void mg_gw__decide(struct mg_gw_req *p, void (*next)(struct mg_gw_req *p));
-/* Whether the caller may see one item of a list answer. */
-bool mg_gw__item_visible(struct mg_gw_req *p, const char *list_method, const json_t *item);
+/* The judge of one list answer's items for the request's caller, now
+ * (mg_judge_list_new; the caller frees it). */
+struct mg_judge_list;
+struct mg_judge_list *mg_gw__judge_list(struct mg_gw_req *p, const char *list_method);
 /* Submits the allowed decisions' records with the upstream's outcome. */
 void mg_gw__audit_finish(struct mg_gw_req *p);
 

@@ -6,7 +6,9 @@
 #include <openssl/sha.h>
 #include <pthread.h>
 
-#define SLOTS 8192 /* open addressing, at most half full */
+#define SLOTS     8192 /* open addressing, at most half full */
+#define NAME_MAX_ 256  /* bytes of a name that is learned */
+#define BATCH_MAX (4u << 20)
 
 struct entry {
     char *name;
@@ -24,6 +26,8 @@ struct mg_toolmap {
     pthread_mutex_t mu;
     struct entry slots[SLOTS];
     size_t n;
+    unsigned char last[SHA256_DIGEST_LENGTH]; /* of the last batch learned */
+    bool has_last;
     /* A ring, oldest first: pending[(first + i) % MAX] for i < n_pending. */
     struct pending *pending; /* allocated on first use */
     size_t first, n_pending;
@@ -74,27 +78,73 @@ static struct entry *find(struct mg_toolmap *m, const char *name, bool *found)
     return NULL;
 }
 
+/* Under the lock. */
+static void learn_one(struct mg_toolmap *m, const char *name, int cls)
+{
+    bool found;
+    struct entry *e = find(m, name, &found);
+    if (e == NULL || (!found && m->n >= MG_TOOLMAP_MAX))
+        return;
+    if (!found) {
+        e->name = mg_xstrdup(name);
+        m->n++;
+    }
+    e->cls = cls + 1; /* 0 stays "not learned" */
+}
+
+void mg_toolmap_batch_init(struct mg_toolmap_batch *b)
+{
+    mg_buf_init(&b->recs, BATCH_MAX);
+}
+
+void mg_toolmap_batch_fini(struct mg_toolmap_batch *b)
+{
+    mg_buf_fini(&b->recs);
+}
+
+void mg_toolmap_batch_add(struct mg_toolmap_batch *b, const char *name, size_t len,
+                          enum mg_tool_class cls)
+{
+    char c = (char)('0' + (int)cls);
+    if (len > NAME_MAX_ || memchr(name, '\0', len) != NULL || b->recs.len + len + 2 > b->recs.max)
+        return;
+    mg_buf_append(&b->recs, &c, 1);
+    mg_buf_append(&b->recs, name, len);
+    mg_buf_append(&b->recs, "", 1);
+}
+
+void mg_toolmap_learn_batch(struct mg_toolmap *m, const struct mg_toolmap_batch *b)
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)(b->recs.data ? b->recs.data : ""), b->recs.len, md);
+    pthread_mutex_lock(&m->mu);
+    if (!m->has_last || memcmp(md, m->last, sizeof md) != 0) {
+        for (size_t i = 0; i < b->recs.len;) {
+            const char *rec = b->recs.data + i;
+            size_t n = strlen(rec + 1);
+            learn_one(m, rec + 1, rec[0] - '0');
+            i += n + 2;
+        }
+        memcpy(m->last, md, sizeof md);
+        m->has_last = true;
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
 void mg_toolmap_learn(struct mg_toolmap *m, const json_t *tools)
 {
     size_t i;
     const json_t *t;
-    pthread_mutex_lock(&m->mu);
+    struct mg_toolmap_batch b;
+    mg_toolmap_batch_init(&b);
     json_array_foreach(tools, i, t)
     {
         const char *name = mg_listfilter_item_name("tools", t);
-        if (name == NULL || strlen(name) > 256)
-            continue;
-        bool found;
-        struct entry *e = find(m, name, &found);
-        if (e == NULL || (!found && m->n >= MG_TOOLMAP_MAX))
-            continue;
-        if (!found) {
-            e->name = mg_xstrdup(name);
-            m->n++;
-        }
-        e->cls = (int)mg_listfilter_tool_class(t) + 1; /* 0 stays "not learned" */
+        if (name)
+            mg_toolmap_batch_add(&b, name, strlen(name), mg_listfilter_tool_class(t));
     }
-    pthread_mutex_unlock(&m->mu);
+    mg_toolmap_learn_batch(m, &b);
+    mg_toolmap_batch_fini(&b);
 }
 
 int mg_toolmap_get(struct mg_toolmap *m, const char *tool)

@@ -9,7 +9,9 @@
 #ifndef MG_GW_TOOLMAP_H
 #define MG_GW_TOOLMAP_H
 
+#include "core/buf.h"
 #include "core/common.h"
+#include "mcp/listfilter.h"
 
 #include <jansson.h>
 
@@ -29,8 +31,23 @@ void mg_toolmap_free(struct mg_toolmap *m);
  * lives until mg_toolmap_shared_fini (at exit). Thread-safe. */
 struct mg_toolmap *mg_toolmap_shared(const char *name);
 void mg_toolmap_shared_fini(void);
+/* The names and classes of one tools/list answer, gathered while it is
+ * scanned and learned at once when it turned out valid. Bounded: names
+ * over 256 bytes are not learned, and what does not fit is left out. */
+struct mg_toolmap_batch {
+    struct mg_buf recs; /* per tool: its class as one byte, its name, NUL */
+};
+void mg_toolmap_batch_init(struct mg_toolmap_batch *b);
+void mg_toolmap_batch_fini(struct mg_toolmap_batch *b);
+void mg_toolmap_batch_add(struct mg_toolmap_batch *b, const char *name, size_t len,
+                          enum mg_tool_class cls);
+/* Learns the batch's classes (a later tool of the same name wins). An
+ * upstream answers tools/list with the same tools again and again: a batch
+ * equal to the last one learned (SHA-256 of its records) changes nothing and
+ * takes the lock once to compare. */
+void mg_toolmap_learn_batch(struct mg_toolmap *m, const struct mg_toolmap_batch *b);
 /* Learns from a tools/list result's "tools" array (class per
- * mg_listfilter_tool_class). */
+ * mg_listfilter_tool_class), e.g. a request file's tools. */
 void mg_toolmap_learn(struct mg_toolmap *m, const json_t *tools);
 /* The learned class (enum mg_tool_class), or -1 if the tool is unknown. */
 int mg_toolmap_get(struct mg_toolmap *m, const char *tool);

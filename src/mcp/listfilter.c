@@ -39,23 +39,6 @@ const char *mg_listfilter_item_name(const char *key, const json_t *item)
     return json_string_value(v);
 }
 
-void mg_listfilter_apply(json_t *msg, const char *key, mg_listfilter_keep keep, void *ctx,
-                         size_t *removed)
-{
-    size_t n = 0;
-    json_t *arr = json_object_get(json_object_get(msg, "result"), key);
-    if (json_is_array(arr)) {
-        for (size_t i = json_array_size(arr); i-- > 0;) {
-            if (!keep(ctx, json_array_get(arr, i))) {
-                json_array_remove(arr, i);
-                n++;
-            }
-        }
-    }
-    if (removed)
-        *removed = n;
-}
-
 enum mg_tool_class mg_listfilter_tool_class(const json_t *tool)
 {
     const json_t *a = json_object_get(tool, "annotations");

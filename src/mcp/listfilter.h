@@ -1,8 +1,9 @@
-/* Filtering of MCP list answers (tools/list, prompts/list, resources/list,
- * resources/templates/list) so that a caller sees only what it may use, and
- * the tool class taken from a tool's annotations. Pure: the caller decides
- * per item through a callback; pagination (nextCursor) is left as it is, so
- * a filtered page may be short (MCP allows that). */
+/* What the gateway knows of MCP list answers (tools/list, prompts/list,
+ * resources/list, resources/templates/list): their result key, the call an
+ * item stands for, an item's name, and the tool class taken from a tool's
+ * annotations. The answers themselves are filtered by listscan.h, in one
+ * pass without a DOM; pagination (nextCursor) is left as it is, so a
+ * filtered page may be short (MCP allows that). */
 #ifndef MG_MCP_LISTFILTER_H
 #define MG_MCP_LISTFILTER_H
 
@@ -25,16 +26,6 @@ const char *mg_listfilter_call_method(const char *method);
 /* The name a policy sees for an item: "name" for tools and prompts, "uri"
  * for resources, "uriTemplate" for templates. NULL if absent or not a string. */
 const char *mg_listfilter_item_name(const char *key, const json_t *item);
-
-/* Returns true to keep item. */
-typedef bool (*mg_listfilter_keep)(void *ctx, const json_t *item);
-
-/* Filters msg, a JSON-RPC response object, in place: drops the items of
- * result.<key> for which keep returns false. *removed (optional) gets how
- * many. A response without that array (an error, another shape) is left
- * alone and is not an error. */
-void mg_listfilter_apply(json_t *msg, const char *key, mg_listfilter_keep keep, void *ctx,
-                         size_t *removed);
 
 /* A tool's class from its annotations (MCP 2025-06-18 ToolAnnotations:
  * readOnlyHint defaults to false, destructiveHint to true): readOnlyHint

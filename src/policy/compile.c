@@ -1511,7 +1511,7 @@ static void push_term(struct compiler *c, const struct term *t)
  * single-valued attribute it must equal. Only exact (not case-folded)
  * comparisons qualify, since the caller's bloom hashes the bytes as they
  * are. */
-static uint64_t term_need(struct compiler *c, const struct term *t)
+static uint64_t term_need(struct compiler *c, struct term *t)
 {
     uint64_t need = 0;
     for (uint32_t i = 0; i < t->n; i++) {
@@ -1527,12 +1527,44 @@ static uint64_t term_need(struct compiler *c, const struct term *t)
             const struct mop *op = &cr->ops[j];
             if ((listish && (op->kind == M_HAS || op->kind == M_LIST_IS)) ||
                 (stringish && (op->kind == M_IS || (op->kind == M_IN && op->n == 1)))) {
-                need |= mg_policy__bloom(cr->kind, op->lits[0].hash);
+                uint64_t bit = mg_policy__bloom(cr->kind, op->lits[0].hash);
+                need |= bit;
+                if (!(MG_POLICY__ITEM_KINDS >> cr->kind & 1))
+                    t->need_caller |= bit;
                 c->p->bloom_kinds |= 1u << cr->kind;
             }
         }
     }
     return need;
+}
+
+/* The name prefilter of an and-term (term.pre_*): the first criterion on
+ * the MCP name compared exactly (not case-folded) with is or
+ * starts_with. Every operator of a criterion must hold, so any one of them
+ * is a necessary condition of the term. */
+static void term_prefilter(const struct compiler *c, struct term *t)
+{
+    for (uint32_t i = 0; i < t->n; i++) {
+        const struct crit *cr = &c->p->crits[t->first + i];
+        if (cr->fold ||
+            (cr->kind != CR_MCP_TOOL && cr->kind != CR_MCP_PROMPT && cr->kind != CR_MCP_RESOURCE))
+            continue;
+        for (uint8_t j = 0; j < cr->n_ops; j++) {
+            const struct mop *op = &cr->ops[j];
+            if (op->kind != M_IS && op->kind != M_STARTS_WITH)
+                continue;
+            const struct lit *l = &op->lits[0];
+            size_t k = MG_MIN((size_t)l->len, sizeof t->pre_word);
+            static const unsigned char ones[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+            t->pre_kind = (uint8_t)(cr->kind + 1);
+            t->pre_exact = op->kind == M_IS;
+            t->pre_full = l->len;
+            t->pre_word = t->pre_mask = 0;
+            memcpy(&t->pre_word, l->s, k);
+            memcpy(&t->pre_mask, ones, k);
+            return;
+        }
+    }
 }
 
 static void compile_body(struct compiler *c, const struct mg_ynode *k, const struct mg_ynode *v,
@@ -1592,8 +1624,12 @@ static void compile_body(struct compiler *c, const struct mg_ynode *k, const str
         if ((size_t)c->n_errs != errs_before)
             continue;
         t.n = c->p->n_crits - t.first;
-        if (t.op == OP_AND)
+        for (uint32_t j = 0; j < t.n; j++)
+            t.item_dep |= MG_POLICY__ITEM_KINDS >> c->p->crits[t.first + j].kind & 1;
+        if (t.op == OP_AND) {
             t.need = term_need(c, &t);
+            term_prefilter(c, &t);
+        }
         push_term(c, &t);
     }
 }

@@ -20,6 +20,11 @@
 
 #define NOINLINE __attribute__((noinline))
 
+#define ITEM_KINDS MG_POLICY__ITEM_KINDS
+
+#define GROUP_SET     (2 * MG_IDENTITY_MAX_GROUPS) /* slots; a power of two */
+#define GROUP_SET_MIN 9                            /* groups from which the set is used */
+
 /* What a decision derives from the input, at most once, shared by the
  * evaluation of both policies. */
 struct icache {
@@ -36,6 +41,13 @@ struct icache {
     const char *attr_s[CR_COUNT];
     size_t attr_len[CR_COUNT];
     uint32_t g_len[MG_IDENTITY_MAX_GROUPS], g_hash[MG_IDENTITY_MAX_GROUPS];
+    /* A caller in many groups: an open-addressing set of their indexes + 1
+     * by hash, so a group test is a probe, not a scan. */
+    uint16_t g_set[GROUP_SET];
+    bool word_done;      /* name_kinds, name_len, name_word are set */
+    uint32_t name_kinds; /* bit kind + 1 for each name attribute present */
+    size_t name_len;
+    uint64_t name_word; /* its first bytes, zero-padded, as term.pre_word */
 };
 
 /* A resolved JSON value, with its string (if it is one) read once. */
@@ -57,6 +69,14 @@ struct ectx {
     int32_t zone_sec[MG_POLICY_MAX_ZONES];  /* local second of the day */
     uint8_t zone_wday[MG_POLICY_MAX_ZONES]; /* local weekday, 0 = Sunday */
     struct jval slot_val[POLICY_PTR_SLOTS];
+    /* Prepared (a list's items): per criterion of p that does not look at
+     * the item, its result once known (0 not yet, 1 true, 2 false). NULL
+     * for a single decision. */
+    uint8_t *memo;
+    /* Prepared: the indexes of the terms that can still match for this
+     * caller, in order (deny, allow); NULL: every term. */
+    const uint32_t *live_deny, *live_allow;
+    uint32_t n_live_deny, n_live_allow;
 };
 
 static char lower(char ch)
@@ -234,21 +254,42 @@ static bool str_attr(struct icache *e, unsigned kind)
 static NOINLINE void groups_prepare(struct icache *ic)
 {
     const struct mg_identity *id = ic->in->identity;
-    for (size_t i = 0; i < id->n_groups && i < MG_IDENTITY_MAX_GROUPS; i++) {
+    size_t n = MG_MIN(id->n_groups, (size_t)MG_IDENTITY_MAX_GROUPS);
+    for (size_t i = 0; i < n; i++) {
         size_t len = strlen(id->groups[i]);
         ic->g_len[i] = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
         ic->g_hash[i] = mg_policy__hash(id->groups[i], len);
     }
+    if (n >= GROUP_SET_MIN) {
+        memset(ic->g_set, 0, sizeof ic->g_set);
+        for (size_t i = 0; i < n; i++) {
+            size_t k = ic->g_hash[i] & (GROUP_SET - 1);
+            while (ic->g_set[k])
+                k = (k + 1) & (GROUP_SET - 1);
+            ic->g_set[k] = (uint16_t)(i + 1);
+        }
+    }
     ic->groups_done = true;
+}
+
+static bool group_is(const struct icache *ic, size_t i, const struct lit *lit)
+{
+    return ic->g_hash[i] == lit->hash && ic->g_len[i] == lit->len &&
+           memcmp(ic->in->identity->groups[i], lit->s, lit->len) == 0;
 }
 
 static bool group_has(const struct icache *ic, const struct lit *lit)
 {
-    const struct mg_identity *id = ic->in->identity;
-    size_t n = MG_MIN(id->n_groups, (size_t)MG_IDENTITY_MAX_GROUPS);
+    size_t n = MG_MIN(ic->in->identity->n_groups, (size_t)MG_IDENTITY_MAX_GROUPS);
+    if (n >= GROUP_SET_MIN) {
+        /* at most half full: a probe ends at an empty slot */
+        for (size_t k = lit->hash & (GROUP_SET - 1); ic->g_set[k]; k = (k + 1) & (GROUP_SET - 1))
+            if (group_is(ic, ic->g_set[k] - 1u, lit))
+                return true;
+        return false;
+    }
     for (size_t i = 0; i < n; i++)
-        if (ic->g_hash[i] == lit->hash && ic->g_len[i] == lit->len &&
-            memcmp(id->groups[i], lit->s, lit->len) == 0)
+        if (group_is(ic, i, lit))
             return true;
     return false;
 }
@@ -624,7 +665,8 @@ static NOINLINE bool time_match(struct ectx *e, const struct crit *c)
  * Criteria, terms, decisions.
  */
 
-static bool crit_eval(struct ectx *e, const struct crit *c)
+static inline __attribute__((always_inline)) bool crit_eval_now(struct ectx *e,
+                                                                const struct crit *c)
 {
     struct icache *ic = e->ic;
     switch (c->kind) {
@@ -643,6 +685,51 @@ static bool crit_eval(struct ectx *e, const struct crit *c)
     }
 }
 
+static inline bool crit_eval(struct ectx *e, const struct crit *c)
+{
+    if (e->memo && !(ITEM_KINDS >> c->kind & 1)) {
+        /* the same for every item of the list: decided once */
+        uint8_t *m = &e->memo[c - e->p->crits];
+        if (*m == 0)
+            *m = crit_eval_now(e, c) ? 1 : 2;
+        return *m == 1;
+    }
+    return crit_eval_now(e, c);
+}
+
+/* The MCP name as the prefilter sees it, once per decision: which of the
+ * name attributes (tool, prompt, resource) the message has (bit kind + 1),
+ * its length and its first bytes. */
+static NOINLINE void name_word_prepare(struct icache *ic)
+{
+    static const unsigned kinds[] = {CR_MCP_TOOL, CR_MCP_PROMPT, CR_MCP_RESOURCE};
+    ic->name_kinds = 0;
+    ic->name_len = 0;
+    ic->name_word = 0;
+    for (size_t i = 0; i < MG_ARRAY_LEN(kinds); i++) {
+        if (!str_attr(ic, kinds[i]))
+            continue;
+        ic->name_kinds |= 1u << (kinds[i] + 1);
+        ic->name_len = ic->attr_len[kinds[i]];
+        memcpy(&ic->name_word, ic->attr_s[kinds[i]], MG_MIN(ic->name_len, sizeof ic->name_word));
+    }
+    ic->word_done = true;
+}
+
+/* A necessary condition of an and-term, checked before its criteria: the
+ * first bytes of the name one of them compares with is or starts_with
+ * (term.pre_*). Most rules of a large policy name other tools. */
+static inline bool prefilter(struct icache *ic, const struct term *t)
+{
+    if (!ic->word_done)
+        name_word_prepare(ic);
+    if (!(ic->name_kinds >> t->pre_kind & 1))
+        return false; /* no such name: the criterion is false */
+    if (t->pre_exact ? ic->name_len != t->pre_full : ic->name_len < t->pre_full)
+        return false;
+    return (ic->name_word & t->pre_mask) == t->pre_word;
+}
+
 /* The path that decided when the term matches, else NULL. */
 static const char *term_match(struct ectx *e, const struct term *t)
 {
@@ -651,6 +738,18 @@ static const char *term_match(struct ectx *e, const struct term *t)
     case OP_AND: /* all of them */
         if ((t->need & e->ic->bloom) != t->need)
             return NULL; /* the caller lacks a value some criterion requires */
+        if (e->memo) {
+            /* Prepared: the criteria that do not look at the item are
+             * decided once per list (a byte each), so they go first. An
+             * and has no side effects and reports its own path. */
+            for (const struct crit *x = c; x < end; x++)
+                if (!(ITEM_KINDS >> x->kind & 1) && !crit_eval(e, x))
+                    return NULL;
+            for (; c < end; c++)
+                if ((ITEM_KINDS >> c->kind & 1) && !crit_eval(e, c))
+                    return NULL;
+            return t->path;
+        }
         for (; c < end; c++)
             if (!crit_eval(e, c))
                 return NULL;
@@ -674,14 +773,33 @@ static const char *term_match(struct ectx *e, const struct term *t)
     }
 }
 
-static const char *first_match(struct ectx *e, const struct term *terms, uint32_t n)
+static const char *first_match(struct ectx *e, const struct term *terms, uint32_t n,
+                               const uint32_t *live)
 {
     for (uint32_t i = 0; i < n; i++) {
-        const char *path = term_match(e, &terms[i]);
+        const struct term *t = &terms[live ? live[i] : i];
+        /* inline: most and-terms of a large policy fail here, on the
+         * caller's bloom or on the name's first bytes */
+        if (t->op == OP_AND &&
+            ((t->need & e->ic->bloom) != t->need || (t->pre_kind && !prefilter(e->ic, t))))
+            continue;
+        const char *path = term_match(e, t);
         if (path)
             return path;
     }
     return NULL;
+}
+
+static const char *first_deny(struct ectx *e)
+{
+    return e->live_deny ? first_match(e, e->p->deny, e->n_live_deny, e->live_deny)
+                        : first_match(e, e->p->deny, e->p->n_deny, NULL);
+}
+
+static const char *first_allow(struct ectx *e)
+{
+    return e->live_allow ? first_match(e, e->p->allow, e->n_live_allow, e->live_allow)
+                         : first_match(e, e->p->allow, e->p->n_allow, NULL);
 }
 
 /* Adds the caller's values of the given kinds to its bloom. */
@@ -712,55 +830,64 @@ static void ectx_init(struct ectx *e, struct icache *ic, const struct mg_policy 
     e->anon = ic->anon;
     e->zone_done = 0;
     e->slot_done = 0;
-    if (p->bloom_kinds & ~ic->bloom_done)
-        bloom_add(ic, p->bloom_kinds & ~ic->bloom_done);
+    e->memo = NULL;
+    e->live_deny = e->live_allow = NULL;
+    e->n_live_deny = e->n_live_allow = 0;
 }
 
-void mg_policy_eval(const struct mg_policy *global, const struct mg_policy *route,
-                    const struct mg_policy_input *in, struct mg_policy_decision *out)
+static void icache_init(struct icache *ic, const struct mg_policy_input *in)
 {
-    struct icache ic;
-    struct ectx eg, er;
-    const char *path, *gpath;
+    ic->in = in;
+    ic->anon = in->identity == NULL || in->identity->method == MG_AUTH_NONE;
+    ic->groups_done = false;
+    ic->ip_state = 0;
+    ic->attr_done = ic->attr_ok = 0;
+    ic->bloom_done = 0;
+    ic->bloom = 0;
+    ic->word_done = false;
+}
 
+static bool not_configured(const struct mg_policy *global, const struct mg_policy *route,
+                           struct mg_policy_decision *out)
+{
     out->allow = false;
     out->rule = "";
     out->global_rule = "";
-    if (global == NULL || route == NULL) {
-        out->reason = MG_POLICY_NOT_CONFIGURED;
-        out->scope = global == NULL ? MG_POLICY_SCOPE_GLOBAL : MG_POLICY_SCOPE_ROUTE;
-        return;
-    }
-    ic.in = in;
-    ic.anon = in->identity == NULL || in->identity->method == MG_AUTH_NONE;
-    ic.groups_done = false;
-    ic.ip_state = 0;
-    ic.attr_done = ic.attr_ok = 0;
-    ic.bloom_done = 0;
-    ic.bloom = 0;
-    ectx_init(&eg, &ic, global);
-    ectx_init(&er, &ic, route);
+    if (global != NULL && route != NULL)
+        return false;
+    out->reason = MG_POLICY_NOT_CONFIGURED;
+    out->scope = global == NULL ? MG_POLICY_SCOPE_GLOBAL : MG_POLICY_SCOPE_ROUTE;
+    return true;
+}
 
+static void decide(struct ectx *eg, struct ectx *er, struct mg_policy_decision *out)
+{
+    const struct mg_policy *global = eg->p, *route = er->p;
+    const char *path, *gpath;
+    uint32_t kinds = (global->bloom_kinds | route->bloom_kinds) & ~eg->ic->bloom_done;
+
+    if (kinds)
+        bloom_add(eg->ic, kinds);
     /* Deny wins, in either policy. */
     out->reason = MG_POLICY_DENIED_BY_RULE;
-    if ((path = first_match(&eg, global->deny, global->n_deny)) != NULL) {
+    if ((path = first_deny(eg)) != NULL) {
         out->scope = MG_POLICY_SCOPE_GLOBAL;
         out->rule = path;
         return;
     }
-    if ((path = first_match(&er, route->deny, route->n_deny)) != NULL) {
+    if ((path = first_deny(er)) != NULL) {
         out->scope = MG_POLICY_SCOPE_ROUTE;
         out->rule = path;
         return;
     }
     /* Then each must allow. */
     out->reason = MG_POLICY_NO_RULE_ALLOWED;
-    if ((gpath = first_match(&eg, global->allow, global->n_allow)) == NULL) {
+    if ((gpath = first_allow(eg)) == NULL) {
         out->scope = MG_POLICY_SCOPE_GLOBAL;
         out->rule = global->prefix;
         return;
     }
-    if ((path = first_match(&er, route->allow, route->n_allow)) == NULL) {
+    if ((path = first_allow(er)) == NULL) {
         out->scope = MG_POLICY_SCOPE_ROUTE;
         out->rule = route->prefix;
         return;
@@ -770,6 +897,119 @@ void mg_policy_eval(const struct mg_policy *global, const struct mg_policy *rout
     out->scope = MG_POLICY_SCOPE_ROUTE;
     out->rule = path;
     out->global_rule = gpath;
+}
+
+void mg_policy_eval(const struct mg_policy *global, const struct mg_policy *route,
+                    const struct mg_policy_input *in, struct mg_policy_decision *out)
+{
+    struct icache ic;
+    struct ectx eg, er;
+
+    if (not_configured(global, route, out))
+        return;
+    icache_init(&ic, in);
+    ectx_init(&eg, &ic, global);
+    ectx_init(&er, &ic, route);
+    decide(&eg, &er, out);
+}
+
+/* ---------------------------------------------------------------------------
+ * Many decisions for one caller (the items of a list answer).
+ */
+
+struct mg_policy_prep {
+    const struct mg_policy *global, *route;
+    struct mg_policy_input in;
+    struct icache ic;
+    struct ectx eg, er;
+    uint32_t bloom_done; /* the caller's part of the bloom */
+    uint64_t bloom;
+    uint8_t *memo;  /* eg's criteria, then er's */
+    uint32_t *live; /* the live term lists of eg and er */
+};
+
+/* The terms of one array that can match for this caller: a term whose
+ * criteria do not look at the item is decided now (its criteria memoised)
+ * and kept only if it matches; a term the caller's part of the bloom
+ * already rules out is dropped. Order is kept, so the first match, and its
+ * path, are what the whole array would give. */
+static uint32_t live_terms(struct ectx *e, const struct term *terms, uint32_t n, uint32_t *out)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const struct term *t = &terms[i];
+        if (t->op == OP_AND && (t->need_caller & e->ic->bloom) != t->need_caller)
+            continue;
+        if (!t->item_dep && term_match(e, t) == NULL)
+            continue;
+        out[k++] = i;
+    }
+    return k;
+}
+
+struct mg_policy_prep *mg_policy_prep_new(const struct mg_policy *global,
+                                          const struct mg_policy *route,
+                                          const struct mg_policy_input *in)
+{
+    struct mg_policy_prep *pp = mg_xcalloc(1, sizeof *pp);
+    pp->global = global;
+    pp->route = route;
+    pp->in = *in;
+    pp->in.mcp_name = NULL;
+    icache_init(&pp->ic, &pp->in);
+    if (global && route) {
+        ectx_init(&pp->eg, &pp->ic, global);
+        ectx_init(&pp->er, &pp->ic, route);
+        uint32_t kinds = (global->bloom_kinds | route->bloom_kinds) & ~ITEM_KINDS;
+        if (kinds)
+            bloom_add(&pp->ic, kinds);
+        pp->memo = mg_xcalloc((size_t)global->n_crits + route->n_crits + 1, 1);
+        pp->eg.memo = pp->memo;
+        pp->er.memo = pp->memo + global->n_crits;
+        uint32_t *l = pp->live = mg_xcalloc((size_t)global->n_deny + global->n_allow +
+                                                route->n_deny + route->n_allow + 1,
+                                            sizeof *l);
+        pp->eg.n_live_deny = live_terms(&pp->eg, global->deny, global->n_deny, l);
+        pp->eg.live_deny = l;
+        l += pp->eg.n_live_deny;
+        pp->eg.n_live_allow = live_terms(&pp->eg, global->allow, global->n_allow, l);
+        pp->eg.live_allow = l;
+        l += pp->eg.n_live_allow;
+        pp->er.n_live_deny = live_terms(&pp->er, route->deny, route->n_deny, l);
+        pp->er.live_deny = l;
+        l += pp->er.n_live_deny;
+        pp->er.n_live_allow = live_terms(&pp->er, route->allow, route->n_allow, l);
+        pp->er.live_allow = l;
+    }
+    pp->bloom_done = pp->ic.bloom_done;
+    pp->bloom = pp->ic.bloom;
+    return pp;
+}
+
+void mg_policy_prep_free(struct mg_policy_prep *pp)
+{
+    if (pp == NULL)
+        return;
+    free(pp->memo);
+    free(pp->live);
+    free(pp);
+}
+
+void mg_policy_eval_prep(struct mg_policy_prep *pp, const char *name, enum mg_tool_class tool_class,
+                         struct mg_policy_decision *out)
+{
+    struct icache *ic = &pp->ic;
+    if (not_configured(pp->global, pp->route, out))
+        return;
+    pp->in.mcp_name = name;
+    pp->in.tool_class = tool_class;
+    /* forget what the previous item's name and class gave */
+    ic->attr_done &= ~ITEM_KINDS;
+    ic->attr_ok &= ~ITEM_KINDS;
+    ic->bloom_done = pp->bloom_done;
+    ic->bloom = pp->bloom;
+    ic->word_done = false;
+    decide(&pp->eg, &pp->er, out);
 }
 
 const char *mg_policy_reason_name(enum mg_policy_reason r)

@@ -105,6 +105,23 @@ void mg_policy_free(struct mg_policy *p);
 void mg_policy_eval(const struct mg_policy *global, const struct mg_policy *route,
                     const struct mg_policy_input *in, struct mg_policy_decision *out);
 
+/* Many decisions for one caller: the items of a list answer, each judged
+ * as the call it stands for (tools/call of a name with a class, ...). The
+ * caller's part of the input (identity, groups, source, time, method,
+ * arguments) is derived once by mg_policy_prep_new, which copies *in
+ * (the strings it points to stay borrowed) and ignores its mcp_name and
+ * tool_class; mg_policy_eval_prep then decides as mg_policy_eval would
+ * with that input, name and class, and allocates nothing. A prep is used
+ * by one thread at a time and lives no longer than the policies and what
+ * in points to. */
+struct mg_policy_prep;
+struct mg_policy_prep *mg_policy_prep_new(const struct mg_policy *global,
+                                          const struct mg_policy *route,
+                                          const struct mg_policy_input *in);
+void mg_policy_prep_free(struct mg_policy_prep *pp); /* NULL is a no-op */
+void mg_policy_eval_prep(struct mg_policy_prep *pp, const char *name, enum mg_tool_class tool_class,
+                         struct mg_policy_decision *out);
+
 /* The path prefix the policy was compiled with; its number of rules. */
 const char *mg_policy_path(const struct mg_policy *p);
 size_t mg_policy_n_rules(const struct mg_policy *p);

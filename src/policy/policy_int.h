@@ -138,6 +138,17 @@ struct term {
      * be in, a tool name it must call, ...). A decision whose caller bloom
      * lacks one of them skips the term without evaluating it. */
     uint64_t need;
+    uint64_t need_caller; /* the bits of need that are not of the item (MG_POLICY__ITEM_KINDS) */
+    bool item_dep;        /* some criterion looks at the item: a name or a tool class */
+    /* For and: a criterion on the MCP name (pre_kind - 1: tool, prompt or
+     * resource) with an is (pre_exact) or starts_with literal of pre_full
+     * bytes; its first bytes, zero-padded into a word, and their mask. The
+     * evaluator rejects the term when the name does not begin with them.
+     * pre_kind 0: none. */
+    uint8_t pre_kind;
+    bool pre_exact;
+    uint32_t pre_full;
+    uint64_t pre_word, pre_mask;
     const char *path;
     int line, col;
 };
@@ -172,6 +183,11 @@ struct mg_policy {
     uint32_t bloom_kinds; /* bit per crit_kind that some term's need uses */
     struct arena_chunk *arena;
 };
+
+/* The attributes that change from item to item of a list answer; a
+ * prepared evaluation (mg_policy_prep) derives everything else once. */
+#define MG_POLICY__ITEM_KINDS                                                                      \
+    (1u << CR_MCP_TOOL | 1u << CR_MCP_PROMPT | 1u << CR_MCP_RESOURCE | 1u << CR_MCP_TOOL_CLASS)
 
 /* FNV-1a, for comparing group names against literals without memcmp. */
 static inline uint32_t mg_policy__hash(const char *s, size_t n)

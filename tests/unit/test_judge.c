@@ -268,26 +268,31 @@ static void test_tool_class(void)
     /* List items: their own annotations, the route's class over them. */
     struct mg_judge_route rt = {.conf = c, .route = route_of(c, "r"), .toolmap = tm};
     struct mg_judge_request rq = {.identity = ann, .http_method = "POST"};
-    json_t *ro = json_loads("{\"name\":\"x\",\"annotations\":{\"readOnlyHint\":true}}", 0, NULL);
-    json_t *bare = json_loads("{\"name\":\"x\"}", 0, NULL);
-    json_t *forced =
-        json_loads("{\"name\":\"forced\",\"annotations\":{\"readOnlyHint\":true}}", 0, NULL);
-    json_t *tame = json_loads("{\"name\":\"tame\"}", 0, NULL);
-    json_t *noname = json_loads("{\"title\":\"x\"}", 0, NULL);
-    TAP_OK(mg_judge_item_visible(&rt, &rq, "tools/list", ro), "a read-only item is listed");
-    TAP_OK(!mg_judge_item_visible(&rt, &rq, "tools/list", bare),
+    TAP_OK(mg_judge_item_visible(&rt, &rq, "tools/list", "x", MG_TOOL_READ_ONLY),
+           "a read-only item is listed");
+    TAP_OK(!mg_judge_item_visible(&rt, &rq, "tools/list", "x", MG_TOOL_DESTRUCTIVE),
            "an item without annotations is destructive: hidden");
-    TAP_OK(!mg_judge_item_visible(&rt, &rq, "tools/list", forced),
+    TAP_OK(!mg_judge_item_visible(&rt, &rq, "tools/list", "forced", MG_TOOL_READ_ONLY),
            "the route's class hides an item annotated read-only");
-    TAP_OK(mg_judge_item_visible(&rt, &rq, "tools/list", tame),
+    TAP_OK(mg_judge_item_visible(&rt, &rq, "tools/list", "tame", MG_TOOL_DESTRUCTIVE),
            "the route's class shows an unannotated item");
-    TAP_OK(!mg_judge_item_visible(&rt, &rq, "tools/list", noname), "an item without a name");
-    TAP_OK(!mg_judge_item_visible(&rt, &rq, "tools/call", ro), "not a list method");
-    json_decref(ro);
-    json_decref(bare);
-    json_decref(forced);
-    json_decref(tame);
-    json_decref(noname);
+    TAP_OK(mg_judge_item_visible(&rt, &rq, "tools/list", "query", -1),
+           "a name alone takes the learned class");
+    TAP_OK(!mg_judge_item_visible(&rt, &rq, "tools/list", "unknown", -1),
+           "a name alone never listed is destructive");
+    TAP_OK(!mg_judge_item_visible(&rt, &rq, "tools/list", NULL, MG_TOOL_READ_ONLY),
+           "an item without a name");
+    TAP_OK(!mg_judge_item_visible(&rt, &rq, "tools/call", "x", MG_TOOL_READ_ONLY),
+           "not a list method");
+    /* One prepared list judges item after item as the single calls do. */
+    struct mg_judge_list *l = mg_judge_list_new(&rt, &rq, "tools/list");
+    TAP_OK(mg_judge_list_visible(l, "x", MG_TOOL_READ_ONLY) &&
+               !mg_judge_list_visible(l, "x", MG_TOOL_DESTRUCTIVE) &&
+               !mg_judge_list_visible(l, "forced", MG_TOOL_READ_ONLY) &&
+               mg_judge_list_visible(l, "tame", MG_TOOL_DESTRUCTIVE) &&
+               mg_judge_list_visible(l, "x", MG_TOOL_READ_ONLY),
+           "a prepared list forgets the previous item's name and class");
+    mg_judge_list_free(l);
     json_decref(tools);
     mg_toolmap_free(tm);
     mg_conf_unref(c);

@@ -183,10 +183,39 @@ static struct mg_policy_input input(const struct mg_identity *id)
 
 static struct mg_policy *g_accept; /* a global policy that allows everything */
 
+static size_t n_prepared, n_prepared_differ; /* decisions also made by the prepared path */
+
+static bool same_decision(const struct mg_policy_decision *a, const struct mg_policy_decision *b)
+{
+    return a->allow == b->allow && a->reason == b->reason && a->scope == b->scope &&
+           strcmp(a->rule, b->rule) == 0 && strcmp(a->global_rule, b->global_rule) == 0;
+}
+
+/* Every decision of these tests is also made by a prepared list judge
+ * (mg_policy_prep_new + mg_policy_eval_prep), once fresh and once after
+ * another name and class, and must be the same. */
+static void check_prepared(const struct mg_policy *g, const struct mg_policy *p,
+                           const struct mg_policy_input *in, const struct mg_policy_decision *d)
+{
+    struct mg_policy_decision x, y;
+    struct mg_policy_prep *pp = mg_policy_prep_new(g, p, in);
+    mg_policy_eval_prep(pp, in->mcp_name, in->tool_class, &x);
+    mg_policy_eval_prep(pp, "some_other_name", MG_TOOL_WRITE, &y);
+    mg_policy_eval_prep(pp, in->mcp_name, in->tool_class, &y);
+    mg_policy_prep_free(pp);
+    n_prepared++;
+    if (!same_decision(d, &x) || !same_decision(d, &y)) {
+        n_prepared_differ++;
+        fprintf(stderr, "# prepared decision differs: %s %s vs %s %s\n",
+                mg_policy_reason_name(d->reason), d->rule, mg_policy_reason_name(x.reason), x.rule);
+    }
+}
+
 static struct mg_policy_decision decide(const struct mg_policy *p, const struct mg_policy_input *in)
 {
     struct mg_policy_decision d;
     mg_policy_eval(g_accept, p, in, &d);
+    check_prepared(g_accept, p, in, &d);
     return d;
 }
 
@@ -1855,6 +1884,9 @@ int main(void)
     test_lint();
     test_tz();
     test_no_alloc();
+    TAP_OK(n_prepared > 100 && n_prepared_differ == 0,
+           "the prepared path decides as mg_policy_eval (%zu decisions, %zu differ)", n_prepared,
+           n_prepared_differ);
     mg_policy_free(g_accept);
     return tap_done();
 }
