@@ -153,10 +153,12 @@ static void deliver(struct item *it, int status)
  * The writer.
  */
 
+_Static_assert(sizeof(struct item) <= MG_AUDIT_RECORD_LINK, "an item fits in its record");
+
+/* The item lives in its record (mg_audit_record_link): one free for both. */
 static void item_free(struct item *it)
 {
     mg_audit_record_free(it->rec);
-    free(it);
 }
 
 /* Chains the batch after the writer's head and writes it; re-chains when
@@ -550,7 +552,8 @@ int mg_audit_submit(struct mg_audit *a, struct mg_audit_record *r, struct mg_aud
         mg_audit_record_free(r);
         return MG_EINVAL;
     }
-    it = mg_xcalloc(1, sizeof *it);
+    it = mg_audit_record_link(r);
+    memset(it, 0, sizeof *it);
     it->rec = r;
     it->port = port;
     it->done = done;

@@ -14,6 +14,7 @@
 #include "authn/token.h"
 
 #include <openssl/rand.h>
+#include <stddef.h>
 #include <time.h>
 
 /* The strings a record copies, each bounded (see field()). */
@@ -42,6 +43,13 @@ struct span {
 
 enum id_kind { ID_NULL, ID_STRING, ID_NUMBER };
 
+/* A usual record (route, identity, call, rule, small arguments) fits in one
+ * allocation: the writer thread frees records that loops allocated, and a
+ * free across threads costs more than the copy (bench/RESULTS.md). */
+#define INLINE_ARENA  640
+#define INLINE_GROUPS 8
+#define INLINE_ARGS   256 /* arguments text up to this goes in the arena */
+
 struct mg_audit_record {
     char decision_id[MG_AUDIT_DECISION_ID + 1];
     int64_t time_ms;
@@ -50,16 +58,22 @@ struct mg_audit_record {
     int64_t latency_ms;
     enum id_kind id_kind; /* ID_STRING: a string field; ID_NUMBER: its JSON text */
     struct span f[F_COUNT];
-    struct span *groups;
+    struct span *groups; /* groups_inline, or allocated for many */
+    struct span groups_inline[INLINE_GROUPS];
     size_t n_groups;
-    struct mg_buf arena;
-    /* The reduced arguments as canonical JSON text (NULL: none), under
-     * "arguments" or "argument_keys". */
-    char *args;
-    size_t args_len;
-    bool args_keys;
+    /* The copied strings: in `inline_arena` until they outgrow it. */
+    char *arena;
+    size_t arena_len, arena_cap;
+    /* The reduced arguments as canonical JSON text, under "arguments" or
+     * "argument_keys": in the arena (args_off) when small, else args_heap. */
+    bool has_args, args_keys;
+    size_t args_off, args_len;
+    char *args_heap;
     /* mg_audit_record_cols: the indexed fields, bounded, NUL-terminated. */
     struct mg_buf cols;
+    /* The writer's queue entry (mg_audit_record_link). */
+    _Alignas(max_align_t) unsigned char link[MG_AUDIT_RECORD_LINK];
+    char inline_arena[INLINE_ARENA];
 };
 
 const char mg_audit_zero_hash[MG_AUDIT_HASH_HEX + 1] =
@@ -468,34 +482,63 @@ static void new_decision_id(char out[MG_AUDIT_DECISION_ID + 1])
     id_pool.used += N;
 }
 
+/* Appends n bytes to the arena; returns their offset. Bounded by the
+ * setters' bounds times the times they are called. */
+static size_t arena_put(struct mg_audit_record *r, const void *s, size_t n)
+{
+    size_t off = r->arena_len;
+    if (n > r->arena_cap - r->arena_len) {
+        size_t cap = r->arena_cap * 2;
+        while (cap - r->arena_len < n)
+            cap *= 2;
+        if (r->arena == r->inline_arena) {
+            r->arena = mg_xmalloc(cap);
+            memcpy(r->arena, r->inline_arena, r->arena_len);
+        } else {
+            r->arena = mg_xrealloc(r->arena, cap);
+        }
+        r->arena_cap = cap;
+    }
+    if (n)
+        memcpy(r->arena + off, s, n);
+    r->arena_len += n;
+    return off;
+}
+
 /* Copies what the writer needs of s to cut it at max: the bounded form
  * never keeps more than max input bytes, plus one character to know that
  * the next does not fit. */
+static struct span copy_bounded(struct mg_audit_record *r, const char *s, size_t n, size_t max)
+{
+    size_t keep = MG_MIN(n, max + 4);
+    return (struct span){arena_put(r, s ? s : "", keep), keep, n};
+}
+
 static void set_str(struct mg_audit_record *r, int f, const char *s, size_t max)
 {
-    size_t n = s ? strlen(s) : 0, keep = MG_MIN(n, max + 4);
-    r->f[f] = (struct span){r->arena.len, keep, n};
-    put(&r->arena, s ? s : "", keep);
+    r->f[f] = copy_bounded(r, s, s ? strlen(s) : 0, max);
 }
 
 static const char *span_ptr(const struct mg_audit_record *r, const struct span *sp)
 {
-    return r->arena.data ? r->arena.data + sp->off : "";
+    return r->arena + sp->off;
 }
 
 struct mg_audit_record *mg_audit_record_new(void)
 {
-    struct mg_audit_record *r = mg_xcalloc(1, sizeof *r);
+    struct mg_audit_record *r = mg_xmalloc(sizeof *r);
     struct timespec ts;
+    /* Everything but the inline arena starts zeroed (no need to clear it). */
+    memset(r, 0, offsetof(struct mg_audit_record, inline_arena));
 
     /* The id is how a denied caller and an operator find the same record:
      * unguessable, so knowing one id tells nothing of another. */
     new_decision_id(r->decision_id);
     clock_gettime(CLOCK_REALTIME, &ts);
     r->time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    /* Bounded by the setters' bounds times the times they are called. */
-    mg_buf_init(&r->arena, SIZE_MAX / 2);
-    mg_buf_reserve(&r->arena, 480); /* a usual record's strings, at once */
+    r->arena = r->inline_arena;
+    r->arena_cap = sizeof r->inline_arena;
+    r->groups = r->groups_inline;
     mg_buf_init(&r->cols, SIZE_MAX / 2);
     /* Every span starts empty (offset 0, length 0): "". */
     mg_audit_record_set_identity(r, NULL);
@@ -506,10 +549,12 @@ void mg_audit_record_free(struct mg_audit_record *r)
 {
     if (!r)
         return;
-    mg_buf_fini(&r->arena);
+    if (r->arena != r->inline_arena)
+        free(r->arena);
+    if (r->groups != r->groups_inline)
+        free(r->groups);
     mg_buf_fini(&r->cols);
-    free(r->groups);
-    free(r->args);
+    free(r->args_heap);
     free(r);
 }
 
@@ -542,15 +587,12 @@ void mg_audit_record_set_identity(struct mg_audit_record *r, const struct mg_ide
     set_str(r, F_AUTH_METHOD, mg_auth_method_name(id ? id->method : MG_AUTH_NONE),
             MG_AUDIT_MAX_FIELD);
     set_str(r, F_TOKEN_ID, id ? id->token_id : NULL, MG_AUDIT_MAX_FIELD);
-    free(r->groups);
-    r->groups = n ? mg_xcalloc(n, sizeof *r->groups) : NULL;
+    if (r->groups != r->groups_inline)
+        free(r->groups);
+    r->groups = n > INLINE_GROUPS ? mg_xcalloc(n, sizeof *r->groups) : r->groups_inline;
     r->n_groups = n;
-    for (size_t i = 0; i < n; i++) {
-        const char *g = id->groups[i];
-        size_t len = strlen(g), keep = MG_MIN(len, (size_t)MG_AUDIT_MAX_FIELD + 4);
-        r->groups[i] = (struct span){r->arena.len, keep, len};
-        put(&r->arena, g, keep);
-    }
+    for (size_t i = 0; i < n; i++)
+        r->groups[i] = copy_bounded(r, id->groups[i], strlen(id->groups[i]), MG_AUDIT_MAX_FIELD);
 }
 
 void mg_audit_record_set_source(struct mg_audit_record *r, const char *address)
@@ -566,14 +608,15 @@ void mg_audit_record_set_session(struct mg_audit_record *r, const char *mcp_sess
 void mg_audit_record_set_jsonrpc_id(struct mg_audit_record *r, const json_t *id)
 {
     if (json_is_string(id)) {
-        size_t n = json_string_length(id), keep = MG_MIN(n, (size_t)MG_AUDIT_MAX_FIELD + 4);
-        r->f[F_JSONRPC_ID] = (struct span){r->arena.len, keep, n};
-        put(&r->arena, json_string_value(id), keep);
+        r->f[F_JSONRPC_ID] =
+            copy_bounded(r, json_string_value(id), json_string_length(id), MG_AUDIT_MAX_FIELD);
         r->id_kind = ID_STRING;
     } else if (json_is_number(id)) {
-        size_t off = r->arena.len;
-        put_value(&r->arena, id, false, 0);
-        r->f[F_JSONRPC_ID] = (struct span){off, r->arena.len - off, r->arena.len - off};
+        struct mg_buf b;
+        mg_buf_init(&b, 64);
+        put_value(&b, id, false, 0);
+        r->f[F_JSONRPC_ID] = (struct span){arena_put(r, b.data, b.len), b.len, b.len};
+        mg_buf_fini(&b);
         r->id_kind = ID_NUMBER;
     } else {
         r->id_kind = ID_NULL;
@@ -597,8 +640,9 @@ void mg_audit_record_set_arguments(struct mg_audit_record *r, const json_t *args
                                    enum mg_conf_audit_args mode)
 {
     struct mg_buf b;
-    free(r->args);
-    r->args = NULL;
+    free(r->args_heap);
+    r->args_heap = NULL;
+    r->has_args = false;
     r->args_len = 0;
     mg_buf_init(&b, SIZE_MAX / 2);
     if (reduce_text(args, mode, &b)) {
@@ -611,7 +655,12 @@ void mg_audit_record_set_arguments(struct mg_audit_record *r, const json_t *args
             put_json_str(&b, msg, strlen(msg));
         }
         r->args_keys = mode == MG_CONF_AUDIT_ARGS_KEYS;
-        r->args = mg_buf_steal(&b, &r->args_len);
+        r->has_args = true;
+        r->args_len = b.len;
+        if (b.len <= INLINE_ARGS)
+            r->args_off = arena_put(r, b.data, b.len);
+        else
+            r->args_heap = mg_buf_steal(&b, NULL);
     }
     mg_buf_fini(&b);
 }
@@ -658,7 +707,13 @@ void mg_audit_record_cols(struct mg_audit_record *r, struct mg_audit_record_cols
 
 size_t mg_audit_record_size(const struct mg_audit_record *r)
 {
-    return sizeof *r + r->arena.cap + r->n_groups * sizeof *r->groups + r->args_len;
+    return sizeof *r + (r->arena != r->inline_arena ? r->arena_cap : 0) +
+           r->n_groups * sizeof *r->groups + (r->args_heap ? r->args_len : 0);
+}
+
+void *mg_audit_record_link(struct mg_audit_record *r)
+{
+    return r->link;
 }
 
 /* ---------------------------------------------------------------------------
@@ -705,12 +760,12 @@ static void put_record(struct mg_buf *b, const struct mg_audit_record *r, int64_
                        const char *prev)
 {
     PUT_LIT(b, "{");
-    if (r->args) {
+    if (r->has_args) {
         if (r->args_keys)
             KEY(b, "\"argument_keys\":");
         else
             KEY(b, "\"arguments\":");
-        put(b, r->args, r->args_len);
+        put(b, r->args_heap ? r->args_heap : r->arena + r->args_off, r->args_len);
         PUT_LIT(b, ",");
     }
     if (r->allow)

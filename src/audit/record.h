@@ -111,6 +111,11 @@ int mg_audit_record_chain(struct mg_audit_record *r, int64_t seq, const char *pr
                           size_t *len, char hash[MG_AUDIT_HASH_HEX + 1]);
 /* Bytes the record holds, roughly (for the queue's byte bound). */
 size_t mg_audit_record_size(const struct mg_audit_record *r);
+/* Room in every record for the writer's queue entry (audit.c), valid while
+ * the record lives: queueing then allocates nothing, and the writer thread
+ * frees one block per record. */
+#define MG_AUDIT_RECORD_LINK 64
+void *mg_audit_record_link(struct mg_audit_record *r);
 
 /* Argument reduction alone (what set_arguments stores): a new value the
  * caller owns, or NULL for MG_CONF_AUDIT_ARGS_NONE / no arguments. For

@@ -397,9 +397,27 @@ static int watch_event(void *ud, const struct mg_sse_event *ev)
     return 0;
 }
 
+/* A chunk of whole events none of which can be a request (a request has an
+ * "id" member) is skipped without parsing: most of a stream is progress
+ * and log notifications, and results. */
+static bool watch_can_skip(const struct mg_sse_parser *w, const char *data, size_t len)
+{
+    if (len < 2 || data[len - 1] != '\n' || !mg_sse_parser_idle(w))
+        return false;
+    /* Whole events: the chunk ends with an empty line, i.e. its last line
+     * end (LF or CRLF) follows another line end directly. */
+    size_t e = len - 1;
+    if (data[e - 1] == '\r')
+        e--;
+    bool whole = e > 0 && (data[e - 1] == '\n' || data[e - 1] == '\r');
+    return whole && memmem(data, len, "\"id\"", 4) == NULL;
+}
+
 static void watch_feed(struct mg_gw_req *p, const char *data, size_t len)
 {
-    if (p->watch && mg_sse_parser_feed(p->watch, data, len) < 0) {
+    if (p->watch == NULL || watch_can_skip(p->watch, data, len))
+        return;
+    if (mg_sse_parser_feed(p->watch, data, len) < 0) {
         mg_log_debug("route %s: an SSE event over %d bytes; server requests after it on this "
                      "stream are not tracked",
                      p->route->conf->name, WATCH_MAX_EVENT);

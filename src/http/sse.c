@@ -12,6 +12,11 @@ void mg_sse_parser_init(struct mg_sse_parser *p, size_t max_event, mg_sse_cb cb,
     p->ud = ud;
 }
 
+bool mg_sse_parser_idle(const struct mg_sse_parser *p)
+{
+    return p->bom_done && !p->last_cr && p->line.len == 0 && p->data.len == 0 && p->event.len == 0;
+}
+
 void mg_sse_parser_fini(struct mg_sse_parser *p)
 {
     mg_buf_fini(&p->line);

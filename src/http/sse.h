@@ -29,6 +29,10 @@ struct mg_sse_parser {
 
 void mg_sse_parser_init(struct mg_sse_parser *p, size_t max_event, mg_sse_cb cb, void *ud);
 void mg_sse_parser_fini(struct mg_sse_parser *p);
+/* True when nothing is held between events: no partial line, no event
+ * being gathered (its name, data), no pending CR or BOM. Bytes that end in a
+ * blank line leave a parser idle again. */
+bool mg_sse_parser_idle(const struct mg_sse_parser *p);
 /* Feeds bytes; returns 0, MG_ELIMIT when an event exceeds max_event, or the
  * callback's negative status. */
 int mg_sse_parser_feed(struct mg_sse_parser *p, const char *data, size_t len);

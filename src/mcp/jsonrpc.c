@@ -286,6 +286,23 @@ static bool scan_literal(struct scan *s, const char *lit, size_t n)
 
 static bool scan_value(struct scan *s, int depth);
 
+/* After a member or element: 1 if a ',' says another follows, 0 if close
+ * ends the container, -1 for anything else. */
+static int after_value(struct scan *s, char close)
+{
+    skip_ws(s);
+    if (s->p < s->end && *s->p == ',') {
+        s->p++;
+        skip_ws(s);
+        return 1;
+    }
+    if (s->p < s->end && *s->p == close) {
+        s->p++;
+        return 0;
+    }
+    return -1;
+}
+
 /* Keys seen in one object: a key with an escape, or more keys than fit,
  * declines (the duplicate check compares raw bytes). */
 struct keyset {
@@ -332,17 +349,9 @@ static bool scan_object(struct scan *s, int depth, member_fn member, void *ctx)
         skip_ws(s);
         if (!(member ? member(ctx, &k, s, depth) : scan_value(s, depth + 1)))
             return false;
-        skip_ws(s);
-        if (s->p < s->end && *s->p == ',') {
-            s->p++;
-            skip_ws(s);
-            continue;
-        }
-        if (s->p < s->end && *s->p == '}') {
-            s->p++;
-            return true;
-        }
-        return false;
+        int next = after_value(s, '}');
+        if (next <= 0)
+            return next == 0;
     }
 }
 
@@ -365,17 +374,9 @@ static bool scan_value(struct scan *s, int depth)
         for (;;) {
             if (!scan_value(s, depth + 1))
                 return false;
-            skip_ws(s);
-            if (s->p < s->end && *s->p == ',') {
-                s->p++;
-                skip_ws(s);
-                continue;
-            }
-            if (s->p < s->end && *s->p == ']') {
-                s->p++;
-                return true;
-            }
-            return false;
+            int next = after_value(s, ']');
+            if (next <= 0)
+                return next == 0;
         }
     case '"': return scan_string(s, &sp, &esc);
     case 't': return scan_literal(s, "true", 4);

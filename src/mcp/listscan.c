@@ -545,6 +545,20 @@ static bool key_is(struct scan *s, const struct span *sp, const char *word, size
  */
 
 static bool scan_value(struct scan *s);
+
+/* After an element or member, at a non-blank byte: 1 past a ',' (another
+ * follows), 0 at `close` (not consumed), -1 on anything else (failed). */
+static int next_or_close(struct scan *s, char close, const char *expected)
+{
+    if (*s->p == close)
+        return 0;
+    if (*s->p != ',') {
+        fail(s, expected);
+        return -1;
+    }
+    s->p++;
+    return more(s) ? 1 : -1;
+}
 static bool scan_object(struct scan *s, enum obj_kind kind, struct item_state *it);
 
 static bool scan_array(struct scan *s)
@@ -558,13 +572,11 @@ static bool scan_array(struct scan *s)
         for (;;) {
             if (!scan_value(s) || !more(s))
                 return false;
-            if (*s->p == ']')
-                break;
-            if (*s->p != ',')
-                return fail(s, "',' or ']' expected");
-            s->p++;
-            if (!more(s))
+            int next = next_or_close(s, ']', "',' or ']' expected");
+            if (next < 0)
                 return false;
+            if (next == 0)
+                break;
         }
     }
     s->p++;
@@ -745,13 +757,11 @@ static bool scan_object(struct scan *s, enum obj_kind kind, struct item_state *i
             s->p++;
             if (!more(s) || !member(s, kind, &k, it) || !more(s))
                 return false;
-            if (*s->p == '}')
-                break;
-            if (*s->p != ',')
-                return fail(s, "',' or '}' expected");
-            s->p++;
-            if (!more(s))
+            int next = next_or_close(s, '}', "',' or '}' expected");
+            if (next < 0)
                 return false;
+            if (next == 0)
+                break;
         }
     }
     s->p++;

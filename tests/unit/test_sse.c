@@ -362,10 +362,48 @@ static void test_format(void)
     }
 }
 
+static int count_event(void *ud, const struct mg_sse_event *ev)
+{
+    MG_UNUSED(ev);
+    (*(int *)ud)++;
+    return 0;
+}
+
+/* mg_sse_parser_idle: nothing held between events (the gateway skips whole
+ * chunks of events it need not read only then). */
+static void test_idle(void)
+{
+    static const struct {
+        const char *in;
+        bool idle;
+    } cases[] = {
+        {"", false}, /* a stream's first bytes may be a BOM */
+        {"data: x\n\n", true},
+        {"data: x\r\n\r\n", true},
+        {"data: x\r\r", false}, /* a CR may still be half of a CRLF */
+        {"data: x\n", false},
+        {"data: x", false},
+        {"event: e\n", false},
+        {": comment\n", true},
+        {"data: a\n\ndata: b\n\n", true},
+        {"data: a\n\ndata: b", false},
+    };
+    for (size_t i = 0; i < MG_ARRAY_LEN(cases); i++) {
+        struct mg_sse_parser p;
+        int n = 0;
+        mg_sse_parser_init(&p, 1 << 20, count_event, &n);
+        TAP_IS_INT(mg_sse_parser_feed(&p, cases[i].in, strlen(cases[i].in)), 0, "feed %zu", i);
+        TAP_OK(mg_sse_parser_idle(&p) == cases[i].idle, "idle after %zu: %d", i,
+               (int)cases[i].idle);
+        mg_sse_parser_fini(&p);
+    }
+}
+
 int main(void)
 {
     test_parse();
     test_limits();
     test_format();
+    test_idle();
     return tap_done();
 }
