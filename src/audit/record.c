@@ -38,7 +38,7 @@ enum {
 /* A string in the arena: its first `len` bytes (at most the bound plus one
  * character: enough to cut it where the writer will) and its whole length. */
 struct span {
-    size_t off, len, orig;
+    uint32_t off, len, orig; /* orig: at most UINT32_MAX (a body is far smaller) */
 };
 
 enum id_kind { ID_NULL, ID_STRING, ID_NUMBER };
@@ -46,8 +46,8 @@ enum id_kind { ID_NULL, ID_STRING, ID_NUMBER };
 /* A usual record (route, identity, call, rule, small arguments) fits in one
  * allocation: the writer thread frees records that loops allocated, and a
  * free across threads costs more than the copy (bench/RESULTS.md). */
-#define INLINE_ARENA  640
-#define INLINE_GROUPS 8
+#define INLINE_ARENA  448 /* the whole record stays under glibc's 1 KiB large-chunk */
+#define INLINE_GROUPS 4   /* threshold, past which malloc consolidates its fast bins */
 #define INLINE_ARGS   256 /* arguments text up to this goes in the arena */
 
 struct mg_audit_record {
@@ -511,7 +511,8 @@ static size_t arena_put(struct mg_audit_record *r, const void *s, size_t n)
 static struct span copy_bounded(struct mg_audit_record *r, const char *s, size_t n, size_t max)
 {
     size_t keep = MG_MIN(n, max + 4);
-    return (struct span){arena_put(r, s ? s : "", keep), keep, n};
+    size_t off = arena_put(r, s ? s : "", keep);
+    return (struct span){(uint32_t)off, (uint32_t)keep, (uint32_t)MG_MIN(n, (size_t)UINT32_MAX)};
 }
 
 static void set_str(struct mg_audit_record *r, int f, const char *s, size_t max)
@@ -615,7 +616,8 @@ void mg_audit_record_set_jsonrpc_id(struct mg_audit_record *r, const json_t *id)
         struct mg_buf b;
         mg_buf_init(&b, 64);
         put_value(&b, id, false, 0);
-        r->f[F_JSONRPC_ID] = (struct span){arena_put(r, b.data, b.len), b.len, b.len};
+        size_t off = arena_put(r, b.data, b.len);
+        r->f[F_JSONRPC_ID] = (struct span){(uint32_t)off, (uint32_t)b.len, (uint32_t)b.len};
         mg_buf_fini(&b);
         r->id_kind = ID_NUMBER;
     } else {

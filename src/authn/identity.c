@@ -2,6 +2,7 @@
  * with tokens and sealed into browser sessions. */
 #include "authn/identity.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #define IDENTITY_JSON_MAX 65536
@@ -20,6 +21,25 @@ struct mg_identity *mg_identity_new(void)
     id->claims = json_object();
     MG_ASSERT(id->claims != NULL);
     return id;
+}
+
+/* One anonymous identity for the process: public routes take a reference
+ * on every request instead of building (and freeing) ten blocks. Never
+ * changed after it is made, so threads share it; the static reference keeps
+ * it alive to the end. */
+static struct mg_identity *anonymous;
+static pthread_once_t anonymous_once = PTHREAD_ONCE_INIT;
+
+static void make_anonymous(void)
+{
+    anonymous = mg_identity_new();
+}
+
+struct mg_identity *mg_identity_anonymous(void)
+{
+    pthread_once(&anonymous_once, make_anonymous);
+    mg_identity_ref(anonymous);
+    return anonymous;
 }
 
 void mg_identity_ref(struct mg_identity *id)

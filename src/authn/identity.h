@@ -42,6 +42,9 @@ struct mg_identity {
 
 /* A new identity with refs = 1 and every string "" (claims = {}). */
 struct mg_identity *mg_identity_new(void);
+/* The shared anonymous identity (as mg_identity_new, method MG_AUTH_NONE),
+ * with a reference taken for the caller; it must not be changed. */
+struct mg_identity *mg_identity_anonymous(void);
 void mg_identity_ref(struct mg_identity *id);
 /* Frees at zero; NULL is a no-op. */
 void mg_identity_unref(struct mg_identity *id);

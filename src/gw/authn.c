@@ -363,7 +363,7 @@ void mg_gw__authn(struct mg_gw_req *p, void (*next)(struct mg_gw_req *p))
     const struct mg_route_rt *rt = p->route;
     struct mg_authsvc *a = p->gw->auth;
     if (rt->conf->allow_public_unauthenticated_access) {
-        p->identity = mg_identity_new();
+        p->identity = mg_identity_anonymous();
         next(p);
         return;
     }

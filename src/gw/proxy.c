@@ -672,7 +672,7 @@ static void send_upstream(struct mg_gw_req *p)
     struct mg_worker *w = p->w;
     struct mg_buf head;
     mg_buf_init(&head, p->gw->conf->max_header_bytes + 8192);
-    mg_buf_reserve(&head, 1000); /* most heads fit: one allocation */
+    mg_buf_reserve(&head, 900); /* most heads fit: one allocation, under 1 KiB */
     if (build_upstream_head(p, &head) < 0) {
         mg_buf_fini(&head);
         reply_error(p, 431, -32600, "request headers too large to forward");

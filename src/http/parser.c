@@ -11,51 +11,65 @@
 
 /* The head and scratch blocks (a few KiB) are needed only while a head is
  * parsed and handled; a connection gives them back afterwards so idle and
- * streaming connections stay small. One spare of each per thread spares the
- * allocator the round trip on every keep-alive request. */
-static _Thread_local struct mg_http_scratch *spare_scratch;
-static _Thread_local struct mg_http_head *spare_head;
+ * streaming connections stay small. A few spares of each per thread spare
+ * the allocator the round trip on every keep-alive request: a proxied
+ * request holds two heads at once (the caller's and the upstream's), and a
+ * block this size that goes back to malloc makes the next one consolidate
+ * its fast bins (bench/RESULTS.md). */
+#define SPARES 4
 
-static struct mg_http_scratch *scratch_get(void)
+struct spares {
+    void *block[SPARES];
+    size_t n;
+};
+
+static _Thread_local struct spares spare_scratch, spare_head;
+
+static void *spare_get(struct spares *s, size_t size)
 {
-    struct mg_http_scratch *s = spare_scratch;
-    spare_scratch = NULL;
-    return s ? s : mg_xmalloc(sizeof *s);
+    return s->n > 0 ? s->block[--s->n] : mg_xmalloc(size);
 }
 
-static void scratch_put(struct mg_http_scratch *s)
+static void spare_put(struct spares *s, void *block)
 {
-    if (s == NULL)
+    if (block == NULL)
         return;
-    if (spare_scratch == NULL)
-        spare_scratch = s;
+    if (s->n < SPARES)
+        s->block[s->n++] = block;
     else
-        free(s);
+        free(block);
+}
+
+static void spares_fini(struct spares *s)
+{
+    while (s->n > 0)
+        free(s->block[--s->n]);
 }
 
 void mg_http_parser_thread_fini(void)
 {
-    free(spare_scratch);
-    free(spare_head);
-    spare_scratch = NULL;
-    spare_head = NULL;
+    spares_fini(&spare_scratch);
+    spares_fini(&spare_head);
+}
+
+static struct mg_http_scratch *scratch_get(void)
+{
+    return spare_get(&spare_scratch, sizeof(struct mg_http_scratch));
+}
+
+static void scratch_put(struct mg_http_scratch *s)
+{
+    spare_put(&spare_scratch, s);
 }
 
 static struct mg_http_head *head_get(void)
 {
-    struct mg_http_head *h = spare_head;
-    spare_head = NULL;
-    return h ? h : mg_xmalloc(sizeof *h);
+    return spare_get(&spare_head, sizeof(struct mg_http_head));
 }
 
 static void head_put(struct mg_http_head *h)
 {
-    if (h == NULL)
-        return;
-    if (spare_head == NULL)
-        spare_head = h;
-    else
-        free(h);
+    spare_put(&spare_head, h);
 }
 
 static int fail(struct mg_http_parser *hp, int status, const char *reason)
