@@ -3,10 +3,23 @@
 #ifndef MG_TESTS_TAP_H
 #define MG_TESTS_TAP_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 static int tap_n, tap_failed;
+
+/* A deterministic generator (xorshift64) for randomized tests: every run
+ * draws the same values, so a failure replays. A value below n. */
+static uint64_t tap_rng = 0x9e3779b97f4a7c15ULL;
+
+static inline uint32_t tap_rand(uint32_t n)
+{
+    tap_rng ^= tap_rng << 13;
+    tap_rng ^= tap_rng >> 7;
+    tap_rng ^= tap_rng << 17;
+    return (uint32_t)(tap_rng % n);
+}
 
 #define TAP_OK(cond, ...)                                                                          \
     do {                                                                                           \

@@ -1669,15 +1669,6 @@ static void test_from_conf(void)
  * to a reduction done the slow way on a jansson tree (the oracle below).
  */
 
-static uint64_t rng = 0x9e3779b97f4a7c15ULL;
-
-static uint32_t rnd(uint32_t n)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng % n);
-}
 
 /* A string of up to max bytes, mostly troublesome: controls, quotes,
  * backslashes, multi-byte characters, bad bytes, NULs (when allowed). */
@@ -1701,10 +1692,10 @@ static size_t rnd_bytes(char *out, size_t max, bool valid)
                                          "Password",
                                          "_key"};
     static const char *const bad[] = {"\xff", "\xc3", "\xe2\x82", "\xed\xa0\x80", "\xc0\xaf"};
-    size_t n = 0, want = rnd(4) == 0 ? rnd((uint32_t)max + 1) : rnd(12);
+    size_t n = 0, want = tap_rand(4) == 0 ? tap_rand((uint32_t)max + 1) : tap_rand(12);
     while (n < want) {
         const char *p =
-            !valid && rnd(8) == 0 ? bad[rnd(MG_ARRAY_LEN(bad))] : pieces[rnd(MG_ARRAY_LEN(pieces))];
+            !valid && tap_rand(8) == 0 ? bad[tap_rand(MG_ARRAY_LEN(bad))] : pieces[tap_rand(MG_ARRAY_LEN(pieces))];
         size_t l = strlen(p);
         if (n + l > max)
             break;
@@ -1719,13 +1710,13 @@ static json_t *rnd_value(int depth)
 {
     char s[1400];
     size_t n;
-    switch (depth > 36 ? 3 + rnd(4) : rnd(8)) {
+    switch (depth > 36 ? 3 + tap_rand(4) : tap_rand(8)) {
     case 0:
     case 1: {
         json_t *o = json_object();
-        for (uint32_t i = 0, k = rnd(6); i < k; i++) {
-            n = rnd_bytes(s, rnd(3) == 0 ? 600 : 20, true);
-            if (rnd(3) == 0 && n > 300 && (unsigned char)s[n - 1] < 0x80)
+        for (uint32_t i = 0, k = tap_rand(6); i < k; i++) {
+            n = rnd_bytes(s, tap_rand(3) == 0 ? 600 : 20, true);
+            if (tap_rand(3) == 0 && n > 300 && (unsigned char)s[n - 1] < 0x80)
                 s[n - 1] = 'x'; /* long keys that are one once cut */
             json_object_setn_new(o, s, n, rnd_value(depth + 1));
         }
@@ -1733,18 +1724,18 @@ static json_t *rnd_value(int depth)
     }
     case 2: {
         json_t *a = json_array();
-        for (uint32_t i = 0, k = rnd(5); i < k; i++)
+        for (uint32_t i = 0, k = tap_rand(5); i < k; i++)
             json_array_append_new(a, rnd_value(depth + 1));
         return a;
     }
     case 3:
         n = rnd_bytes(s, sizeof s - 1, true);
-        if (rnd(10) == 0 && n > 0 && (unsigned char)s[0] < 0x80)
+        if (tap_rand(10) == 0 && n > 0 && (unsigned char)s[0] < 0x80)
             s[0] = '\0'; /* JSON allows \u0000 */
         return json_stringn(s, n);
-    case 4: return json_integer((json_int_t)rnd(2000000) - 1000000);
-    case 5: return json_real((double)rnd(100000) / 7.0 - 5000.0);
-    case 6: return rnd(2) ? json_true() : json_false();
+    case 4: return json_integer((json_int_t)tap_rand(2000000) - 1000000);
+    case 5: return json_real((double)tap_rand(100000) / 7.0 - 5000.0);
+    case 6: return tap_rand(2) ? json_true() : json_false();
     default: return json_null();
     }
 }
@@ -1815,31 +1806,31 @@ static void test_random_records(void)
     char s[8][1400];
     for (int it = 0; it < n; it++) {
         struct mg_audit_record *r = mg_audit_record_new();
-        struct mg_identity *id = rnd(3) ? mg_identity_new() : NULL;
-        enum mg_conf_audit_args mode = (enum mg_conf_audit_args)rnd(4);
-        json_t *args = rnd_value(rnd(4) == 0 ? 30 : 0), *back, *want = NULL;
+        struct mg_identity *id = tap_rand(3) ? mg_identity_new() : NULL;
+        enum mg_conf_audit_args mode = (enum mg_conf_audit_args)tap_rand(4);
+        json_t *args = rnd_value(tap_rand(4) == 0 ? 30 : 0), *back, *want = NULL;
         char *text = NULL, *again, hash[MG_AUDIT_HASH_HEX + 1];
         size_t len = 0;
         for (int i = 0; i < 8; i++)
-            rnd_bytes(s[i], rnd(5) == 0 ? sizeof s[i] - 1 : 40, false);
+            rnd_bytes(s[i], tap_rand(5) == 0 ? sizeof s[i] - 1 : 40, false);
         if (id) {
             free(id->subject);
             id->subject = strdup(s[0]);
-            id->n_groups = rnd(4);
+            id->n_groups = tap_rand(4);
             id->groups = calloc(id->n_groups + 1, sizeof(char *));
             for (size_t g = 0; g < id->n_groups; g++)
                 id->groups[g] = strdup(s[1 + g]);
         }
-        mg_audit_record_set_time_ms(r, (int64_t)rnd(2000000000) * 1000 + rnd(1000));
+        mg_audit_record_set_time_ms(r, (int64_t)tap_rand(2000000000) * 1000 + tap_rand(1000));
         mg_audit_record_set_identity(r, id);
         mg_audit_record_set_route(r, s[4]);
         mg_audit_record_set_source(r, s[5]);
-        mg_audit_record_set_session(r, rnd(2) ? s[6] : NULL);
-        mg_audit_record_set_call(r, s[7], rnd(2) ? s[0] : NULL);
-        mg_audit_record_set_jsonrpc_id(r, rnd(2) ? args : NULL);
+        mg_audit_record_set_session(r, tap_rand(2) ? s[6] : NULL);
+        mg_audit_record_set_call(r, s[7], tap_rand(2) ? s[0] : NULL);
+        mg_audit_record_set_jsonrpc_id(r, tap_rand(2) ? args : NULL);
         mg_audit_record_set_arguments(r, args, mode);
-        mg_audit_record_set_decision(r, rnd(2), s[1], "allowed");
-        mg_audit_record_set_upstream(r, (int)rnd(600) - 1, (int64_t)rnd(100000) - 5);
+        mg_audit_record_set_decision(r, tap_rand(2), s[1], "allowed");
+        mg_audit_record_set_upstream(r, (int)tap_rand(600) - 1, (int64_t)tap_rand(100000) - 5);
         MG_ASSERT(mg_audit_record_chain(r, it + 1, mg_audit_zero_hash, &text, &len, hash) == 0);
         back = json_loadb(text, len, MG_AUDIT_JSON_FLAGS, NULL);
         again = back ? json_dumps(back, JSON_COMPACT | JSON_SORT_KEYS) : NULL;

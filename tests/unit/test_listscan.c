@@ -318,14 +318,7 @@ static void test_refusals(void)
 
 /* --- the differential check ------------------------------------------------------- */
 
-static uint64_t rng = 0x9E3779B97F4A7C15ULL;
-static unsigned rnd(unsigned n)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (unsigned)(rng % n);
-}
+
 
 static void gen_string(struct mg_buf *b)
 {
@@ -335,8 +328,8 @@ static void gen_string(struct mg_buf *b)
         "name", "\\/",      "tool",         "\xF0\x9F\x98\x80", "\\u00e9",
         "0"};
     mg_buf_append(b, "\"", 1);
-    for (unsigned i = rnd(4); i > 0; i--)
-        mg_buf_appends(b, parts[rnd(MG_ARRAY_LEN(parts))]);
+    for (unsigned i = tap_rand(4); i > 0; i--)
+        mg_buf_appends(b, parts[tap_rand(MG_ARRAY_LEN(parts))]);
     mg_buf_append(b, "\"", 1);
 }
 
@@ -348,11 +341,11 @@ static void gen_object(struct mg_buf *b, int depth, bool item)
         "\"name\"",        "\"uri\"",          "\"uriTemplate\"",     "\"title\"",
         "\"annotations\"", "\"readOnlyHint\"", "\"destructiveHint\"", "\"inputSchema\"",
         "\"description\""};
-    unsigned n = rnd(5);
+    unsigned n = tap_rand(5);
     bool used[MG_ARRAY_LEN(keys)] = {0};
     mg_buf_append(b, "{", 1);
     for (unsigned i = 0; i < n; i++) {
-        unsigned k = rnd(MG_ARRAY_LEN(keys));
+        unsigned k = tap_rand(MG_ARRAY_LEN(keys));
         if (used[k])
             continue;
         if (b->data[b->len - 1] != '{')
@@ -360,12 +353,12 @@ static void gen_object(struct mg_buf *b, int depth, bool item)
         used[k] = true;
         mg_buf_appends(b, keys[k]);
         mg_buf_append(b, ":", 1);
-        if (k <= 2 && (item || rnd(2)))
+        if (k <= 2 && (item || tap_rand(2)))
             gen_string(b);
-        else if (k == 4 && rnd(3))
+        else if (k == 4 && tap_rand(3))
             gen_object(b, depth + 1, false);
         else if (k == 5 || k == 6)
-            mg_buf_appends(b, rnd(2) ? "true" : "false");
+            mg_buf_appends(b, tap_rand(2) ? "true" : "false");
         else
             gen_value(b, depth + 1);
     }
@@ -376,16 +369,16 @@ static void gen_value(struct mg_buf *b, int depth)
 {
     static const char *const nums[] = {
         "0", "-1", "12.5", "1e3", "-0.0", "6E-2", "9007199254740993"};
-    switch (depth > 4 ? rnd(4) : rnd(7)) {
+    switch (depth > 4 ? tap_rand(4) : tap_rand(7)) {
     case 0: gen_string(b); break;
-    case 1: mg_buf_appends(b, nums[rnd(MG_ARRAY_LEN(nums))]); break;
-    case 2: mg_buf_appends(b, rnd(2) ? "true" : rnd(2) ? "false" : "null"); break;
+    case 1: mg_buf_appends(b, nums[tap_rand(MG_ARRAY_LEN(nums))]); break;
+    case 2: mg_buf_appends(b, tap_rand(2) ? "true" : tap_rand(2) ? "false" : "null"); break;
     case 3: mg_buf_appends(b, "[]"); break;
     case 4:
     case 5: gen_object(b, depth, false); break;
     default: {
         mg_buf_append(b, "[", 1);
-        for (unsigned i = rnd(3); i > 0; i--) {
+        for (unsigned i = tap_rand(3); i > 0; i--) {
             gen_value(b, depth + 1);
             if (i > 1)
                 mg_buf_append(b, ",", 1);
@@ -398,18 +391,18 @@ static void gen_value(struct mg_buf *b, int depth)
 static void gen_answer(struct mg_buf *b, const char *key, unsigned items)
 {
     mg_buf_reset(b);
-    mg_buf_appendf(b, "{\"jsonrpc\":\"2.0\",%s\"result\":{\"%s\":[", rnd(8) ? "\"id\":1," : "",
+    mg_buf_appendf(b, "{\"jsonrpc\":\"2.0\",%s\"result\":{\"%s\":[", tap_rand(8) ? "\"id\":1," : "",
                    key);
     for (unsigned i = 0; i < items; i++) {
         if (i)
-            mg_buf_appends(b, rnd(4) ? "," : " ,\n ");
-        if (rnd(10))
+            mg_buf_appends(b, tap_rand(4) ? "," : " ,\n ");
+        if (tap_rand(10))
             gen_object(b, 3, true);
         else
             gen_value(b, 3);
     }
-    mg_buf_appends(b, rnd(2) ? "]" : "],\"nextCursor\":\"c\"");
-    mg_buf_appends(b, rnd(8) ? "}}" : "},\"id\":1}");
+    mg_buf_appends(b, tap_rand(2) ? "]" : "],\"nextCursor\":\"c\"");
+    mg_buf_appends(b, tap_rand(8) ? "}}" : "},\"id\":1}");
 }
 
 static void test_differential(void)
@@ -420,15 +413,15 @@ static void test_differential(void)
     size_t agreed = 0, valid = 0, n = 0;
     const char *first = NULL;
     for (int round = 0; round < 3000; round++) {
-        const char *key = keys[rnd(4)];
-        gen_answer(&b, key, rnd(12));
-        listref_keep_fn keep = rnd(2) ? keep_safe : keep_not_secret;
+        const char *key = keys[tap_rand(4)];
+        gen_answer(&b, key, tap_rand(12));
+        listref_keep_fn keep = tap_rand(2) ? keep_safe : keep_not_secret;
         /* the document, then a few mutations of it */
         for (int m = 0; m < 6; m++) {
             if (m > 0) {
-                size_t at = rnd((unsigned)b.len);
+                size_t at = tap_rand((unsigned)b.len);
                 static const char bytes[] = "{}[],:\"\\ 0e-.tnu\x80\xC3\x01";
-                b.data[at] = bytes[rnd(sizeof bytes - 1)];
+                b.data[at] = bytes[tap_rand(sizeof bytes - 1)];
             }
             const char *why = listref_check(b.data, b.len, key, id1, keep);
             n++;
