@@ -1669,7 +1669,6 @@ static void test_from_conf(void)
  * to a reduction done the slow way on a jansson tree (the oracle below).
  */
 
-
 /* A string of up to max bytes, mostly troublesome: controls, quotes,
  * backslashes, multi-byte characters, bad bytes, NULs (when allowed). */
 static size_t rnd_bytes(char *out, size_t max, bool valid)
@@ -1694,8 +1693,8 @@ static size_t rnd_bytes(char *out, size_t max, bool valid)
     static const char *const bad[] = {"\xff", "\xc3", "\xe2\x82", "\xed\xa0\x80", "\xc0\xaf"};
     size_t n = 0, want = tap_rand(4) == 0 ? tap_rand((uint32_t)max + 1) : tap_rand(12);
     while (n < want) {
-        const char *p =
-            !valid && tap_rand(8) == 0 ? bad[tap_rand(MG_ARRAY_LEN(bad))] : pieces[tap_rand(MG_ARRAY_LEN(pieces))];
+        const char *p = !valid && tap_rand(8) == 0 ? bad[tap_rand(MG_ARRAY_LEN(bad))]
+                                                   : pieces[tap_rand(MG_ARRAY_LEN(pieces))];
         size_t l = strlen(p);
         if (n + l > max)
             break;

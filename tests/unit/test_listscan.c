@@ -318,8 +318,6 @@ static void test_refusals(void)
 
 /* --- the differential check ------------------------------------------------------- */
 
-
-
 static void gen_string(struct mg_buf *b)
 {
     static const char *const parts[] = {
