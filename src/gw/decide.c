@@ -215,7 +215,11 @@ void mg_gw__decide(struct mg_gw_req *p, void (*next)(struct mg_gw_req *p))
     judge_request(p, &rq);
     const struct mg_jsonrpc_info *rpc = post ? &p->rpc : NULL;
     size_t n = post ? p->rpc.n_messages : 1;
-    struct mg_judge_verdict *vs = mg_xcalloc(n, sizeof *vs);
+    /* Verdicts live only here: on the stack for the usual single message. */
+    struct mg_judge_verdict one[1];
+    struct mg_judge_verdict *vs = n == 1 ? one : mg_xcalloc(n, sizeof *vs);
+    if (n == 1)
+        memset(one, 0, sizeof one);
     struct mg_audit_record **recs = mg_xcalloc(n, sizeof *recs);
     size_t n_denied = mg_judge_messages(&rt, &rq, rpc, vs);
     for (size_t i = 0; i < n; i++)
@@ -239,7 +243,8 @@ void mg_gw__decide(struct mg_gw_req *p, void (*next)(struct mg_gw_req *p))
             }
         }
         free(recs);
-        free(vs);
+        if (vs != one)
+            free(vs);
         sync_unref(sw);
         return;
     }
@@ -247,7 +252,8 @@ void mg_gw__decide(struct mg_gw_req *p, void (*next)(struct mg_gw_req *p))
         /* Allowed: the records wait for the upstream's answer (on_log). */
         p->audit_recs = recs;
         p->n_audit_recs = n;
-        free(vs);
+        if (vs != one)
+            free(vs);
         next(p);
         return;
     }
@@ -284,7 +290,8 @@ void mg_gw__decide(struct mg_gw_req *p, void (*next)(struct mg_gw_req *p))
     if (!ok)
         mg_log_warn("audit queue full: a denial could not be recorded");
     free(recs);
-    free(vs);
+    if (vs != one)
+        free(vs);
 }
 
 /* At the end of an allowed request: its records, with the upstream's status

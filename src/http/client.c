@@ -33,6 +33,7 @@ struct mg_client_req {
     struct mg_client_pool *pool;
     struct client_conn *conn;
     struct resolve *resolving;
+    /* These point into the request's own block (see mg_client_request). */
     char *key;
     char *host, *sni, *unix_path;
     uint16_t port;
@@ -61,13 +62,7 @@ static void free_req(struct mg_client_req *r)
         if (r->body)
             OPENSSL_cleanse(r->body, r->body_len);
     }
-    free(r->key);
-    free(r->host);
-    free(r->sni);
-    free(r->unix_path);
-    free(r->head);
-    free(r->body);
-    free(r);
+    free(r); /* with its key, names, head and body (mg_client_request) */
 }
 
 /* Ends the exchange: detaches, reports, frees. */
@@ -434,38 +429,65 @@ static int started(struct mg_client_req *r, struct mg_client_req **out)
     return rc;
 }
 
+/* v in decimal, without printf; returns the length (no NUL). */
+static size_t dec(char out[24], uint64_t v)
+{
+    char t[24];
+    size_t n = 0;
+    do {
+        t[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = t[n - 1 - i];
+    return n;
+}
+
 int mg_client_request(struct mg_client_pool *p, const struct mg_client_target *t, const char *head,
                       size_t head_len, const char *body, size_t body_len,
                       const struct mg_client_opts *opts, const struct mg_client_cbs *cbs, void *ud,
                       struct mg_client_req **out)
 {
-    struct mg_client_req *r = mg_xcalloc(1, sizeof *r);
-    /* The pool's key: host|port|tls context|sni|verify|socket path (built
-     * without printf: this runs for every proxied request). */
-    struct mg_buf key;
-    mg_buf_init(&key, SIZE_MAX / 2);
-    mg_buf_appends(&key, t->host ? t->host : "");
-    mg_buf_appends(&key, "|");
-    mg_buf_append_u64(&key, t->port);
-    mg_buf_appends(&key, "|");
-    mg_buf_append_u64(&key, (uint64_t)(uintptr_t)t->ssl_ctx);
-    mg_buf_appends(&key, "|");
-    mg_buf_appends(&key, t->sni ? t->sni : "");
-    mg_buf_appends(&key, t->verify ? "|1|" : "|0|");
-    mg_buf_appends(&key, t->unix_path ? t->unix_path : "");
+    /* One block for the request and everything it copies: the pool's key
+     * (host|port|tls context|sni|verify|socket path), the target's names,
+     * the head and the body. This runs for every proxied request. */
+    char port_s[24], ctx_s[24];
+    size_t port_n = dec(port_s, t->port), ctx_n = dec(ctx_s, (uint64_t)(uintptr_t)t->ssl_ctx);
+    const char *host = t->host ? t->host : "", *sni = t->sni ? t->sni : "";
+    const char *path = t->unix_path ? t->unix_path : "";
+    size_t host_n = strlen(host), sni_n = strlen(sni), path_n = strlen(path);
+    size_t key_n = host_n + 1 + port_n + 1 + ctx_n + 1 + sni_n + 3 + path_n;
+    size_t total = sizeof(struct mg_client_req) + (key_n + 1) + (host_n + 1) + (sni_n + 1) +
+                   (path_n + 1) + head_len + body_len;
+    struct mg_client_req *r = mg_xmalloc(total);
+    memset(r, 0, sizeof *r);
+    char *o = (char *)(r + 1);
+    r->key = o;
+    o = mempcpy(o, host, host_n);
+    *o++ = '|';
+    o = mempcpy(o, port_s, port_n);
+    *o++ = '|';
+    o = mempcpy(o, ctx_s, ctx_n);
+    *o++ = '|';
+    o = mempcpy(o, sni, sni_n);
+    o = mempcpy(o, t->verify ? "|1|" : "|0|", 3);
+    o = mempcpy(o, path, path_n);
+    *o++ = '\0';
+    r->host = t->host ? o : NULL;
+    o = mempcpy(o, host, host_n + 1);
+    r->sni = t->sni ? o : NULL;
+    o = mempcpy(o, sni, sni_n + 1);
+    r->unix_path = t->unix_path ? o : NULL;
+    o = mempcpy(o, path, path_n + 1);
     r->pool = p;
-    r->key = mg_buf_steal(&key, NULL);
-    r->host = t->host ? mg_xstrdup(t->host) : NULL;
-    r->sni = t->sni ? mg_xstrdup(t->sni) : NULL;
-    r->unix_path = t->unix_path ? mg_xstrdup(t->unix_path) : NULL;
     r->port = t->port;
     r->ssl_ctx = t->ssl_ctx;
     r->verify = t->verify;
-    r->head = mg_xmalloc(head_len);
+    r->head = o;
     memcpy(r->head, head, head_len);
     r->head_len = head_len;
     if (body_len) {
-        r->body = mg_xmalloc(body_len);
+        r->body = o + head_len;
         memcpy(r->body, body, body_len);
         r->body_len = body_len;
     }
