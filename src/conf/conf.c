@@ -377,37 +377,6 @@ __attribute__((format(printf, 5, 6))) static void fail(struct loader *ld, int st
     va_end(ap);
 }
 
-/* Quotes user text for a message: printable ASCII as is, anything else as
- * \xHH, cut at about 60 characters. Errors are joined by newlines, so a
- * value must never be able to forge a line of its own. */
-struct qstr {
-    char s[72];
-};
-
-static const char *qs(struct qstr *q, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (o >= sizeof q->s - 8) {
-            memcpy(q->s + o, "...", 3);
-            o += 3;
-            break;
-        }
-        if (c >= 0x20 && c < 0x7f && c != '\\') {
-            q->s[o++] = (char)c;
-        } else {
-            q->s[o++] = '\\';
-            q->s[o++] = 'x';
-            q->s[o++] = hex[c >> 4];
-            q->s[o++] = hex[c & 15];
-        }
-    }
-    q->s[o] = '\0';
-    return q->s;
-}
-
 /* ---------------------------------------------------------------------------
  * Pass 1: YAML events to a tree of nodes with positions.
  */
@@ -491,9 +460,9 @@ static void check_duplicate_keys(struct loader *ld, const struct mg_ynode *map)
     qsort(refs, n, sizeof *refs, key_ref_cmp);
     for (size_t i = 1; i < n; i++) {
         const struct mg_ynode *a = refs[i - 1].key, *b = refs[i].key;
-        struct qstr q;
+        struct mg_quoted q;
         if (a->len == b->len && memcmp(a->str, b->str, a->len) == 0)
-            fail_at(ld, b, "duplicate key '%s' (first at line %d)", qs(&q, b->str, b->len),
+            fail_at(ld, b, "duplicate key '%s' (first at line %d)", mg_quote(&q, b->str, b->len),
                     a->line);
     }
     free(refs);
@@ -733,13 +702,13 @@ static const char *kind_desc(const struct mg_ynode *n)
 static bool want_scalar(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
                         const char *what)
 {
-    struct qstr q;
+    struct mg_quoted q;
     if (v->kind != MG_YNODE_SCALAR) {
-        fail_at(ld, v, "'%s' must be %s, not %s", qs(&q, k->str, k->len), what, kind_desc(v));
+        fail_at(ld, v, "'%s' must be %s, not %s", mg_quote(&q, k->str, k->len), what, kind_desc(v));
         return false;
     }
     if (mg_ynode_is_null(v)) {
-        fail_at(ld, k, "'%s' has no value; expected %s", qs(&q, k->str, k->len), what);
+        fail_at(ld, k, "'%s' has no value; expected %s", mg_quote(&q, k->str, k->len), what);
         return false;
     }
     return true;
@@ -748,25 +717,25 @@ static bool want_scalar(struct loader *ld, const struct mg_ynode *k, const struc
 static bool want_kind(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
                       enum mg_ynode_kind kind)
 {
-    struct qstr q;
+    struct mg_quoted q;
     const char *what = kind == MG_YNODE_MAP ? "a mapping" : "a list";
     if (v->kind == kind)
         return true;
     if (mg_ynode_is_null(v))
-        fail_at(ld, k, "'%s' has no value; expected %s", qs(&q, k->str, k->len), what);
+        fail_at(ld, k, "'%s' has no value; expected %s", mg_quote(&q, k->str, k->len), what);
     else
-        fail_at(ld, v, "'%s' must be %s, not %s", qs(&q, k->str, k->len), what, kind_desc(v));
+        fail_at(ld, v, "'%s' must be %s, not %s", mg_quote(&q, k->str, k->len), what, kind_desc(v));
     return false;
 }
 
 static bool get_string(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
                        bool allow_empty, char **out)
 {
-    struct qstr q;
+    struct mg_quoted q;
     if (!want_scalar(ld, k, v, "a string"))
         return false;
     if (!allow_empty && v->len == 0) {
-        fail_at(ld, v, "'%s' must not be empty", qs(&q, k->str, k->len));
+        fail_at(ld, v, "'%s' must not be empty", mg_quote(&q, k->str, k->len));
         return false;
     }
     free(*out);
@@ -778,7 +747,7 @@ static bool get_bool(struct loader *ld, const struct mg_ynode *k, const struct m
                      bool *out)
 {
     static const char *const yaml11[] = {"yes", "no", "on", "off", "y", "n"};
-    struct qstr q1, q2;
+    struct mg_quoted q1, q2;
     const char *s = v->str;
     if (!want_scalar(ld, k, v, "true or false"))
         return false;
@@ -794,27 +763,27 @@ static bool get_bool(struct loader *ld, const struct mg_ynode *k, const struct m
         if (mg_str_ieq(s, v->len, yaml11[i])) {
             /* YAML 1.1 booleans; "no" has famously meant Norway, too. */
             fail_at(ld, v, "'%s': '%s' is not a boolean in YAML 1.2; write true or false",
-                    qs(&q1, k->str, k->len), qs(&q2, s, v->len));
+                    mg_quote(&q1, k->str, k->len), mg_quote(&q2, s, v->len));
             return false;
         }
     }
-    fail_at(ld, v, "'%s' must be true or false, not '%s'", qs(&q1, k->str, k->len),
-            qs(&q2, s, v->len));
+    fail_at(ld, v, "'%s' must be true or false, not '%s'", mg_quote(&q1, k->str, k->len),
+            mg_quote(&q2, s, v->len));
     return false;
 }
 
 static bool get_uint(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
                      uint64_t min, uint64_t max, uint64_t *out)
 {
-    struct qstr q;
+    struct mg_quoted q;
     uint64_t n;
     if (!want_scalar(ld, k, v, "an integer"))
         return false;
     /* Decimal only, and no leading zeros: YAML 1.1 would read 010 as 8. */
     if ((v->len > 1 && v->str[0] == '0') || mg_parse_u64(v->str, v->len, &n) < 0 || n < min ||
         n > max) {
-        fail_at(ld, v, "'%s' must be a decimal integer from %llu to %llu", qs(&q, k->str, k->len),
-                (unsigned long long)min, (unsigned long long)max);
+        fail_at(ld, v, "'%s' must be a decimal integer from %llu to %llu",
+                mg_quote(&q, k->str, k->len), (unsigned long long)min, (unsigned long long)max);
         return false;
     }
     *out = n;
@@ -837,7 +806,7 @@ static const char *size_str(char *buf, size_t cap, uint64_t n)
 static bool get_size(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
                      uint64_t min, uint64_t max, size_t *out)
 {
-    struct qstr q;
+    struct mg_quoted q;
     char a[32], b[32];
     uint64_t n;
     int rc;
@@ -846,11 +815,11 @@ static bool get_size(struct loader *ld, const struct mg_ynode *k, const struct m
     rc = size_parse(v->str, &n);
     if (rc == MG_EINVAL) {
         fail_at(ld, v, "'%s' must be a size in bytes, e.g. 16384, 16KiB or 4MiB",
-                qs(&q, k->str, k->len));
+                mg_quote(&q, k->str, k->len));
         return false;
     }
     if (rc < 0 || n < min || n > max || n > SIZE_MAX) {
-        fail_at(ld, v, "'%s' must be from %s to %s", qs(&q, k->str, k->len),
+        fail_at(ld, v, "'%s' must be from %s to %s", mg_quote(&q, k->str, k->len),
                 size_str(a, sizeof a, min), size_str(b, sizeof b, max));
         return false;
     }
@@ -861,7 +830,7 @@ static bool get_size(struct loader *ld, const struct mg_ynode *k, const struct m
 static bool get_duration(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
                          uint64_t *out)
 {
-    struct qstr q;
+    struct mg_quoted q;
     uint64_t ms;
     int rc;
     if (!want_scalar(ld, k, v, "a duration"))
@@ -869,11 +838,11 @@ static bool get_duration(struct loader *ld, const struct mg_ynode *k, const stru
     rc = mg_duration_parse(v->str, &ms);
     if (rc == MG_EINVAL) {
         fail_at(ld, v, "'%s' must be a duration such as 250ms, 5s, 10m or 1h",
-                qs(&q, k->str, k->len));
+                mg_quote(&q, k->str, k->len));
         return false;
     }
     if (rc < 0 || ms < 1 || ms > CONF_MAX_TIMEOUT_MS) {
-        fail_at(ld, v, "'%s' must be from 1ms to 168h", qs(&q, k->str, k->len));
+        fail_at(ld, v, "'%s' must be from 1ms to 168h", mg_quote(&q, k->str, k->len));
         return false;
     }
     *out = ms;
@@ -885,7 +854,7 @@ static bool get_duration(struct loader *ld, const struct mg_ynode *k, const stru
 static bool get_string_list(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
                             char ***out, size_t *n_out)
 {
-    struct qstr q;
+    struct mg_quoted q;
     bool ok = true;
     if (!want_kind(ld, k, v, MG_YNODE_SEQ))
         return false;
@@ -894,7 +863,7 @@ static bool get_string_list(struct loader *ld, const struct mg_ynode *k, const s
     for (size_t i = 0; i < v->n_kids; i++) {
         const struct mg_ynode *it = v->kids[i];
         if (it->kind != MG_YNODE_SCALAR || mg_ynode_is_null(it)) {
-            fail_at(ld, it, "items of '%s' must be strings, not %s", qs(&q, k->str, k->len),
+            fail_at(ld, it, "items of '%s' must be strings, not %s", mg_quote(&q, k->str, k->len),
                     kind_desc(it));
             ok = false;
             continue;
@@ -906,8 +875,8 @@ static bool get_string_list(struct loader *ld, const struct mg_ynode *k, const s
 
 static void unknown_key(struct loader *ld, const struct mg_ynode *k, const char *where)
 {
-    struct qstr q;
-    fail_at(ld, k, "unknown key '%s' %s", qs(&q, k->str, k->len), where);
+    struct mg_quoted q;
+    fail_at(ld, k, "unknown key '%s' %s", mg_quote(&q, k->str, k->len), where);
 }
 
 /* ---------------------------------------------------------------------------
@@ -1211,12 +1180,12 @@ static const char *const reserved_headers[] = {
 
 static bool check_header_name(struct loader *ld, const struct mg_ynode *n, const char *what)
 {
-    struct qstr q;
+    struct mg_quoted q;
     bool ok = n->len > 0 && n->len <= 256;
     for (size_t i = 0; ok && i < n->len; i++)
         ok = is_token_char(n->str[i]);
     if (!ok) {
-        fail_at(ld, n, "'%s' in %s is not a valid header name", qs(&q, n->str, n->len), what);
+        fail_at(ld, n, "'%s' in %s is not a valid header name", mg_quote(&q, n->str, n->len), what);
         return false;
     }
     for (size_t i = 0; i < MG_ARRAY_LEN(reserved_headers); i++) {
@@ -1255,10 +1224,10 @@ static void check_header_duplicates(struct loader *ld, const struct mg_ynode *v,
         }
     qsort(refs, m, sizeof *refs, strcase_ref_cmp);
     for (size_t i = 1; i < m; i++) {
-        struct qstr q;
+        struct mg_quoted q;
         if (strcasecmp(refs[i - 1].key->str, refs[i].key->str) == 0)
             fail_at(ld, refs[i].key, "header '%s' appears twice in %s (first at line %d)",
-                    qs(&q, refs[i].key->str, refs[i].key->len), what, refs[i - 1].key->line);
+                    mg_quote(&q, refs[i].key->str, refs[i].key->len), what, refs[i - 1].key->line);
     }
     free(refs);
 }
@@ -1316,7 +1285,7 @@ static void load_origins(struct loader *ld, struct mg_conf_route *r, const struc
     for (size_t i = 0; i < v->n_kids; i++) {
         const struct mg_ynode *it = v->kids[i];
         struct mg_url u;
-        struct qstr q;
+        struct mg_quoted q;
         const char *why = url_parse(it->str, &u), *auth;
         char buf[CONF_MAX_URL + 16];
         bool v6;
@@ -1326,8 +1295,8 @@ static void load_origins(struct loader *ld, struct mg_conf_route *r, const struc
         if (why == NULL && auth && strchr(auth + 3, '/'))
             why = "an origin has no path, not even '/'";
         if (why) {
-            fail_at(ld, it, "invalid origin '%s' in allowed_origins: %s", qs(&q, it->str, it->len),
-                    why);
+            fail_at(ld, it, "invalid origin '%s' in allowed_origins: %s",
+                    mg_quote(&q, it->str, it->len), why);
             mg_url_fini(&u);
             continue;
         }
@@ -1362,7 +1331,7 @@ static void load_stdio(struct loader *ld, struct mg_conf_route *r, const struct 
             for (size_t j = 0; j < sv->n_kids; j += 2) {
                 const struct mg_ynode *ek = sv->kids[j], *ev = sv->kids[j + 1];
                 struct mg_conf_env *e = &r->stdio.env[j / 2];
-                struct qstr q;
+                struct mg_quoted q;
                 /* POSIX portable names: anything else cannot be read back
                  * by a shell and is likely a typo. */
                 bool ok = ek->len > 0 && (is_alpha(ek->str[0]) || ek->str[0] == '_');
@@ -1370,7 +1339,7 @@ static void load_stdio(struct loader *ld, struct mg_conf_route *r, const struct 
                     ok = is_alpha(ek->str[m]) || is_digit(ek->str[m]) || ek->str[m] == '_';
                 if (!ok) {
                     fail_at(ld, ek, "'%s' is not a valid environment variable name",
-                            qs(&q, ek->str, ek->len));
+                            mg_quote(&q, ek->str, ek->len));
                     continue;
                 }
                 if (get_string(ld, ek, ev, true, &e->value))
@@ -1384,7 +1353,7 @@ static void load_stdio(struct loader *ld, struct mg_conf_route *r, const struct 
 
 static void load_to(struct loader *ld, struct mg_conf_route *r, const struct mg_ynode *v, bool *ok)
 {
-    struct qstr q;
+    struct mg_quoted q;
     const char *why;
     if (strncmp(r->to_raw, "stdio:", 6) == 0) {
         const char *cmd = r->to_raw + 6;
@@ -1399,7 +1368,7 @@ static void load_to(struct loader *ld, struct mg_conf_route *r, const struct mg_
                 fail_at(ld, v,
                         "stdio command '%s' contains whitespace or control characters; "
                         "put arguments in stdio.args",
-                        qs(&q, cmd, strlen(cmd)));
+                        mg_quote(&q, cmd, strlen(cmd)));
                 return;
             }
         }
@@ -1409,7 +1378,7 @@ static void load_to(struct loader *ld, struct mg_conf_route *r, const struct mg_
         return;
     }
     if ((why = url_parse(r->to_raw, &r->to)) != NULL) {
-        fail_at(ld, v, "invalid 'to' URL '%s': %s", qs(&q, v->str, v->len), why);
+        fail_at(ld, v, "invalid 'to' URL '%s': %s", mg_quote(&q, v->str, v->len), why);
         return;
     }
     r->kind = strncmp(r->to.scheme, "sse+", 4) == 0 ? MG_UPSTREAM_SSE : MG_UPSTREAM_HTTP;
@@ -1444,7 +1413,7 @@ static void load_policy(struct loader *ld, const struct mg_ynode *v, const char 
 static void load_mcp(struct loader *ld, struct mg_conf_route *r, const struct mg_ynode *k,
                      const struct mg_ynode *v)
 {
-    struct qstr q;
+    struct mg_quoted q;
     if (!want_kind(ld, k, v, MG_YNODE_MAP))
         return;
     for (size_t i = 0; i < v->n_kids; i += 2) {
@@ -1465,7 +1434,7 @@ static void load_mcp(struct loader *ld, struct mg_conf_route *r, const struct mg
             enum mg_tool_class cls;
             if (tv->kind != MG_YNODE_SCALAR || mg_tool_class_parse(tv->str, &cls) < 0)
                 fail_at(ld, tv, "the class of tool '%s' must be read_only, write or destructive",
-                        qs(&q, tk->str, tk->len));
+                        mg_quote(&q, tk->str, tk->len));
             else
                 tc->tool_class = (int)cls;
         }
@@ -1480,7 +1449,7 @@ static void load_route(struct loader *ld, struct mg_conf_route *r, const struct 
     const struct mg_ynode *stdio_v = NULL;
     const struct mg_ynode *tls_k = NULL, *http_k = NULL;
     bool to_ok = false;
-    struct qstr q;
+    struct mg_quoted q;
 
     r->line = n->line;
     r->col = n->col;
@@ -1500,7 +1469,7 @@ static void load_route(struct loader *ld, struct mg_conf_route *r, const struct 
                 ok = is_alpha(v->str[j]) || is_digit(v->str[j]) || strchr("_.-", v->str[j]);
             if (!ok)
                 fail_at(ld, v, "route name '%s' must be 1 to 64 of A-Z a-z 0-9 _ . -",
-                        qs(&q, v->str, v->len));
+                        mg_quote(&q, v->str, v->len));
             else
                 pos->name = v;
         } else if (key_is(k, "from")) {
@@ -1513,7 +1482,7 @@ static void load_route(struct loader *ld, struct mg_conf_route *r, const struct 
                 strcmp(r->from.scheme, "https") != 0)
                 why = "'from' must use http or https";
             if (why) {
-                fail_at(ld, v, "invalid 'from' URL '%s': %s", qs(&q, v->str, v->len), why);
+                fail_at(ld, v, "invalid 'from' URL '%s': %s", mg_quote(&q, v->str, v->len), why);
                 mg_url_fini(&r->from);
             } else {
                 pos->from = v;
@@ -1561,7 +1530,7 @@ static void load_route(struct loader *ld, struct mg_conf_route *r, const struct 
                             fail_at(ld, v->kids[j],
                                     "scope '%s' has a character RFC 6749 "
                                     "does not allow",
-                                    qs(&q, r->scopes[j], strlen(r->scopes[j])));
+                                    mg_quote(&q, r->scopes[j], strlen(r->scopes[j])));
                             break;
                         }
         } else if (key_is(k, "policy")) {
@@ -1599,11 +1568,12 @@ static void load_route(struct loader *ld, struct mg_conf_route *r, const struct 
 
     if (r->kind == MG_UPSTREAM_STDIO && http_k)
         fail_at(ld, http_k, "'%s' only applies to http and sse upstreams",
-                qs(&q, http_k->str, http_k->len));
+                mg_quote(&q, http_k->str, http_k->len));
     bool tls_upstream = r->kind != MG_UPSTREAM_STDIO && (strcmp(r->to.scheme, "https") == 0 ||
                                                          strcmp(r->to.scheme, "sse+https") == 0);
     if (tls_k && !tls_upstream)
-        fail_at(ld, tls_k, "'%s' only applies to https upstreams", qs(&q, tls_k->str, tls_k->len));
+        fail_at(ld, tls_k, "'%s' only applies to https upstreams",
+                mg_quote(&q, tls_k->str, tls_k->len));
     if (tls_upstream && r->tls_server_name == NULL)
         r->tls_server_name = mg_xstrdup(r->to.host);
 }
@@ -1645,7 +1615,7 @@ static void check_route_duplicates(struct loader *ld, const struct mg_conf_route
     struct key_ref *refs = mg_xcalloc(n, sizeof *refs);
     struct from_ref *froms = mg_xcalloc(n, sizeof *froms);
     size_t m = 0;
-    struct qstr q1, q2;
+    struct mg_quoted q1, q2;
 
     for (size_t i = 0; i < n; i++)
         if (pos[i].name)
@@ -1654,7 +1624,7 @@ static void check_route_duplicates(struct loader *ld, const struct mg_conf_route
     for (size_t i = 1; i < m; i++)
         if (strcmp(refs[i - 1].key->str, refs[i].key->str) == 0)
             fail_at(ld, refs[i].key, "duplicate route name '%s' (first at line %d)",
-                    qs(&q1, refs[i].key->str, refs[i].key->len), refs[i - 1].key->line);
+                    mg_quote(&q1, refs[i].key->str, refs[i].key->len), refs[i - 1].key->line);
 
     m = 0;
     for (size_t i = 0; i < n; i++)
@@ -1666,7 +1636,7 @@ static void check_route_duplicates(struct loader *ld, const struct mg_conf_route
             froms[i - 1].url->port == froms[i].url->port &&
             strcmp(froms[i - 1].url->path, froms[i].url->path) == 0)
             fail_at(ld, froms[i].node, "'from' '%s' is already served by the route at line %d",
-                    qs(&q2, froms[i].node->str, froms[i].node->len),
+                    mg_quote(&q2, froms[i].node->str, froms[i].node->len),
                     routes[froms[i - 1].index].line);
     free(froms);
     free(refs);
@@ -1708,7 +1678,7 @@ static void load_routes(struct loader *ld, struct mg_conf *c, const struct mg_yn
 static bool get_http_url(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
                          bool want_origin, char **out)
 {
-    struct qstr q;
+    struct mg_quoted q;
     struct mg_url u;
     if (!get_string(ld, k, v, false, out))
         return false;
@@ -1722,7 +1692,7 @@ static bool get_http_url(struct loader *ld, const struct mg_ynode *k, const stru
         why = "must not end with '/'";
     mg_url_fini(&u);
     if (why) {
-        fail_at(ld, v, "invalid '%s' '%s': %s", qs(&q, k->str, k->len), v->str, why);
+        fail_at(ld, v, "invalid '%s' '%s': %s", mg_quote(&q, k->str, k->len), v->str, why);
         return false;
     }
     return true;
@@ -1770,7 +1740,7 @@ static bool is_name_char(char c)
 static void load_oauth_client(struct loader *ld, struct mg_conf_oauth_client *cl,
                               const struct mg_ynode *n)
 {
-    struct qstr q;
+    struct mg_quoted q;
     cl->line = n->line;
     if (n->kind != MG_YNODE_MAP) {
         fail_at(ld, n, "each client must be a mapping, not %s", kind_desc(n));
@@ -1805,7 +1775,7 @@ static void load_oauth_client(struct loader *ld, struct mg_conf_oauth_client *cl
                         fail_at(ld, v->kids[j],
                                 "unknown grant type '%s' (authorization_code, refresh_token, "
                                 "client_credentials)",
-                                qs(&q, g[j], strlen(g[j])));
+                                mg_quote(&q, g[j], strlen(g[j])));
                 }
             }
             free_strv(g, ng);
@@ -1911,7 +1881,7 @@ static void load_claims(struct loader *ld, const struct mg_ynode *k, const struc
 
 static void load_idp(struct loader *ld, struct mg_conf_idp *p, const struct mg_ynode *n)
 {
-    struct qstr q;
+    struct mg_quoted q;
     bool inline_secret = false;
     p->line = n->line;
     if (n->kind != MG_YNODE_MAP) {
@@ -1927,7 +1897,7 @@ static void load_idp(struct loader *ld, struct mg_conf_idp *p, const struct mg_y
                     ok = is_name_char(v->str[j]);
                 if (!ok)
                     fail_at(ld, v, "provider name '%s' must be 1 to 32 of a-z 0-9 _ -",
-                            qs(&q, v->str, v->len));
+                            mg_quote(&q, v->str, v->len));
             }
         } else if (key_is(k, "display_name")) {
             get_string(ld, k, v, false, &p->display_name);
@@ -2108,7 +2078,7 @@ static void identity_fini(struct mg_conf *c)
 static bool get_choice(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
                        const char *const *names, size_t n, const char *choices, int *out)
 {
-    struct qstr q1, q2;
+    struct mg_quoted q1, q2;
     if (!want_scalar(ld, k, v, choices))
         return false;
     for (size_t i = 0; i < n; i++) {
@@ -2117,8 +2087,8 @@ static bool get_choice(struct loader *ld, const struct mg_ynode *k, const struct
             return true;
         }
     }
-    fail_at(ld, v, "'%s' must be %s, not '%s'", qs(&q1, k->str, k->len), choices,
-            qs(&q2, v->str, v->len));
+    fail_at(ld, v, "'%s' must be %s, not '%s'", mg_quote(&q1, k->str, k->len), choices,
+            mg_quote(&q2, v->str, v->len));
     return false;
 }
 
@@ -2178,7 +2148,7 @@ static void load_audit(struct loader *ld, struct mg_conf *c, const struct mg_yno
 static bool get_listen(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
                        char **out)
 {
-    struct qstr q;
+    struct mg_quoted q;
     const char *hs, *ps, *why;
     size_t hn, pn;
     uint16_t port;
@@ -2193,7 +2163,8 @@ static bool get_listen(struct loader *ld, const struct mg_ynode *k, const struct
     if (why == NULL)
         why = parse_port(ps, pn, &port);
     if (why) {
-        fail_at(ld, v, "'%s' must be host:port or [v6]:port: %s", qs(&q, k->str, k->len), why);
+        fail_at(ld, v, "'%s' must be host:port or [v6]:port: %s", mg_quote(&q, k->str, k->len),
+                why);
         return false;
     }
     return true;

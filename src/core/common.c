@@ -138,3 +138,27 @@ size_t mg_utf8_seq_len(const unsigned char *s, size_t n)
         return 0;
     return len;
 }
+
+const char *mg_quote(struct mg_quoted *q, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (o >= sizeof q->s - 8) {
+            memcpy(q->s + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            q->s[o++] = (char)c;
+        } else {
+            q->s[o++] = '\\';
+            q->s[o++] = 'x';
+            q->s[o++] = hex[c >> 4];
+            q->s[o++] = hex[c & 15];
+        }
+    }
+    q->s[o] = '\0';
+    return q->s;
+}

@@ -74,6 +74,14 @@ bool mg_str_eq(const char *a, size_t a_len, const char *b);
 /* Length of the well-formed UTF-8 sequence at s (RFC 3629 §4: no overlongs,
  * no surrogates, nothing above U+10FFFF), or 0 if the bytes are not one. */
 size_t mg_utf8_seq_len(const unsigned char *s, size_t n);
+/* User text quoted for a message: printable ASCII as is, anything else
+ * (and '\\') as \xHH, cut at about 60 characters with "...", so a value
+ * can never forge a line of its own in "FILE:LINE:COL: message" output or
+ * in errors joined by newlines. The result lives in q. */
+struct mg_quoted {
+    char s[72];
+};
+const char *mg_quote(struct mg_quoted *q, const char *s, size_t n);
 /* Parses a decimal unsigned integer that must fill the whole slice. */
 int mg_parse_u64(const char *s, size_t len, uint64_t *out);
 

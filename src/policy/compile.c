@@ -98,37 +98,6 @@ static uint8_t slot_for(struct compiler *c, uint8_t kind, const char *key)
     return (uint8_t)(i + 1);
 }
 
-/* Quotes user text for a message: printable ASCII as is, anything else as
- * \xHH, cut at about 60 characters, so a value can never forge a line of
- * its own in the loader's "FILE:LINE:COL: message" output. */
-struct qstr {
-    char s[72];
-};
-
-static const char *qs(struct qstr *q, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (o >= sizeof q->s - 8) {
-            memcpy(q->s + o, "...", 3);
-            o += 3;
-            break;
-        }
-        if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
-            q->s[o++] = (char)ch;
-        } else {
-            q->s[o++] = '\\';
-            q->s[o++] = 'x';
-            q->s[o++] = hex[ch >> 4];
-            q->s[o++] = hex[ch & 15];
-        }
-    }
-    q->s[o] = '\0';
-    return q->s;
-}
-
 __attribute__((format(printf, 5, 6))) static void err(struct compiler *c, const struct mg_ynode *at,
                                                       int status, const char *path, const char *fmt,
                                                       ...)
@@ -559,10 +528,10 @@ static bool build_op(struct compiler *c, const struct crit *cr, const struct mg_
                 return false;
             lits[i] = make_lit(c, it, typed, fold);
             if (cr->kind == CR_MCP_TOOL_CLASS && !tool_class_lit_ok(&lits[i])) {
-                struct qstr q;
+                struct mg_quoted q;
                 err(c, it, MG_EINVAL, cr->path,
                     "'%s' is not a tool class: expected read_only, write or destructive",
-                    qs(&q, it->str, it->len));
+                    mg_quote(&q, it->str, it->len));
                 return false;
             }
         }
@@ -608,17 +577,17 @@ static bool build_op(struct compiler *c, const struct crit *cr, const struct mg_
     {
         struct lit l = make_lit(c, v, typed, fold);
         if ((kind == M_LT || kind == M_LE || kind == M_GT || kind == M_GE) && l.type != LIT_NUM) {
-            struct qstr q;
+            struct mg_quoted q;
             err(c, v, MG_EINVAL, cr->path, "'%s' takes a number, not '%s'", k->str,
-                qs(&q, v->str, v->len));
+                mg_quote(&q, v->str, v->len));
             return false;
         }
         if (cr->kind == CR_MCP_TOOL_CLASS && (kind == M_IS || kind == M_NOT) &&
             !tool_class_lit_ok(&l)) {
-            struct qstr q;
+            struct mg_quoted q;
             err(c, v, MG_EINVAL, cr->path,
                 "'%s' is not a tool class: expected read_only, write or destructive",
-                qs(&q, v->str, v->len));
+                mg_quote(&q, v->str, v->len));
             return false;
         }
         out->n = 1;
@@ -679,9 +648,10 @@ static bool build_matcher(struct compiler *c, struct crit *cr, const struct mg_y
                     break;
                 }
             if (d == NULL) {
-                struct qstr q;
+                struct mg_quoted q;
                 err(c, k, MG_EINVAL, cr->path, "unknown matcher '%s': '%s' takes %s",
-                    qs(&q, k->str, k->len), mg_policy__crit_name(cr->kind), family_ops(family));
+                    mg_quote(&q, k->str, k->len), mg_policy__crit_name(cr->kind),
+                    family_ops(family));
                 ok = false;
                 continue;
             }
@@ -743,10 +713,10 @@ static bool parse_pointer(struct compiler *c, struct crit *cr, const struct mg_y
     char buf[MG_POLICY_MAX_STRING];
     size_t n_seg = 0, i = 0;
     if (len > 0 && ptr[0] != '/') {
-        struct qstr q;
+        struct mg_quoted q;
         err(c, at, MG_EINVAL, cr->path,
             "'%s' is not a JSON Pointer: it must be empty or start with '/' (RFC 6901)",
-            qs(&q, ptr, len));
+            mg_quote(&q, ptr, len));
         return false;
     }
     while (i < len) {
@@ -822,7 +792,7 @@ static bool parse_cidr(struct compiler *c, struct crit *cr, const struct mg_ynod
     const char *slash = memchr(v->str, '/', v->len);
     size_t hlen = slash ? (size_t)(slash - v->str) : v->len;
     unsigned bits = 0;
-    struct qstr q;
+    struct mg_quoted q;
     bool masked = false;
     uint8_t addr[16] = {0};
     memset(out, 0, sizeof *out);
@@ -854,7 +824,7 @@ static bool parse_cidr(struct compiler *c, struct crit *cr, const struct mg_ynod
         }
         if (bits > max) {
             err(c, v, MG_EINVAL, cr->path, "'%s': the prefix length is at most %u",
-                qs(&q, v->str, v->len), max);
+                mg_quote(&q, v->str, v->len), max);
             return false;
         }
     }
@@ -878,7 +848,7 @@ static bool parse_cidr(struct compiler *c, struct crit *cr, const struct mg_ynod
     return true;
 bad:
     err(c, v, MG_EINVAL, cr->path, "'%s' is not an IP address or CIDR range",
-        qs(&q, v->str, v->len));
+        mg_quote(&q, v->str, v->len));
     return false;
 }
 
@@ -1051,7 +1021,7 @@ static int zone_get(struct compiler *c, const struct crit *cr, const struct mg_y
     struct mg_policy *p = c->p;
     struct mg_policy_tz *z = NULL;
     const char *why = NULL;
-    struct qstr q;
+    struct mg_quoted q;
     int rc;
     for (uint32_t i = 0; i < p->n_zones; i++)
         if (strcmp(p->zone_names[i], v->str) == 0)
@@ -1066,7 +1036,7 @@ static int zone_get(struct compiler *c, const struct crit *cr, const struct mg_y
         err(c, v, MG_EINVAL, cr->path,
             "time zone '%s': %s (use UTC, +HH:MM or an IANA name "
             "such as Europe/Berlin)",
-            qs(&q, v->str, v->len), why ? why : "cannot load");
+            mg_quote(&q, v->str, v->len), why ? why : "cannot load");
         return -1;
     }
     p->zones[p->n_zones] = z;
@@ -1085,10 +1055,10 @@ static bool build_date(struct compiler *c, struct crit *cr, const struct mg_ynod
         const struct mg_ynode *k = v->kids[i], *val = v->kids[i + 1];
         bool after = key_is(k, "after");
         int64_t t;
-        struct qstr q;
+        struct mg_quoted q;
         if (!after && !key_is(k, "before")) {
             err(c, k, MG_EINVAL, cr->path, "unknown key '%s' in 'date': expected after or before",
-                qs(&q, k->str, k->len));
+                mg_quote(&q, k->str, k->len));
             ok = false;
             continue;
         }
@@ -1100,7 +1070,7 @@ static bool build_date(struct compiler *c, struct crit *cr, const struct mg_ynod
             err(c, val, MG_EINVAL, cr->path,
                 "'%s' is not an ISO 8601 date (2026-01-31, 2026-01-31T16:20:00, "
                 "2026-01-31T16:20:00+01:00)",
-                qs(&q, val->str, val->len));
+                mg_quote(&q, val->str, val->len));
             ok = false;
             continue;
         }
@@ -1139,7 +1109,7 @@ static int day_of(const char *s, size_t n)
 static bool parse_days(struct compiler *c, struct crit *cr, const struct mg_ynode *v, uint8_t *days)
 {
     const char *s = v->str, *end = v->str + v->len;
-    struct qstr q;
+    struct mg_quoted q;
     while (s < end && *s == ' ')
         s++;
     if (end - s == 1 && *s == '*') {
@@ -1172,7 +1142,7 @@ static bool parse_days(struct compiler *c, struct crit *cr, const struct mg_ynod
             err(c, v, MG_EINVAL, cr->path,
                 "'%s' is not a day or a range of days (\"*\", \"mon,wed\", \"mon-fri\"; English "
                 "names or three-letter abbreviations)",
-                qs(&q, item, (size_t)(ie - item)));
+                mg_quote(&q, item, (size_t)(ie - item)));
             return false;
         }
         for (int d = a;; d = (d + 1) % 7) {
@@ -1195,7 +1165,7 @@ static bool build_dow(struct compiler *c, struct crit *cr, const struct mg_ynode
         days_v = NULL;
         for (size_t i = 0; i + 1 < v->n_kids; i += 2) {
             const struct mg_ynode *k = v->kids[i];
-            struct qstr q;
+            struct mg_quoted q;
             if (key_is(k, "timezone")) {
                 tz_v = v->kids[i + 1];
             } else if (key_is(k, "days")) {
@@ -1203,7 +1173,7 @@ static bool build_dow(struct compiler *c, struct crit *cr, const struct mg_ynode
             } else {
                 err(c, k, MG_EINVAL, cr->path,
                     "unknown key '%s' in 'day_of_week': expected days or timezone",
-                    qs(&q, k->str, k->len));
+                    mg_quote(&q, k->str, k->len));
                 ok = false;
             }
         }
@@ -1257,7 +1227,7 @@ static bool build_tod(struct compiler *c, struct crit *cr, const struct mg_ynode
     for (size_t i = 0; i + 1 < v->n_kids; i += 2) {
         const struct mg_ynode *k = v->kids[i], *val = v->kids[i + 1];
         int32_t t;
-        struct qstr q;
+        struct mg_quoted q;
         if (key_is(k, "timezone")) {
             tz_v = val;
             continue;
@@ -1265,7 +1235,7 @@ static bool build_tod(struct compiler *c, struct crit *cr, const struct mg_ynode
         if (!key_is(k, "after") && !key_is(k, "before")) {
             err(c, k, MG_EINVAL, cr->path,
                 "unknown key '%s' in 'time_of_day': expected timezone, after or before",
-                qs(&q, k->str, k->len));
+                mg_quote(&q, k->str, k->len));
             ok = false;
             continue;
         }
@@ -1276,7 +1246,7 @@ static bool build_tod(struct compiler *c, struct crit *cr, const struct mg_ynode
         if (!parse_clock(val->str, val->len, &t)) {
             err(c, val, MG_EINVAL, cr->path,
                 "'%s' is not a time of day (15:04, 15:04:05, 3:04PM, 3:04 PM, 3PM)",
-                qs(&q, val->str, val->len));
+                mg_quote(&q, val->str, val->len));
             ok = false;
             continue;
         }
@@ -1383,7 +1353,7 @@ static bool compile_crit(struct compiler *c, const struct mg_ynode *n, const cha
     const char *slash, *sub = NULL;
     size_t name_len, sub_len = 0;
     struct crit cr;
-    struct qstr q;
+    struct mg_quoted q;
     bool ok = true;
 
     if (n->kind != MG_YNODE_MAP || n->n_kids != 2) {
@@ -1425,9 +1395,9 @@ static bool compile_crit(struct compiler *c, const struct mg_ynode *n, const cha
             }
         if (hint)
             err(c, k, MG_EINVAL, path, "unknown criterion '%s' (did you mean '%s'?)",
-                qs(&q, k->str, name_len), hint);
+                mg_quote(&q, k->str, name_len), hint);
         else
-            err(c, k, MG_EINVAL, path, "unknown criterion '%s'", qs(&q, k->str, name_len));
+            err(c, k, MG_EINVAL, path, "unknown criterion '%s'", mg_quote(&q, k->str, name_len));
         return false;
     }
     if (def->sub == SUB_NO && slash) {
@@ -1587,13 +1557,13 @@ static void compile_body(struct compiler *c, const struct mg_ynode *k, const str
         struct term t = {.action = action};
         int op = -1;
         size_t errs_before = (size_t)c->n_errs;
-        struct qstr q;
+        struct mg_quoted q;
         for (int j = 0; j < 4; j++)
             if (key_is(ok, ops[j]))
                 op = j;
         if (op < 0) {
             err(c, ok, MG_EINVAL, bpath, "unknown operator '%s': expected and, or, not or nor",
-                qs(&q, ok->str, ok->len));
+                mg_quote(&q, ok->str, ok->len));
             continue;
         }
         t.op = (uint8_t)op;
@@ -1645,14 +1615,14 @@ static void compile_rule(struct compiler *c, const struct mg_ynode *n, const cha
         note(c, rpath, n, "the rule has neither 'allow' nor 'deny': it does nothing");
     for (size_t i = 0; i + 1 < n->n_kids; i += 2) {
         const struct mg_ynode *k = n->kids[i], *v = n->kids[i + 1];
-        struct qstr q;
+        struct mg_quoted q;
         if (key_is(k, "allow"))
             compile_body(c, k, v, ACT_ALLOW, rpath);
         else if (key_is(k, "deny"))
             compile_body(c, k, v, ACT_DENY, rpath);
         else
             err(c, k, MG_EINVAL, rpath, "unknown key '%s' in a rule: expected allow or deny",
-                qs(&q, k->str, k->len));
+                mg_quote(&q, k->str, k->len));
     }
 }
 
