@@ -179,10 +179,10 @@ static void lookup_done(void *arg, int status)
 static bool bearer_of(const struct mg_http_head *h, char *out, size_t cap, bool *bad)
 {
     *bad = false;
-    size_t n = mg_http_head_count(h, "authorization");
+    size_t n = mg_http_head_num(h, MG_HDR_AUTHORIZATION);
     if (n == 0)
         return false;
-    const struct mg_http_header *a = mg_http_head_find(h, "authorization");
+    const struct mg_http_header *a = mg_http_head_get(h, MG_HDR_AUTHORIZATION);
     *bad = true;
     if (n > 1 || a->value_len < 8 || !mg_str_ieq(a->value, 7, "bearer ") ||
         a->value_len - 7 >= cap || a->value_len - 7 > MAX_BEARER_LEN)
@@ -434,7 +434,7 @@ bool mg_gw__serve_prm(struct mg_gw_req *p)
     if (strncmp(req->path, prm_prefix, n) != 0 || (req->path[n] != '\0' && req->path[n] != '/'))
         return false;
     const char *rest = req->path + n;
-    const struct mg_http_header *host = mg_http_head_find(req->head, "host");
+    const struct mg_http_header *host = mg_http_head_get(req->head, MG_HDR_HOST);
     int st = 0;
     const struct mg_route_rt *rt = NULL;
     if (rest[0] != '\0') {

@@ -107,11 +107,11 @@ static bool submit(struct mg_gw_req *p, struct mg_audit_record *rec)
     return mg_audit_submit(a, rec, NULL, NULL, NULL) == 0 || mg_audit_healthy(a);
 }
 
-static void header_of(const struct mg_http_head *h, const char *name, const char **v, size_t *len,
+static void header_of(const struct mg_http_head *h, enum mg_hdr id, const char **v, size_t *len,
                       size_t *n)
 {
-    const struct mg_http_header *x = mg_http_head_find(h, name);
-    *n = mg_http_head_count(h, name);
+    const struct mg_http_header *x = mg_http_head_get(h, id);
+    *n = mg_http_head_num(h, id);
     *v = x ? x->value : NULL;
     *len = x ? x->value_len : 0;
 }
@@ -194,10 +194,10 @@ void mg_gw__decide(struct mg_gw_req *p, void (*next)(struct mg_gw_req *p))
     bool post = req->method == HTTP_POST && p->rpc.shape != MG_JSONRPC_INVALID;
     if (post) {
         struct mg_judge_headers h;
-        header_of(req->head, "mcp-method", &h.mcp_method, &h.mcp_method_len, &h.n_mcp_method);
-        header_of(req->head, "mcp-name", &h.mcp_name, &h.mcp_name_len, &h.n_mcp_name);
-        header_of(req->head, "mcp-protocol-version", &h.protocol_version, &h.protocol_version_len,
-                  &h.n_protocol_version);
+        header_of(req->head, MG_HDR_MCP_METHOD, &h.mcp_method, &h.mcp_method_len, &h.n_mcp_method);
+        header_of(req->head, MG_HDR_MCP_NAME, &h.mcp_name, &h.mcp_name_len, &h.n_mcp_name);
+        header_of(req->head, MG_HDR_MCP_PROTOCOL_VERSION, &h.protocol_version,
+                  &h.protocol_version_len, &h.n_protocol_version);
         enum mg_judge_refusal r = mg_judge_precheck(&p->rpc, &h);
         if (r != MG_JUDGE_PROCEED) {
             int status, code;

@@ -169,54 +169,48 @@ static bool in_list(const char *name, size_t len, char **list, size_t n)
     return false;
 }
 
-/* A header name with its length: tables of names are checked against
- * every header of every request, so only names of the same length are
- * compared. */
-struct hname {
-    const char *s;
-    size_t len;
+/* Hop-by-hop headers (RFC 9110 §7.6.1) and the ones the gateway sets
+ * itself or must not pass on, by the parser's header ids: every header of
+ * every request and answer is checked against them. */
+static const bool hop_by_hop[MG_HDR__COUNT] = {
+    [MG_HDR_CONNECTION] = true,
+    [MG_HDR_KEEP_ALIVE] = true,
+    [MG_HDR_PROXY_CONNECTION] = true,
+    [MG_HDR_TE] = true,
+    [MG_HDR_TRAILER] = true,
+    [MG_HDR_TRANSFER_ENCODING] = true,
+    [MG_HDR_UPGRADE] = true,
+    [MG_HDR_PROXY_AUTHENTICATE] = true,
+    [MG_HDR_PROXY_AUTHORIZATION] = true,
+    [MG_HDR_HTTP2_SETTINGS] = true,
 };
-#define HNAME(lit)                                                                                 \
-    {                                                                                              \
-        lit, sizeof(lit) - 1                                                                       \
-    }
-
-static bool in_names(const char *n, size_t len, const struct hname *t, size_t nt)
-{
-    for (size_t i = 0; i < nt; i++)
-        if (t[i].len == len && mg_str_ieq(n, len, t[i].s))
-            return true;
-    return false;
-}
-
-static bool is_hop_by_hop(const char *n, size_t len)
-{
-    static const struct hname hop[] = {
-        HNAME("connection"),
-        HNAME("keep-alive"),
-        HNAME("proxy-connection"),
-        HNAME("te"),
-        HNAME("trailer"),
-        HNAME("transfer-encoding"),
-        HNAME("upgrade"),
-        HNAME("proxy-authenticate"),
-        HNAME("proxy-authorization"),
-        HNAME("http2-settings"),
-    };
-    return in_names(n, len, hop, MG_ARRAY_LEN(hop));
-}
+static const bool request_drop[MG_HDR__COUNT] = {
+    [MG_HDR_HOST] = true,
+    [MG_HDR_CONTENT_LENGTH] = true,
+    [MG_HDR_EXPECT] = true,
+    [MG_HDR_AUTHORIZATION] = true,
+    [MG_HDR_FORWARDED] = true,
+    [MG_HDR_X_FORWARDED_FOR] = true,
+    [MG_HDR_X_FORWARDED_PROTO] = true,
+    [MG_HDR_X_FORWARDED_HOST] = true,
+    [MG_HDR_X_FORWARDED_PORT] = true,
+    [MG_HDR_X_REAL_IP] = true,
+    [MG_HDR_COOKIE] = true, /* re-sent by append_cookies without ours */
+    [MG_HDR_X_MCPGATE_ROUTE] = true,
+    [MG_HDR_X_MCPGATE_HUB_KEY] = true,
+};
 
 /* Headers named in Connection are hop-by-hop too (RFC 9110 §7.6.1). */
 static bool named_in_connection(const struct mg_http_head *h, const char *n, size_t len)
 {
     char name[128];
-    if (len >= sizeof name)
+    if (mg_http_head_num(h, MG_HDR_CONNECTION) == 0 || len >= sizeof name)
         return false;
     memcpy(name, n, len);
     name[len] = '\0';
     for (size_t i = 0; i < h->n_headers; i++) {
         const struct mg_http_header *x = &h->headers[i];
-        if (mg_str_ieq(x->name, x->name_len, "connection") &&
+        if (mg_http_header_id(h, x) == MG_HDR_CONNECTION &&
             mg_http_list_has(x->value, x->value_len, name))
             return true;
     }
@@ -226,23 +220,11 @@ static bool named_in_connection(const struct mg_http_head *h, const char *n, siz
 static bool skip_request_header(const struct mg_http_head *h, const struct mg_conf_route *r,
                                 const struct mg_http_header *x)
 {
-    static const struct hname drop[] = {
-        HNAME("host"),
-        HNAME("content-length"),
-        HNAME("expect"),
-        HNAME("authorization"),
-        HNAME("forwarded"),
-        HNAME("x-forwarded-for"),
-        HNAME("x-forwarded-proto"),
-        HNAME("x-forwarded-host"),
-        HNAME("x-forwarded-port"),
-        HNAME("x-real-ip"),
-        HNAME("cookie"),
-    };
+    enum mg_hdr id = mg_http_header_id(h, x);
+    if (hop_by_hop[id] || request_drop[id])
+        return true;
     const char *n = x->name;
     size_t len = x->name_len;
-    if (is_hop_by_hop(n, len) || in_names(n, len, drop, MG_ARRAY_LEN(drop)))
-        return true;
     if (len >= 10 && mg_str_ieq(n, 10, "x-mcpgate-"))
         return true;
     if (in_list(n, len, r->remove_request_headers, r->n_remove_request_headers))
@@ -259,7 +241,7 @@ static void append_cookies(const struct mg_http_head *h, struct mg_buf *out)
     bool any = false;
     for (size_t i = 0; i < h->n_headers; i++) {
         const struct mg_http_header *x = &h->headers[i];
-        if (!mg_str_ieq(x->name, x->name_len, "cookie"))
+        if (mg_http_header_id(h, x) != MG_HDR_COOKIE)
             continue;
         size_t pos = 0;
         while (pos < x->value_len) {
@@ -299,7 +281,7 @@ static int build_upstream_head(struct mg_gw_req *p, struct mg_buf *out)
     rc |= mg_buf_append(out, " ", 1);
     mg_gw_upstream_target(rt, req->target, out);
     rc |= mg_buf_appends(out, " HTTP/1.1\r\nHost: ");
-    const struct mg_http_header *host = mg_http_head_find(h, "host");
+    const struct mg_http_header *host = mg_http_head_get(h, MG_HDR_HOST);
     if (r->preserve_host_header || rt->via_hub)
         rc |= mg_buf_append(out, host->value, host->value_len);
     else
@@ -355,9 +337,10 @@ static void reply_error(struct mg_gw_req *p, int status, int code, const char *m
 
 static bool skip_response_header(const struct mg_http_head *h, const struct mg_http_header *x)
 {
-    if (is_hop_by_hop(x->name, x->name_len) || mg_str_ieq(x->name, x->name_len, "content-length"))
+    enum mg_hdr id = mg_http_header_id(h, x);
+    if (hop_by_hop[id] || id == MG_HDR_CONTENT_LENGTH)
         return true;
-    if (mg_str_ieq(x->name, x->name_len, "set-cookie")) {
+    if (id == MG_HDR_SET_COOKIE) {
         size_t plen = strlen(GATEWAY_COOKIE_PREFIX);
         if (x->value_len >= plen && memcmp(x->value, GATEWAY_COOKIE_PREFIX, plen) == 0)
             return true; /* an upstream may not set the gateway's cookies */
@@ -443,10 +426,11 @@ static int up_on_head(void *ud, const struct mg_http_head *h)
         mg_buf_append(&hb, ": ", 2);
         mg_buf_append(&hb, x->value, x->value_len);
         mg_buf_append(&hb, "\r\n", 2);
-        if (mg_str_ieq(x->name, x->name_len, "content-type") && x->value_len >= 17 &&
+        enum mg_hdr id = mg_http_header_id(h, x);
+        if (id == MG_HDR_CONTENT_TYPE && x->value_len >= 17 &&
             mg_str_ieq(x->value, 17, "text/event-stream"))
             p->sse = true;
-        if (mg_str_ieq(x->name, x->name_len, "mcp-session-id") && p->session == NULL)
+        if (id == MG_HDR_MCP_SESSION_ID && p->session == NULL)
             p->session = mg_xstrndup(x->value, MG_MIN(x->value_len, 256));
     }
     int64_t len = -1;
@@ -598,13 +582,13 @@ static void on_request(struct mg_http_req *req)
 
     if (h->method == HTTP_POST && req->body.len > 0)
         mg_jsonrpc_inspect(req->body.data, req->body.len, &p->rpc);
-    const struct mg_http_header *sid = mg_http_head_find(h, "mcp-session-id");
+    const struct mg_http_header *sid = mg_http_head_get(h, MG_HDR_MCP_SESSION_ID);
     if (sid)
         p->session = mg_xstrndup(sid->value, MG_MIN(sid->value_len, 256));
 
     /* RFC 9112 §3.2: exactly one Host in HTTP/1.1. */
-    size_t n_host = mg_http_head_count(h, "host");
-    const struct mg_http_header *host = mg_http_head_find(h, "host");
+    size_t n_host = mg_http_head_num(h, MG_HDR_HOST);
+    const struct mg_http_header *host = mg_http_head_get(h, MG_HDR_HOST);
     if (n_host != 1 || host->value_len == 0) {
         req->close_after = true;
         reply_error(p, 400, -32600,
@@ -630,8 +614,8 @@ static void on_request(struct mg_http_req *req)
             reply_error(p, 400, -32600, "malformed Host header");
         return;
     }
-    const struct mg_http_header *origin = mg_http_head_find(h, "origin");
-    if (mg_http_head_count(h, "origin") > 1 || (origin && !origin_allowed(p->route, origin))) {
+    const struct mg_http_header *origin = mg_http_head_get(h, MG_HDR_ORIGIN);
+    if (mg_http_head_num(h, MG_HDR_ORIGIN) > 1 || (origin && !origin_allowed(p->route, origin))) {
         reply_error(p, 403, MG_RPC_GATEWAY_REFUSED, "origin not allowed");
         return;
     }

@@ -7,23 +7,33 @@
  * ignored: bodies are re-framed, so trailers are never forwarded. */
 #include "http/parser.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #define HP(ll) ((struct mg_http_parser *)(ll)->data)
 
 /* The head and scratch blocks (a few KiB) are needed only while a head is
  * parsed and handled; a connection gives them back afterwards so idle and
  * streaming connections stay small. A few spares of each per thread spare
  * the allocator the round trip on every keep-alive request: a proxied
- * request holds two heads at once (the caller's and the upstream's), and a
+ * request holds two heads at once (the caller's and the upstream's), a
+ * thread has as many requests in flight as it has busy connections, and a
  * block this size that goes back to malloc makes the next one consolidate
- * its fast bins (bench/RESULTS.md). */
-#define SPARES 4
+ * its fast bins (bench/RESULTS.md). At most SPARES of each kind (about
+ * 300 KiB in all) stay cached per thread. */
+#define SPARES 32
 
 struct spares {
     void *block[SPARES];
     size_t n;
 };
 
-static _Thread_local struct spares spare_scratch, spare_head;
+static _Thread_local struct spares spare_scratch, spare_head, spare_store;
+
+/* The store (start line and header bytes) starts as one block this size:
+ * most heads fit, so a head costs no allocation and no growing copies. */
+#define STORE_BLOCK 2048
 
 static void *spare_get(struct spares *s, size_t size)
 {
@@ -50,6 +60,7 @@ void mg_http_parser_thread_fini(void)
 {
     spares_fini(&spare_scratch);
     spares_fini(&spare_head);
+    spares_fini(&spare_store);
 }
 
 static struct mg_http_scratch *scratch_get(void)
@@ -83,6 +94,11 @@ static int fail(struct mg_http_parser *hp, int status, const char *reason)
 
 static int store(struct mg_http_parser *hp, const char *at, size_t n)
 {
+    if (hp->store.data == NULL && hp->store.max >= STORE_BLOCK) {
+        hp->store.data = spare_get(&spare_store, STORE_BLOCK);
+        hp->store.cap = STORE_BLOCK;
+        hp->store.len = 0;
+    }
     if (mg_buf_append(&hp->store, at, n) < 0)
         return fail(hp, hp->kind == MG_HTTP_REQUEST ? 431 : 502, "header section too large");
     return 0;
@@ -191,11 +207,19 @@ static int on_headers_complete(llhttp_t *ll)
     h->url = base + hp->url_off;
     h->url_len = hp->url_len;
     h->n_headers = hp->n_headers;
+    h->indexed = true;
     for (size_t i = 0; i < hp->n_headers; i++) {
-        h->headers[i].name = base + hp->scratch->name_off[i];
-        h->headers[i].name_len = hp->scratch->name_len[i];
-        h->headers[i].value = base + hp->scratch->value_off[i];
-        h->headers[i].value_len = hp->scratch->value_len[i];
+        struct mg_http_header *x = &h->headers[i];
+        x->name = base + hp->scratch->name_off[i];
+        x->name_len = hp->scratch->name_len[i];
+        x->value = base + hp->scratch->value_off[i];
+        x->value_len = hp->scratch->value_len[i];
+        enum mg_hdr id = mg_http_hdr_id(x->name, x->name_len);
+        x->id = (uint8_t)id;
+        if (id != MG_HDR_OTHER) {
+            if (h->count[id]++ == 0)
+                h->first[id] = (uint8_t)(i + 1);
+        }
     }
     scratch_put(hp->scratch);
     hp->scratch = NULL;
@@ -216,9 +240,9 @@ static int on_headers_complete(llhttp_t *ll)
         /* RFC 9112 §6.3: chunked must be the final coding of a request (else
          * 400); we decode no other coding (a chunked final one after another
          * coding is 501, RFC 9112 §6.1). */
-        if (mg_http_head_count(h, "transfer-encoding") > 1)
+        if (h->count[MG_HDR_TRANSFER_ENCODING] > 1)
             return fail(hp, 400, "more than one Transfer-Encoding header");
-        const struct mg_http_header *te = mg_http_head_find(h, "transfer-encoding");
+        const struct mg_http_header *te = mg_http_head_get(h, MG_HDR_TRANSFER_ENCODING);
         if (te && !mg_str_ieq(te->value, te->value_len, "chunked")) {
             size_t k = te->value_len;
             while (k > 0 && te->value[k - 1] != ',')
@@ -304,6 +328,11 @@ void mg_http_parser_release_head(struct mg_http_parser *hp)
 {
     head_put(hp->head);
     hp->head = NULL;
+    if (hp->store.cap == STORE_BLOCK) {
+        spare_put(&spare_store, hp->store.data);
+        hp->store.data = NULL;
+        hp->store.len = hp->store.cap = 0;
+    }
     mg_buf_fini(&hp->store);
 }
 
@@ -330,38 +359,75 @@ static int map_error(struct mg_http_parser *hp, llhttp_errno_t err)
  * CR not followed by LF (RFC 9112 §2.2), and a head over the limit counted in
  * raw bytes, so padding cannot get around max_head. Leading empty lines
  * before the start line are skipped as RFC 9112 §2.2 allows. */
+/* The index of the first CR or LF in data[i..n), or n: 16 bytes at a
+ * time where SSE2 is there (x86-64 always has it). */
+static size_t line_end(const char *data, size_t i, size_t n)
+{
+#if defined(__SSE2__)
+    const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n');
+    while (i + 16 <= n) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(data + i));
+        unsigned bits =
+            (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)));
+        if (bits)
+            return i + (size_t)__builtin_ctz(bits);
+        i += 16;
+    }
+#endif
+    while (i < n && data[i] != '\r' && data[i] != '\n')
+        i++;
+    return i;
+}
+
 static int scan_head(struct mg_http_parser *hp, const char *data, size_t len)
 {
     int st = hp->kind == MG_HTTP_REQUEST ? 400 : 502;
-    for (size_t i = 0; i < len && !hp->scan_done; i++) {
+    /* Only the raw bytes up to the head's limit are looked at: past it the
+     * head is too large whatever they are. */
+    size_t room = hp->max_head - MG_MIN(hp->head_bytes, hp->max_head);
+    size_t n = MG_MIN(len, room);
+    bool after_cr = hp->scan_after_cr, after_lf = hp->scan_after_lf;
+    size_t line_len = hp->scan_line_len;
+    size_t i = 0;
+    while (i < n) {
         char c = data[i];
-        bool prev_cr = hp->scan_after_cr;
-        hp->scan_after_cr = false;
-        if (prev_cr && c != '\n')
-            return fail(hp, st, "CR not followed by LF");
-        if (++hp->head_bytes > hp->max_head)
-            return fail(hp, hp->kind == MG_HTTP_REQUEST ? 431 : 502, "header section too large");
-        if (c == '\r') {
-            hp->scan_after_cr = true;
-            continue;
-        }
-        if (c == '\n') {
-            if (!prev_cr)
-                return fail(hp, st, "bare LF in the header section");
-            if (hp->scan_line_len == 0 && hp->scan_seen_line) {
+        if (after_cr) {
+            if (c != '\n')
+                return fail(hp, st, "CR not followed by LF");
+            after_cr = false;
+            i++;
+            if (line_len == 0 && hp->scan_seen_line) {
                 hp->scan_done = true; /* the blank line: the head ends here */
-            } else if (hp->scan_line_len > 0) {
-                hp->scan_seen_line = true;
-                hp->scan_after_lf = true;
+                break;
             }
-            hp->scan_line_len = 0;
+            if (line_len > 0) {
+                hp->scan_seen_line = true;
+                after_lf = true;
+            }
+            line_len = 0;
             continue;
         }
-        if (hp->scan_after_lf && (c == ' ' || c == '\t'))
+        if (c == '\r') {
+            after_cr = true;
+            i++;
+            continue;
+        }
+        if (c == '\n')
+            return fail(hp, st, "bare LF in the header section");
+        if (after_lf && (c == ' ' || c == '\t'))
             return fail(hp, st, "obsolete line folding");
-        hp->scan_after_lf = false;
-        hp->scan_line_len++;
+        after_lf = false;
+        /* The rest of the line up to its CR or LF, in one go. */
+        size_t j = line_end(data, i + 1, n);
+        line_len += j - i;
+        i = j;
     }
+    hp->head_bytes += i;
+    hp->scan_after_cr = after_cr;
+    hp->scan_after_lf = after_lf;
+    hp->scan_line_len = line_len;
+    if (!hp->scan_done && i < len)
+        return fail(hp, hp->kind == MG_HTTP_REQUEST ? 431 : 502, "header section too large");
     return 0;
 }
 
@@ -431,8 +497,118 @@ bool mg_http_parser_in_message(const struct mg_http_parser *hp)
     return hp->msg_started;
 }
 
+/* --- known header names ---------------------------------------------------------------- */
+
+_Static_assert(MG_HTTP_MAX_HEADERS < 256, "first[] and count[] hold header indexes in a byte");
+_Static_assert(MG_HDR__COUNT < 256, "a header's id is a byte");
+
+#define HN(id, lit) [id] = {lit, sizeof(lit) - 1}
+static const struct {
+    const char *s;
+    size_t len;
+} hdr_names[MG_HDR__COUNT] = {
+    HN(MG_HDR_ACCEPT, "accept"),
+    HN(MG_HDR_AUTHORIZATION, "authorization"),
+    HN(MG_HDR_CONNECTION, "connection"),
+    HN(MG_HDR_CONTENT_LENGTH, "content-length"),
+    HN(MG_HDR_CONTENT_TYPE, "content-type"),
+    HN(MG_HDR_COOKIE, "cookie"),
+    HN(MG_HDR_EXPECT, "expect"),
+    HN(MG_HDR_FORWARDED, "forwarded"),
+    HN(MG_HDR_HOST, "host"),
+    HN(MG_HDR_HTTP2_SETTINGS, "http2-settings"),
+    HN(MG_HDR_KEEP_ALIVE, "keep-alive"),
+    HN(MG_HDR_LAST_EVENT_ID, "last-event-id"),
+    HN(MG_HDR_MCP_METHOD, "mcp-method"),
+    HN(MG_HDR_MCP_NAME, "mcp-name"),
+    HN(MG_HDR_MCP_PROTOCOL_VERSION, "mcp-protocol-version"),
+    HN(MG_HDR_MCP_SESSION_ID, "mcp-session-id"),
+    HN(MG_HDR_ORIGIN, "origin"),
+    HN(MG_HDR_PROXY_AUTHENTICATE, "proxy-authenticate"),
+    HN(MG_HDR_PROXY_AUTHORIZATION, "proxy-authorization"),
+    HN(MG_HDR_PROXY_CONNECTION, "proxy-connection"),
+    HN(MG_HDR_SET_COOKIE, "set-cookie"),
+    HN(MG_HDR_TE, "te"),
+    HN(MG_HDR_TRAILER, "trailer"),
+    HN(MG_HDR_TRANSFER_ENCODING, "transfer-encoding"),
+    HN(MG_HDR_UPGRADE, "upgrade"),
+    HN(MG_HDR_X_FORWARDED_FOR, "x-forwarded-for"),
+    HN(MG_HDR_X_FORWARDED_HOST, "x-forwarded-host"),
+    HN(MG_HDR_X_FORWARDED_PORT, "x-forwarded-port"),
+    HN(MG_HDR_X_FORWARDED_PROTO, "x-forwarded-proto"),
+    HN(MG_HDR_X_MCPGATE_HUB_KEY, "x-mcpgate-hub-key"),
+    HN(MG_HDR_X_MCPGATE_ROUTE, "x-mcpgate-route"),
+    HN(MG_HDR_X_REAL_IP, "x-real-ip"),
+};
+#undef HN
+
+/* The ids of the known names of each length, 0-terminated; the longest
+ * known name has 20 bytes. test_http_parser checks every name maps back to
+ * its id, so a name left out here is caught. */
+#define HDR_MAX_LEN 20
+static const uint8_t hdr_by_len[HDR_MAX_LEN + 1][5] = {
+    [2] = {MG_HDR_TE},
+    [4] = {MG_HDR_HOST},
+    [6] = {MG_HDR_ACCEPT, MG_HDR_COOKIE, MG_HDR_EXPECT, MG_HDR_ORIGIN},
+    [7] = {MG_HDR_TRAILER, MG_HDR_UPGRADE},
+    [8] = {MG_HDR_MCP_NAME},
+    [9] = {MG_HDR_FORWARDED, MG_HDR_X_REAL_IP},
+    [10] = {MG_HDR_CONNECTION, MG_HDR_KEEP_ALIVE, MG_HDR_MCP_METHOD, MG_HDR_SET_COOKIE},
+    [12] = {MG_HDR_CONTENT_TYPE},
+    [13] = {MG_HDR_AUTHORIZATION, MG_HDR_LAST_EVENT_ID},
+    [14] = {MG_HDR_CONTENT_LENGTH, MG_HDR_HTTP2_SETTINGS, MG_HDR_MCP_SESSION_ID},
+    [15] = {MG_HDR_X_FORWARDED_FOR, MG_HDR_X_MCPGATE_ROUTE},
+    [16] = {MG_HDR_PROXY_CONNECTION, MG_HDR_X_FORWARDED_HOST, MG_HDR_X_FORWARDED_PORT},
+    [17] = {MG_HDR_TRANSFER_ENCODING, MG_HDR_X_FORWARDED_PROTO, MG_HDR_X_MCPGATE_HUB_KEY},
+    [18] = {MG_HDR_PROXY_AUTHENTICATE},
+    [19] = {MG_HDR_PROXY_AUTHORIZATION},
+    [20] = {MG_HDR_MCP_PROTOCOL_VERSION},
+};
+
+enum mg_hdr mg_http_hdr_id(const char *name, size_t len)
+{
+    if (len > HDR_MAX_LEN)
+        return MG_HDR_OTHER;
+    unsigned char c0 = mg_ascii_lower((unsigned char)name[0]);
+    for (const uint8_t *id = hdr_by_len[len]; *id; id++) {
+        const char *k = hdr_names[*id].s;
+        if ((unsigned char)k[0] != c0)
+            continue;
+        size_t i = 1;
+        while (i < len && mg_ascii_lower((unsigned char)name[i]) == (unsigned char)k[i])
+            i++;
+        if (i == len)
+            return (enum mg_hdr) * id;
+    }
+    return MG_HDR_OTHER;
+}
+
+const struct mg_http_header *mg_http_head_get(const struct mg_http_head *h, enum mg_hdr id)
+{
+    if (h->indexed)
+        return h->first[id] ? &h->headers[h->first[id] - 1] : NULL;
+    for (size_t i = 0; i < h->n_headers; i++)
+        if (mg_http_hdr_id(h->headers[i].name, h->headers[i].name_len) == id)
+            return &h->headers[i];
+    return NULL;
+}
+
+size_t mg_http_head_num(const struct mg_http_head *h, enum mg_hdr id)
+{
+    if (h->indexed)
+        return h->count[id];
+    size_t n = 0;
+    for (size_t i = 0; i < h->n_headers; i++)
+        n += mg_http_hdr_id(h->headers[i].name, h->headers[i].name_len) == id;
+    return n;
+}
+
 const struct mg_http_header *mg_http_head_find(const struct mg_http_head *h, const char *name)
 {
+    size_t len = strlen(name);
+    enum mg_hdr id = mg_http_hdr_id(name, len);
+    if (id != MG_HDR_OTHER)
+        return mg_http_head_get(h, id);
     for (size_t i = 0; i < h->n_headers; i++)
         if (mg_str_ieq(h->headers[i].name, h->headers[i].name_len, name))
             return &h->headers[i];
@@ -441,6 +617,9 @@ const struct mg_http_header *mg_http_head_find(const struct mg_http_head *h, con
 
 size_t mg_http_head_count(const struct mg_http_head *h, const char *name)
 {
+    enum mg_hdr id = mg_http_hdr_id(name, strlen(name));
+    if (id != MG_HDR_OTHER)
+        return mg_http_head_num(h, id);
     size_t n = 0;
     for (size_t i = 0; i < h->n_headers; i++)
         if (mg_str_ieq(h->headers[i].name, h->headers[i].name_len, name))

@@ -18,11 +18,56 @@
 
 enum mg_http_kind { MG_HTTP_REQUEST, MG_HTTP_RESPONSE };
 
+/* Header names the gateway itself reads or drops, known by number once a
+ * head is parsed: every request is checked against a few dozen names, and
+ * comparing each as a string was a measurable share of a proxied request
+ * (bench/RESULTS.md). MG_HDR_OTHER is any other name. */
+enum mg_hdr {
+    MG_HDR_OTHER = 0,
+    MG_HDR_ACCEPT,
+    MG_HDR_AUTHORIZATION,
+    MG_HDR_CONNECTION,
+    MG_HDR_CONTENT_LENGTH,
+    MG_HDR_CONTENT_TYPE,
+    MG_HDR_COOKIE,
+    MG_HDR_EXPECT,
+    MG_HDR_FORWARDED,
+    MG_HDR_HOST,
+    MG_HDR_HTTP2_SETTINGS,
+    MG_HDR_KEEP_ALIVE,
+    MG_HDR_LAST_EVENT_ID,
+    MG_HDR_MCP_METHOD,
+    MG_HDR_MCP_NAME,
+    MG_HDR_MCP_PROTOCOL_VERSION,
+    MG_HDR_MCP_SESSION_ID,
+    MG_HDR_ORIGIN,
+    MG_HDR_PROXY_AUTHENTICATE,
+    MG_HDR_PROXY_AUTHORIZATION,
+    MG_HDR_PROXY_CONNECTION,
+    MG_HDR_SET_COOKIE,
+    MG_HDR_TE,
+    MG_HDR_TRAILER,
+    MG_HDR_TRANSFER_ENCODING,
+    MG_HDR_UPGRADE,
+    MG_HDR_X_FORWARDED_FOR,
+    MG_HDR_X_FORWARDED_HOST,
+    MG_HDR_X_FORWARDED_PORT,
+    MG_HDR_X_FORWARDED_PROTO,
+    MG_HDR_X_MCPGATE_HUB_KEY,
+    MG_HDR_X_MCPGATE_ROUTE,
+    MG_HDR_X_REAL_IP,
+    MG_HDR__COUNT
+};
+
+/* The number of a header name (any case), MG_HDR_OTHER if not known. */
+enum mg_hdr mg_http_hdr_id(const char *name, size_t len);
+
 struct mg_http_header {
     const char *name;
     size_t name_len;
     const char *value;
     size_t value_len;
+    uint8_t id; /* enum mg_hdr, set by the parser (see mg_http_head.indexed) */
 };
 
 struct mg_http_head {
@@ -31,6 +76,12 @@ struct mg_http_head {
     int http_major, http_minor;
     const char *url; /* request target, requests */
     size_t url_len;
+    /* Set by the parser: each header's id, and per id the index + 1 of its
+     * first header (0: none) and how many there are. A head built by hand
+     * leaves it false and is searched by name. */
+    bool indexed;
+    uint8_t first[MG_HDR__COUNT];
+    uint8_t count[MG_HDR__COUNT];
     struct mg_http_header headers[MG_HTTP_MAX_HEADERS];
     size_t n_headers;
     bool keep_alive; /* llhttp_should_keep_alive at head time */
@@ -101,6 +152,16 @@ bool mg_http_parser_in_message(const struct mg_http_parser *hp);
 /* Frees this thread's cached parse blocks; call before the thread ends. */
 void mg_http_parser_thread_fini(void);
 
+/* The first header with a known name, NULL if absent; and how many there
+ * are. */
+const struct mg_http_header *mg_http_head_get(const struct mg_http_head *h, enum mg_hdr id);
+size_t mg_http_head_num(const struct mg_http_head *h, enum mg_hdr id);
+/* The id of one of a head's headers (computed if the head is not indexed). */
+static inline enum mg_hdr mg_http_header_id(const struct mg_http_head *h,
+                                            const struct mg_http_header *x)
+{
+    return h->indexed ? (enum mg_hdr)x->id : mg_http_hdr_id(x->name, x->name_len);
+}
 /* Finds a header by name (case-insensitive); NULL if absent. */
 const struct mg_http_header *mg_http_head_find(const struct mg_http_head *h, const char *name);
 /* Counts headers with that name. */

@@ -59,9 +59,37 @@ static void dump_head(struct mg_buf *b, enum mg_http_kind kind, const struct mg_
     }
 }
 
+/* Heads whose header index (ids, first, count) disagrees with a search by
+ * name; checked once at the end. */
+static size_t index_bad, index_checked;
+
+static void check_index(const struct mg_http_head *h)
+{
+    index_checked++;
+    if (!h->indexed) {
+        index_bad++;
+        return;
+    }
+    for (int id = 1; id < MG_HDR__COUNT; id++) {
+        size_t first = 0, n = 0;
+        for (size_t i = 0; i < h->n_headers; i++) {
+            if (mg_http_hdr_id(h->headers[i].name, h->headers[i].name_len) != (enum mg_hdr)id)
+                continue;
+            if (n++ == 0)
+                first = i + 1;
+        }
+        if (h->first[id] != first || h->count[id] != n)
+            index_bad++;
+    }
+    for (size_t i = 0; i < h->n_headers; i++)
+        if (h->headers[i].id != mg_http_hdr_id(h->headers[i].name, h->headers[i].name_len))
+            index_bad++;
+}
+
 static int rec_head(void *ud, const struct mg_http_head *h)
 {
     struct rec *r = ud;
+    check_index(h);
     r->head = h;
     mg_buf_reset(&r->dump);
     dump_head(&r->dump, r->kind, h);
@@ -912,6 +940,8 @@ static void test_helpers(void)
     TAP_IS_INT(mg_http_head_count(&h, "X-A"), 2, "count: two");
     TAP_IS_INT(mg_http_head_count(&h, "host"), 1, "count: Hostx is not Host");
     TAP_IS_INT(mg_http_head_count(&h, "nope"), 0, "count: none");
+    TAP_OK(mg_http_head_get(&h, MG_HDR_CONTENT_TYPE) == &h.headers[1], "get by id, not indexed");
+    TAP_IS_INT(mg_http_head_num(&h, MG_HDR_HOST), 1, "num by id, not indexed");
     h.n_headers = 0;
     TAP_OK(mg_http_head_find(&h, "host") == NULL, "find in an empty head");
 
@@ -934,6 +964,87 @@ static void test_helpers(void)
 #undef HAS
 }
 
+/* Every known name maps to its id in any case, and nothing else does. */
+static void test_header_ids(void)
+{
+    static const struct {
+        const char *name;
+        enum mg_hdr id;
+    } known[] = {
+        {"accept", MG_HDR_ACCEPT},
+        {"authorization", MG_HDR_AUTHORIZATION},
+        {"connection", MG_HDR_CONNECTION},
+        {"content-length", MG_HDR_CONTENT_LENGTH},
+        {"content-type", MG_HDR_CONTENT_TYPE},
+        {"cookie", MG_HDR_COOKIE},
+        {"expect", MG_HDR_EXPECT},
+        {"forwarded", MG_HDR_FORWARDED},
+        {"host", MG_HDR_HOST},
+        {"http2-settings", MG_HDR_HTTP2_SETTINGS},
+        {"keep-alive", MG_HDR_KEEP_ALIVE},
+        {"last-event-id", MG_HDR_LAST_EVENT_ID},
+        {"mcp-method", MG_HDR_MCP_METHOD},
+        {"mcp-name", MG_HDR_MCP_NAME},
+        {"mcp-protocol-version", MG_HDR_MCP_PROTOCOL_VERSION},
+        {"mcp-session-id", MG_HDR_MCP_SESSION_ID},
+        {"origin", MG_HDR_ORIGIN},
+        {"proxy-authenticate", MG_HDR_PROXY_AUTHENTICATE},
+        {"proxy-authorization", MG_HDR_PROXY_AUTHORIZATION},
+        {"proxy-connection", MG_HDR_PROXY_CONNECTION},
+        {"set-cookie", MG_HDR_SET_COOKIE},
+        {"te", MG_HDR_TE},
+        {"trailer", MG_HDR_TRAILER},
+        {"transfer-encoding", MG_HDR_TRANSFER_ENCODING},
+        {"upgrade", MG_HDR_UPGRADE},
+        {"x-forwarded-for", MG_HDR_X_FORWARDED_FOR},
+        {"x-forwarded-host", MG_HDR_X_FORWARDED_HOST},
+        {"x-forwarded-port", MG_HDR_X_FORWARDED_PORT},
+        {"x-forwarded-proto", MG_HDR_X_FORWARDED_PROTO},
+        {"x-mcpgate-hub-key", MG_HDR_X_MCPGATE_HUB_KEY},
+        {"x-mcpgate-route", MG_HDR_X_MCPGATE_ROUTE},
+        {"x-real-ip", MG_HDR_X_REAL_IP},
+    };
+    TAP_IS_INT(MG_ARRAY_LEN(known), MG_HDR__COUNT - 1, "every id has a name in this test");
+    bool seen[MG_HDR__COUNT] = {false};
+    size_t wrong = 0;
+    for (size_t i = 0; i < MG_ARRAY_LEN(known); i++) {
+        char up[64], mixed[64];
+        size_t n = strlen(known[i].name);
+        for (size_t k = 0; k <= n; k++) {
+            char c = known[i].name[k];
+            up[k] = (char)(c >= 'a' && c <= 'z' ? c - 32 : c);
+            mixed[k] = k % 2 ? up[k] : c;
+        }
+        seen[known[i].id] = true;
+        wrong += mg_http_hdr_id(known[i].name, n) != known[i].id;
+        wrong += mg_http_hdr_id(up, n) != known[i].id;
+        wrong += mg_http_hdr_id(mixed, n) != known[i].id;
+        /* One byte changed anywhere, one byte short or long: not this name. */
+        for (size_t k = 0; k < n; k++) {
+            char m[64];
+            memcpy(m, known[i].name, n + 1);
+            m[k] = m[k] == 'z' ? 'y' : (char)(m[k] + 1);
+            wrong += mg_http_hdr_id(m, n) == known[i].id;
+            m[k] = (char)(known[i].name[k] ^ 0x20); /* '-' to '\r', '2' to 0x12 */
+            if (!(known[i].name[k] >= 'a' && known[i].name[k] <= 'z'))
+                wrong += mg_http_hdr_id(m, n) == known[i].id;
+        }
+        wrong += mg_http_hdr_id(known[i].name, n - 1) == known[i].id;
+        char longer[64];
+        memcpy(longer, known[i].name, n);
+        longer[n] = 'x';
+        wrong += mg_http_hdr_id(longer, n + 1) == known[i].id;
+    }
+    size_t unseen = 0;
+    for (int id = 1; id < MG_HDR__COUNT; id++)
+        unseen += !seen[id];
+    TAP_IS_INT(unseen, 0, "every id is tested");
+    TAP_IS_INT(wrong, 0, "known names map to their ids in any case, near misses do not");
+    TAP_IS_INT(mg_http_hdr_id("x-custom", 8), MG_HDR_OTHER, "an unknown name is OTHER");
+    TAP_IS_INT(mg_http_hdr_id("a-very-long-header-name-indeed", 30), MG_HDR_OTHER,
+               "a name longer than any known one is OTHER");
+}
+
 int main(void)
 {
     test_requests();
@@ -943,5 +1054,8 @@ int main(void)
     test_responses();
     test_lifecycle();
     test_helpers();
+    test_header_ids();
+    TAP_OK(index_checked > 1000, "header index checked on %zu parsed heads", index_checked);
+    TAP_IS_INT(index_bad, 0, "every parsed head's header index agrees with a search by name");
     return tap_done();
 }
