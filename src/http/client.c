@@ -6,6 +6,7 @@
  * proxy_next_upstream do for a failed reused connection); a failure on a fresh
  * connection is reported as is. */
 #include "http/client.h"
+#include "net/timer.h"
 
 #include <inttypes.h>
 #include <openssl/crypto.h>
@@ -18,7 +19,7 @@ struct client_conn {
     char *key;
     struct mg_list link; /* in pool->idle while idle */
     struct mg_http_parser parser;
-    uv_timer_t timer;
+    struct mg_timer timer;
     struct mg_client_req *req;
     enum conn_state state;
     bool reused, got_bytes, message_done, skip_message, timer_closed, stream_closed;
@@ -118,8 +119,7 @@ static void conn_close(struct client_conn *c)
     }
     c->state = CC_CLOSED;
     c->pool->n_open--;
-    uv_timer_stop(&c->timer);
-    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+    mg_timer_close(&c->timer, on_timer_closed);
     mg_stream_close(&c->s);
 }
 
@@ -143,7 +143,7 @@ static void to_pool(struct client_conn *c)
     mg_list_push(&p->idle, &c->link);
     p->n_idle++;
     mg_stream_read_start(&c->s); /* notice the upstream closing it */
-    uv_timer_start(&c->timer, on_idle_timeout, p->idle_timeout_ms, 0);
+    mg_timer_start(&c->timer, on_idle_timeout, p->idle_timeout_ms, 0);
 }
 
 /* --- timers ----------------------------------------------------------------------------- */
@@ -172,7 +172,7 @@ static int on_resp_head(void *ud, const struct mg_http_head *h)
         return 0;
     }
     c->skip_message = false;
-    uv_timer_stop(&c->timer);
+    mg_timer_stop(&c->timer);
     r->head_seen = true;
     r->first_byte_ns = mg_now_ns();
     int rc = r->cbs->on_head(r->ud, h);
@@ -288,7 +288,7 @@ static void send_request(struct client_conn *c)
         finish(r, MG_EIO);
         return;
     }
-    uv_timer_start(&c->timer, on_exchange_timeout, r->opts.first_byte_timeout_ms, 0);
+    mg_timer_start(&c->timer, on_exchange_timeout, r->opts.first_byte_timeout_ms, 0);
     if (r->paused)
         mg_stream_read_stop(&c->s);
 }
@@ -309,7 +309,7 @@ static void on_connect(struct mg_stream *s, int status)
         return;
     }
     c->state = CC_ACTIVE;
-    uv_timer_stop(&c->timer);
+    mg_timer_stop(&c->timer);
     send_request(c);
 }
 
@@ -332,14 +332,13 @@ static struct client_conn *new_conn(struct mg_client_req *r)
     c->pool = p;
     c->key = mg_xstrdup(r->key);
     mg_list_init(&c->link);
-    uv_timer_init(p->loop, &c->timer);
-    c->timer.data = c;
+    mg_timer_init(p->loop, &c->timer, c);
     mg_http_parser_init(&c->parser, MG_HTTP_RESPONSE, p->max_response_head, 0, &resp_cbs, c);
     c->state = CC_CONNECTING;
     c->req = r;
     r->conn = c;
     p->n_open++;
-    uv_timer_start(&c->timer, on_exchange_timeout, r->opts.connect_timeout_ms, 0);
+    mg_timer_start(&c->timer, on_exchange_timeout, r->opts.connect_timeout_ms, 0);
     return c;
 }
 
@@ -510,7 +509,7 @@ int mg_client_request(struct mg_client_pool *p, const struct mg_client_target *t
             continue;
         mg_list_remove(&c->link);
         p->n_idle--;
-        uv_timer_stop(&c->timer);
+        mg_timer_stop(&c->timer);
         c->state = CC_ACTIVE;
         c->reused = true;
         c->req = r;

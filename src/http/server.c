@@ -53,7 +53,7 @@ const char *mg_http_status_text(int status)
 
 static void timer_set(struct mg_http_conn *c, uint64_t ms, uint64_t repeat, uv_timer_cb cb)
 {
-    uv_timer_start(&c->timer, cb, ms, repeat);
+    mg_timer_start(&c->timer, cb, ms, repeat);
 }
 
 static void free_req(struct mg_http_req *req)
@@ -141,7 +141,7 @@ static int on_head(void *ud, const struct mg_http_head *h)
     if (c->srv->limits.body_timeout_ms)
         timer_set(c, c->srv->limits.body_timeout_ms, 0, on_read_timeout);
     /* RFC 9110 §10.1.1: answer 100-continue only when we will read the body. */
-    const struct mg_http_header *ex = mg_http_head_find(h, "expect");
+    const struct mg_http_header *ex = mg_http_head_get(h, MG_HDR_EXPECT);
     if (ex && mg_str_ieq(ex->value, ex->value_len, "100-continue") && h->http_minor >= 1 &&
         (h->chunked || h->content_length > 0)) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -174,7 +174,7 @@ static void protocol_error(struct mg_http_conn *c, int status, const char *reaso
     if (c->req == NULL)
         c->req = new_req(c);
     c->state = CONN_HANDLING;
-    uv_timer_stop(&c->timer);
+    mg_timer_stop(&c->timer);
     c->req->close_after = true;
     c->req->error = reason;
     const char *msg = reason ? reason : mg_http_status_text(status);
@@ -187,7 +187,7 @@ static void dispatch(struct mg_http_conn *c)
     struct mg_http_req *req = c->req;
     c->state = CONN_HANDLING;
     c->n_requests++;
-    uv_timer_stop(&c->timer);
+    mg_timer_stop(&c->timer);
     if (c->srv->limits.send_timeout_ms) {
         c->last_written = c->s.n_written;
         timer_set(c, c->srv->limits.send_timeout_ms, c->srv->limits.send_timeout_ms,
@@ -317,8 +317,7 @@ static void conn_close(struct mg_http_conn *c)
         }
         free_req(req);
     }
-    uv_timer_stop(&c->timer);
-    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+    mg_timer_close(&c->timer, on_timer_closed);
     mg_stream_close(&c->s);
 }
 
@@ -360,8 +359,7 @@ int mg_http_server_accept(struct mg_http_server *srv, uv_stream_t *listener)
     srv->n_conns++;
     if (srv->conn_gauge)
         atomic_fetch_add(srv->conn_gauge, 1);
-    uv_timer_init(srv->loop, &c->timer);
-    c->timer.data = c;
+    mg_timer_init(srv->loop, &c->timer, c);
     mg_http_parser_init(&c->parser, MG_HTTP_REQUEST, srv->limits.max_header_bytes,
                         srv->limits.max_body_bytes, &parser_cbs, c);
     mg_buf_init(&c->pending, srv->limits.max_header_bytes + 65536);
@@ -507,7 +505,7 @@ void mg_http_finish(struct mg_http_req *req)
     bool close_after = req->close_after || c->parser.error_status != 0 || c->s.err;
     c->req = NULL;
     free_req(req);
-    uv_timer_stop(&c->timer);
+    mg_timer_stop(&c->timer);
     if (close_after) {
         c->state = CONN_LINGER;
         mg_stream_shutdown(&c->s);

@@ -9,6 +9,7 @@
 #include "core/list.h"
 #include "http/parser.h"
 #include "net/stream.h"
+#include "net/timer.h"
 
 #include <stdatomic.h>
 
@@ -60,7 +61,7 @@ struct mg_http_conn {
     struct mg_list link;
     struct mg_http_parser parser;
     struct mg_buf pending; /* bytes read while a request is being handled */
-    uv_timer_t timer;
+    struct mg_timer timer;
     enum mg_http_conn_state state;
     struct mg_http_req *req;
     uint64_t last_written; /* for the send-progress watchdog */
