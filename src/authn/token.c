@@ -3,13 +3,13 @@
  * and people recognise it, the 256 random bits make guessing hopeless, and
  * only SHA-256(token) is ever stored, so a leaked database yields no usable
  * token. */
+/* SHA256_Init and friends are deprecated in OpenSSL 3 but kept: see mg_sha256. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "authn/token.h"
 
-#include <pthread.h>
-
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 static const char *const kind_names[] = {
     [MG_TOKEN_ACCESS] = "at",
@@ -157,50 +157,20 @@ int mg_token_kind_of(const char *token, enum mg_token_kind *kind)
     return MG_EINVAL;
 }
 
-/* SHA-256 fetched once: EVP_sha256() makes OpenSSL 3 look the algorithm up
- * again on every digest, which was most of the token check's cost on the
- * request path (bench/RESULTS.md, "Where the time goes"). */
-static EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-
-static void fetch_sha256(void)
-{
-    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
-/* One digest context per thread, reused: EVP_Digest allocates and frees
- * one per call. Each thread's context is freed when the thread ends. */
-static pthread_key_t ctx_key;
-
-static void free_ctx(void *ctx)
-{
-    EVP_MD_CTX_free(ctx);
-}
-
-static void sha256_init_once(void)
-{
-    fetch_sha256();
-    if (pthread_key_create(&ctx_key, free_ctx) != 0)
-        abort();
-}
-
+/* SHA-256 through OpenSSL's low-level interface, the same assembly (SHA-NI
+ * where the CPU has it) without the EVP layer: OpenSSL 3.0's
+ * EVP_DigestInit_ex asks the ENGINE table (a global lock) and reallocates
+ * state on every digest, and two digests run per proxied request (the
+ * bearer token's and the audit record's), so the EVP path was a measurable
+ * share of a request (bench/RESULTS.md). The context lives on the stack
+ * and is wiped: its input may be a token. */
 int mg_sha256(const void *data, size_t len, uint8_t out[MG_TOKEN_HASH_LEN])
 {
-    unsigned int n = 0;
-    pthread_once(&sha256_once, sha256_init_once);
-    const EVP_MD *md = sha256_md ? sha256_md : EVP_sha256();
-    EVP_MD_CTX *ctx = pthread_getspecific(ctx_key);
-    if (ctx == NULL) {
-        ctx = EVP_MD_CTX_new();
-        if (ctx == NULL || pthread_setspecific(ctx_key, ctx) != 0) {
-            EVP_MD_CTX_free(ctx);
-            return MG_EIO;
-        }
-    }
-    if (EVP_DigestInit_ex(ctx, md, NULL) != 1 || EVP_DigestUpdate(ctx, data, len) != 1 ||
-        EVP_DigestFinal_ex(ctx, out, &n) != 1 || n != MG_TOKEN_HASH_LEN)
-        return MG_EIO;
-    return MG_OK;
+    SHA256_CTX c;
+    int ok =
+        SHA256_Init(&c) == 1 && SHA256_Update(&c, data, len) == 1 && SHA256_Final(out, &c) == 1;
+    OPENSSL_cleanse(&c, sizeof c);
+    return ok ? MG_OK : MG_EIO;
 }
 
 int mg_token_hash(const char *token, uint8_t out[MG_TOKEN_HASH_LEN])

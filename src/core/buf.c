@@ -45,7 +45,7 @@ int mg_buf_reserve(struct mg_buf *b, size_t extra)
     return reserve(b, extra);
 }
 
-int mg_buf_append(struct mg_buf *b, const void *data, size_t n)
+int mg_buf_append_slow(struct mg_buf *b, const void *data, size_t n)
 {
     int rc = reserve(b, n);
     if (rc < 0)

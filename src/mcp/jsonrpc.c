@@ -514,25 +514,63 @@ static bool inspect_fast(const char *body, size_t len, struct mg_jsonrpc_info *o
     }
 
     /* The message: the same fields check_message() fills. Strings live in
-     * out->strings; id and arguments are owned by out->root. */
-    struct mg_jsonrpc_msg *msg = out->msgs = mg_xcalloc(1, sizeof *out->msgs);
+     * out->strings (out->small when they fit); out owns id and arguments. */
+    struct mg_jsonrpc_msg *msg = out->msgs = &out->one;
     size_t name_n = target ? target->n : 0;
-    char *strs = out->strings = mg_xmalloc(m.method.n + 1 + name_n + 1);
+    /* The id as json_dumps writes it: the string needs no escape (the
+     * scanner took it raw), the integer is its decimal. */
+    char idbuf[24];
+    const char *id_p = NULL;
+    size_t id_n = 0;
+    if (id) {
+        if (m.id_null) {
+            id_p = "null";
+            id_n = 4;
+        } else if (m.id_int) {
+            uint64_t v = m.id_value < 0 ? 0 - (uint64_t)m.id_value : (uint64_t)m.id_value;
+            char *e = idbuf + sizeof idbuf, *d = e;
+            do {
+                *--d = (char)('0' + v % 10);
+                v /= 10;
+            } while (v);
+            if (m.id_value < 0)
+                *--d = '-';
+            id_p = d;
+            id_n = (size_t)(e - d);
+        } else {
+            id_p = m.id_str.p;
+            id_n = m.id_str.n + 2; /* with its quotes, added below */
+        }
+    }
+    size_t need = m.method.n + 1 + name_n + 1 + (id ? id_n + 1 : 0);
+    char *strs = need <= sizeof out->small ? out->small : mg_xmalloc(need);
+    if (strs != out->small)
+        out->strings = strs;
     memcpy(strs, m.method.p, m.method.n);
     strs[m.method.n] = '\0';
     msg->method = strs;
+    char *w = strs + m.method.n + 1;
     if (target) {
-        memcpy(strs + m.method.n + 1, target->p, name_n);
-        strs[m.method.n + 1 + name_n] = '\0';
-        msg->name = strs + m.method.n + 1;
+        memcpy(w, target->p, name_n);
+        w[name_n] = '\0';
+        msg->name = w;
     }
-    out->root = json_array();
+    w += name_n + 1;
     if (id) {
-        json_array_append_new(out->root, id);
+        if (!m.id_null && !m.id_int) {
+            w[0] = '"';
+            memcpy(w + 1, m.id_str.p, m.id_str.n);
+            w[id_n - 1] = '"';
+        } else {
+            memcpy(w, id_p, id_n);
+        }
+        w[id_n] = '\0';
+        out->id_json = w;
+        out->owned_id = id;
         msg->id = id;
     }
     if (args) {
-        json_array_append_new(out->root, args);
+        out->owned_args = args;
         msg->arguments = args;
     }
     msg->kind = id ? MG_JSONRPC_REQUEST : MG_JSONRPC_NOTIFICATION;
@@ -543,24 +581,6 @@ static bool inspect_fast(const char *body, size_t len, struct mg_jsonrpc_info *o
     out->n_messages = 1;
     out->has_initialize = strcmp(msg->method, "initialize") == 0;
     first_method(out, msg->method);
-    if (id) {
-        /* What json_dumps writes for these ids: the string needs no escape
-         * (the scanner took it raw), the integer is its decimal. */
-        struct mg_buf b;
-        mg_buf_init(&b, SIZE_MAX / 2);
-        if (m.id_null) {
-            mg_buf_appends(&b, "null");
-        } else if (m.id_int) {
-            if (m.id_value < 0)
-                mg_buf_appends(&b, "-");
-            mg_buf_append_u64(&b, m.id_value < 0 ? 0 - (uint64_t)m.id_value : (uint64_t)m.id_value);
-        } else {
-            mg_buf_appends(&b, "\"");
-            mg_buf_append(&b, m.id_str.p, m.id_str.n);
-            mg_buf_appends(&b, "\"");
-        }
-        out->id_json = mg_buf_steal(&b, NULL);
-    }
     out->shape = MG_JSONRPC_SINGLE;
     return true;
 }
@@ -627,14 +647,21 @@ out:
 
 void mg_jsonrpc_info_fini(struct mg_jsonrpc_info *info)
 {
+    /* The fast path's id_json lives in strings or small, its message in one. */
+    bool fast = info->msgs == &info->one;
     free(info->strings);
     info->strings = NULL;
-    free(info->id_json);
+    if (!fast)
+        free(info->id_json);
     info->id_json = NULL;
-    free(info->msgs);
+    if (!fast)
+        free(info->msgs);
     info->msgs = NULL;
     json_decref(info->root);
     info->root = NULL;
+    json_decref(info->owned_id);
+    json_decref(info->owned_args);
+    info->owned_id = info->owned_args = NULL;
 }
 
 static bool str_same(const char *a, const char *b)

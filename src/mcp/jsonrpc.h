@@ -54,6 +54,14 @@ struct mg_jsonrpc_info {
     json_t *root;                /* owns what msgs point to (valid shapes only) */
     char *strings;               /* owns the fast path's strings */
     struct mg_jsonrpc_msg *msgs; /* n_messages entries, in body order */
+    /* The fast path's storage, so a plain request costs no allocations
+     * beyond its id and arguments: its one message, the id and argument
+     * values it owns, and room for its strings and id_json when they fit.
+     * strings, id_json and msgs may point in here: an info is filled and
+     * read in place, never copied. */
+    struct mg_jsonrpc_msg one;
+    json_t *owned_id, *owned_args;
+    char small[160];
 };
 
 /* Inspects body. Never fails for bad input: shape says INVALID and error why.

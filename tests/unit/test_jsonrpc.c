@@ -461,12 +461,12 @@ static void test_fast_path(void)
             mg_jsonrpc_inspect(buf, len, &a);
             mg_jsonrpc_inspect_tree(buf, len, &b);
             n_bodies++;
-            n_fast += a.strings != NULL;
+            n_fast += a.msgs == &a.one;
             if (!mg_jsonrpc_info_same(&a, &b) && n_diff++ < 3)
                 printf("# fast and tree differ on: %.*s\n", (int)len, buf);
             if (it == 0)
                 TAP_OK(mg_jsonrpc_info_same(&a, &b), "seed %zu: both readings agree (%s)", s,
-                       a.strings ? "fast" : "declined");
+                       a.msgs == &a.one ? "fast" : "declined");
             mg_jsonrpc_info_fini(&a);
             mg_jsonrpc_info_fini(&b);
         }
@@ -476,9 +476,32 @@ static void test_fast_path(void)
     {
         struct mg_jsonrpc_info a;
         mg_jsonrpc_inspect(fast_seeds[0], strlen(fast_seeds[0]), &a);
-        TAP_OK(a.strings != NULL && a.shape == MG_JSONRPC_SINGLE && a.msgs[0].arguments,
+        TAP_OK(a.msgs == &a.one && a.shape == MG_JSONRPC_SINGLE && a.msgs[0].arguments,
                "a plain tools/call takes the one-pass path");
         mg_jsonrpc_info_fini(&a);
+    }
+    {
+        /* Strings too long for the info's own room are allocated; short
+         * ones are not. Both read the same as the tree. */
+        char body[1024];
+        char name[301];
+        memset(name, 'n', 300);
+        name[300] = '\0';
+        for (int k = 0; k < 2; k++) {
+            snprintf(body, sizeof body,
+                     "{\"jsonrpc\":\"2.0\",\"id\":\"%s\",\"method\":\"tools/call\","
+                     "\"params\":{\"name\":\"%s\",\"arguments\":{}}}",
+                     k ? name : "i", k ? name : "q");
+            struct mg_jsonrpc_info a, b;
+            mg_jsonrpc_inspect(body, strlen(body), &a);
+            mg_jsonrpc_inspect_tree(body, strlen(body), &b);
+            TAP_OK(a.msgs == &a.one && (a.strings != NULL) == (k == 1), "%s strings: one-pass, %s",
+                   k ? "long" : "short", k ? "allocated" : "in the info itself");
+            TAP_OK(mg_jsonrpc_info_same(&a, &b) && strcmp(a.id_json, b.id_json) == 0,
+                   "%s strings: the same as the tree, id_json too", k ? "long" : "short");
+            mg_jsonrpc_info_fini(&a);
+            mg_jsonrpc_info_fini(&b);
+        }
     }
 }
 
