@@ -173,6 +173,18 @@ static void lookup_done(void *arg, int status)
     free(l);
 }
 
+/* The token68 characters (RFC 7235 §2.1): A-Z a-z 0-9 - . _ ~ + / = */
+static const bool token68[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0,
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1,
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
 /* Extracts the bearer token: exactly one Authorization header, scheme Bearer
  * (case-insensitive, RFC 7235 §2.1), one space, token68. Returns false if
  * there is none; *bad is set when one is there but malformed. */
@@ -188,13 +200,9 @@ static bool bearer_of(const struct mg_http_head *h, char *out, size_t cap, bool 
         a->value_len - 7 >= cap || a->value_len - 7 > MAX_BEARER_LEN)
         return false;
     size_t len = a->value_len - 7;
-    for (size_t i = 0; i < len; i++) {
-        char c = a->value[7 + i];
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                  strchr("-._~+/=", c) != NULL;
-        if (!ok)
+    for (size_t i = 0; i < len; i++)
+        if (!token68[(unsigned char)a->value[7 + i]])
             return false;
-    }
     memcpy(out, a->value + 7, len);
     out[len] = '\0';
     *bad = false;

@@ -35,7 +35,7 @@ static void judge_request(const struct mg_gw_req *p, struct mg_judge_request *rq
     rq->identity = p->identity;
     rq->http_method = method_str(p->req->method);
     rq->http_path = p->req->path;
-    rq->source = (const struct sockaddr *)&p->source;
+    rq->source = (const struct sockaddr *)&p->req->conn->peer_addr;
     rq->now = (int64_t)time(NULL);
 }
 
@@ -178,13 +178,6 @@ void mg_gw__decide(struct mg_gw_req *p, void (*next)(struct mg_gw_req *p))
 {
     struct mg_http_req *req = p->req;
     struct mg_audit *a = p->gw->audit;
-    /* The source address, for source_ip rules. */
-    memset(&p->source, 0, sizeof p->source);
-    if (strchr(req->conn->peer, ':'))
-        uv_ip6_addr(req->conn->peer, req->conn->peer_port, (struct sockaddr_in6 *)&p->source);
-    else
-        uv_ip4_addr(req->conn->peer, req->conn->peer_port, (struct sockaddr_in *)&p->source);
-
     if (a && !mg_audit_healthy(a)) {
         mg_gw__reply_error(p, 503, MG_RPC_AUDIT_UNAVAILABLE,
                            "the audit trail cannot be written; refusing to act unrecorded",

@@ -29,7 +29,6 @@ struct mg_gw_req {
      * the last job to finish frees it (mg_gw__req_release). */
     int pending;
     bool orphaned;
-    struct sockaddr_storage source;      /* the caller's address, for source_ip */
     struct mg_audit_record **audit_recs; /* allowed decisions, written at the end */
     size_t n_audit_recs;
     char *answers;               /* the methods responses answer (rpc.msgs[i].answers point here) */

@@ -61,8 +61,7 @@ static void free_req(struct mg_http_req *req)
     if (req == NULL)
         return;
     mg_buf_fini(&req->body);
-    free(req->path);
-    free(req->target);
+    free(req->target); /* path lives in the same block */
     free(req);
 }
 
@@ -131,9 +130,15 @@ static int on_head(void *ud, const struct mg_http_head *h)
     c->req = req;
     req->head = h;
     req->method = h->method;
-    req->target = mg_xstrndup(h->url, h->url_len);
+    /* The target and its path in one block. */
+    size_t tlen = strnlen(h->url, h->url_len);
+    req->target = mg_xmalloc(2 * tlen + 2);
+    memcpy(req->target, h->url, tlen);
+    req->target[tlen] = '\0';
     size_t plen = strcspn(req->target, "?#");
-    req->path = mg_xstrndup(req->target, plen);
+    req->path = req->target + tlen + 1;
+    memcpy(req->path, req->target, plen);
+    req->path[plen] = '\0';
     req->head_only = h->method == HTTP_HEAD;
     req->http10 = h->http_major == 1 && h->http_minor == 0;
     req->close_after = !h->keep_alive || c->srv->draining;
@@ -372,6 +377,7 @@ int mg_http_server_accept(struct mg_http_server *srv, uv_stream_t *listener)
         struct sockaddr_storage ss;
         int len = sizeof ss;
         if (uv_tcp_getpeername(&c->s.h.tcp, (struct sockaddr *)&ss, &len) == 0) {
+            c->peer_addr = ss;
             if (ss.ss_family == AF_INET) {
                 struct sockaddr_in *a = (struct sockaddr_in *)&ss;
                 uv_ip4_name(a, c->peer, sizeof c->peer);

@@ -70,6 +70,9 @@ struct mg_http_conn {
     bool stream_closed;
     char peer[64]; /* client address, for logs and X-Forwarded-For */
     uint16_t peer_port;
+    /* The same address for source_ip rules, read once per connection
+     * (family 0 for a Unix socket). */
+    struct sockaddr_storage peer_addr;
     unsigned n_requests;
 };
 
@@ -78,7 +81,7 @@ struct mg_http_req {
     const struct mg_http_head *head; /* valid until mg_http_release_head or the end */
     struct mg_buf body;
     int method;
-    char *path;   /* decoded? no: raw path without query, NUL-terminated copy */
+    char *path;   /* the raw path without query, NUL-terminated, in target's block */
     char *target; /* the raw request target, NUL-terminated copy */
     uint64_t start_ns;
     int status;
