@@ -327,6 +327,7 @@ static int cmd_serve(const char *path)
         goto fail;
     G.hub_started = true;
     G.workers = mg_xcalloc((size_t)n, sizeof *G.workers);
+    mg_audit_record_pool_start();
     for (int i = 0; i < n; i++) {
         if (mg_worker_start(&G.workers[i], i, fds[i], G.gw,
                             tls ? mg_tls_server_default(G.tls) : NULL) < 0) {
@@ -348,6 +349,7 @@ static int cmd_serve(const char *path)
     G.auth = NULL;
     mg_audit_free(G.audit); /* writes what is still queued */
     G.audit = NULL;
+    mg_audit_record_pool_stop(); /* every record is written and freed */
     mg_toolmap_shared_fini();
     mg_log_info("stopped");
     rc = 0;
@@ -375,6 +377,7 @@ fail:
     G.auth = NULL;
     mg_audit_free(G.audit);
     G.audit = NULL;
+    mg_audit_record_pool_stop();
 out:
     free(fds);
     free(G.workers);

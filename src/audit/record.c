@@ -14,6 +14,8 @@
 #include "authn/token.h"
 
 #include <openssl/rand.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <time.h>
 #if defined(__SSE2__)
@@ -74,6 +76,9 @@ struct mg_audit_record {
     char *args_heap;
     /* mg_audit_record_cols: the indexed fields, bounded, NUL-terminated. */
     struct mg_buf cols;
+    /* The pool it goes back to (NULL: malloc's), and its link there. */
+    struct rec_pool *pool;
+    struct mg_audit_record *next_free;
     /* The writer's queue entry (mg_audit_record_link). */
     _Alignas(max_align_t) unsigned char link[MG_AUDIT_RECORD_LINK];
     char inline_arena[INLINE_ARENA];
@@ -542,12 +547,117 @@ static const char *span_ptr(const struct mg_audit_record *r, const struct span *
     return r->arena + sp->off;
 }
 
+/* --- record pools (see mg_audit_record_pool_start) ----------------------- */
+
+struct rec_pool {
+    /* Freed on other threads: pushed here, taken all at once by the owner
+     * (a single consumer that takes the whole list has no ABA problem). */
+    _Atomic(struct mg_audit_record *) returned;
+    struct mg_audit_record *free; /* the owner's own */
+    size_t n_free;
+    struct rec_pool *next; /* every pool, for stop */
+};
+
+/* Spare records a thread keeps on its own list; more are freed. Records
+ * back from other threads are bounded by how many were out at once. */
+#define POOL_KEEP 1024
+
+static atomic_bool pools_on;
+static pthread_mutex_t pools_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct rec_pool *pools;
+static _Thread_local struct rec_pool *my_pool;
+
+void mg_audit_record_pool_start(void)
+{
+    atomic_store(&pools_on, true);
+}
+
+static void free_list(struct mg_audit_record *r)
+{
+    while (r) {
+        struct mg_audit_record *next = r->next_free;
+        free(r);
+        r = next;
+    }
+}
+
+void mg_audit_record_pool_stop(void)
+{
+    atomic_store(&pools_on, false);
+    pthread_mutex_lock(&pools_mu);
+    while (pools) {
+        struct rec_pool *p = pools;
+        pools = p->next;
+        free_list(p->free);
+        free_list(atomic_exchange(&p->returned, NULL));
+        free(p);
+    }
+    pthread_mutex_unlock(&pools_mu);
+    my_pool = NULL;
+}
+
+static struct mg_audit_record *rec_alloc(void)
+{
+    if (!atomic_load_explicit(&pools_on, memory_order_relaxed)) {
+        struct mg_audit_record *r = mg_xmalloc(sizeof *r);
+        r->pool = NULL;
+        return r;
+    }
+    struct rec_pool *p = my_pool;
+    if (p == NULL) {
+        p = mg_xcalloc(1, sizeof *p);
+        pthread_mutex_lock(&pools_mu);
+        p->next = pools;
+        pools = p;
+        pthread_mutex_unlock(&pools_mu);
+        my_pool = p;
+    }
+    if (p->free == NULL) {
+        p->free = atomic_exchange_explicit(&p->returned, NULL, memory_order_acquire);
+        p->n_free = 0; /* unknown; only bounds what this thread keeps */
+    }
+    struct mg_audit_record *r = p->free;
+    if (r) {
+        p->free = r->next_free;
+        if (p->n_free)
+            p->n_free--;
+    } else {
+        r = mg_xmalloc(sizeof *r);
+    }
+    r->pool = p;
+    return r;
+}
+
+static void rec_release(struct mg_audit_record *r)
+{
+    struct rec_pool *p = r->pool;
+    if (p == NULL) {
+        free(r);
+    } else if (p == my_pool) {
+        if (p->n_free >= POOL_KEEP) {
+            free(r);
+            return;
+        }
+        r->next_free = p->free;
+        p->free = r;
+        p->n_free++;
+    } else {
+        struct mg_audit_record *head = atomic_load_explicit(&p->returned, memory_order_relaxed);
+        do
+            r->next_free = head;
+        while (!atomic_compare_exchange_weak_explicit(&p->returned, &head, r, memory_order_release,
+                                                      memory_order_relaxed));
+    }
+}
+
 struct mg_audit_record *mg_audit_record_new(void)
 {
-    struct mg_audit_record *r = mg_xmalloc(sizeof *r);
+    struct mg_audit_record *r = rec_alloc();
+    struct rec_pool *pool = r->pool;
     struct timespec ts;
     /* Everything but the inline arena starts zeroed (no need to clear it). */
     memset(r, 0, offsetof(struct mg_audit_record, inline_arena));
+    r->pool = pool;
 
     /* The id is how a denied caller and an operator find the same record:
      * unguessable, so knowing one id tells nothing of another. */
@@ -573,7 +683,7 @@ void mg_audit_record_free(struct mg_audit_record *r)
         free(r->groups);
     mg_buf_fini(&r->cols);
     free(r->args_heap);
-    free(r);
+    rec_release(r);
 }
 
 const char *mg_audit_record_decision_id(const struct mg_audit_record *r)

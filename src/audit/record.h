@@ -56,6 +56,15 @@ struct mg_audit_record;
 struct mg_audit_record *mg_audit_record_new(void);
 /* NULL is a no-op. */
 void mg_audit_record_free(struct mg_audit_record *r);
+/* Records are made on the workers and freed on the audit writer's thread:
+ * through malloc, every one went to the arena of a thread whose cache never
+ * held any (bench/RESULTS.md). Between start and stop, a thread's records
+ * come from its own pool, and a record freed on another thread goes back to
+ * its pool through a lock-free list. Start before the threads that make
+ * records; stop after every record is freed and those threads are gone
+ * (it frees the pools). Without start, records are plain malloc blocks. */
+void mg_audit_record_pool_start(void);
+void mg_audit_record_pool_stop(void);
 
 /* The 32-hex-digit decision id, for the caller's denial (data.decision_id).
  * Valid while the record lives; copy it before submitting. */
