@@ -441,6 +441,37 @@ void mg_http_server_close_all(struct mg_http_server *srv)
     }
 }
 
+/* A fixed buffer on the stack for the short lines around a head: every
+ * piece written into it is a constant or a number, and it is sized for the
+ * longest combination (asserted). */
+struct mg_wbuf {
+    char *p;
+    size_t len, cap;
+};
+
+static void wput_n(struct mg_wbuf *w, const char *s, size_t n)
+{
+    MG_ASSERT(n <= w->cap - w->len);
+    memcpy(w->p + w->len, s, n);
+    w->len += n;
+}
+
+static void wput(struct mg_wbuf *w, const char *s)
+{
+    wput_n(w, s, strlen(s));
+}
+
+static void wput_u64(struct mg_wbuf *w, uint64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    wput_n(w, tmp + i, sizeof tmp - i);
+}
+
 int mg_http_begin(struct mg_http_req *req, int status, const char *headers, size_t headers_len,
                   int64_t content_length)
 {
@@ -452,36 +483,39 @@ int mg_http_begin(struct mg_http_req *req, int status, const char *headers, size
         req->close_after = true;
     bool http10 = req->http10;
     bool no_body = req->head_only || status == 204 || status == 304 || status < 200;
-    struct mg_buf hb;
-    mg_buf_init(&hb, headers_len + 512);
-    mg_buf_appends(&hb, "HTTP/1.1 ");
-    mg_buf_append_u64(&hb, (uint64_t)status);
-    mg_buf_appends(&hb, " ");
-    mg_buf_appends(&hb, mg_http_status_text(status));
-    mg_buf_appends(&hb, "\r\n");
-    mg_buf_append(&hb, headers, headers_len);
+    /* The status line and the framing headers around the caller's headers,
+     * written to the connection without assembling the head first. */
+    char pre[64], post[128];
+    struct mg_wbuf a = {pre, 0, sizeof pre}, z = {post, 0, sizeof post};
+    wput(&a, "HTTP/1.1 ");
+    wput_u64(&a, (uint64_t)status);
+    wput(&a, " ");
+    wput(&a, mg_http_status_text(status));
+    wput(&a, "\r\n");
     if (content_length >= 0) {
         if (status != 204 && status != 304) {
-            mg_buf_appends(&hb, "Content-Length: ");
-            mg_buf_append_u64(&hb, (uint64_t)content_length);
-            mg_buf_appends(&hb, "\r\n");
+            wput(&z, "Content-Length: ");
+            wput_u64(&z, (uint64_t)content_length);
+            wput(&z, "\r\n");
         }
     } else if (!no_body) {
         if (http10) {
             req->close_after = true; /* HTTP/1.0: the body ends at close */
         } else {
             req->chunked = true;
-            mg_buf_appends(&hb, "Transfer-Encoding: chunked\r\n");
+            wput(&z, "Transfer-Encoding: chunked\r\n");
         }
     }
     if (req->close_after)
-        mg_buf_appends(&hb, "Connection: close\r\n");
+        wput(&z, "Connection: close\r\n");
     else if (http10)
-        mg_buf_appends(&hb, "Connection: keep-alive\r\n");
-    mg_buf_appends(&hb, "\r\n");
-    int rc = mg_stream_write(&c->s, hb.data, hb.len);
-    req->bytes_out += hb.len;
-    mg_buf_fini(&hb);
+        wput(&z, "Connection: keep-alive\r\n");
+    wput(&z, "\r\n");
+    uv_buf_t parts[3] = {uv_buf_init(pre, (unsigned)a.len),
+                         uv_buf_init((char *)headers, (unsigned)headers_len),
+                         uv_buf_init(post, (unsigned)z.len)};
+    int rc = mg_stream_writev(&c->s, parts, 3);
+    req->bytes_out += a.len + headers_len + z.len;
     return rc;
 }
 

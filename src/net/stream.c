@@ -457,9 +457,14 @@ int mg_stream_writev(struct mg_stream *s, const uv_buf_t *bufs, size_t n)
         uv_check_start(flush_check, on_flush_check);
         uv_unref((uv_handle_t *)flush_check); /* it must not keep a loop alive */
     }
+    /* All or nothing: a part of a message is never queued alone. */
+    size_t total = 0;
     for (size_t i = 0; i < n; i++)
-        if (mg_buf_append(&s->out, bufs[i].base, bufs[i].len) < 0)
-            return MG_ELIMIT;
+        total += bufs[i].len;
+    if (total > s->out.max - s->out.len || mg_buf_reserve(&s->out, total) < 0)
+        return MG_ELIMIT;
+    for (size_t i = 0; i < n; i++)
+        MG_ASSERT(mg_buf_append(&s->out, bufs[i].base, bufs[i].len) == 0);
     if (!mg_list_linked(&s->flush_link))
         mg_list_push(&flush_list, &s->flush_link);
     /* The owner sees congestion from here on (mg_stream_is_congested) and may
