@@ -4,8 +4,10 @@
  * otherwise the counts add up, a single
  * message is one message, the method is a terminated string, the id (present
  * exactly when there is a request) is compact JSON of an allowed type, and
- * jansson agrees the body is one duplicate-free JSON object or array; and the
- * one-pass reading of plain requests agrees with the jansson reading. */
+ * jansson agrees the body is one duplicate-free JSON object or array; flat
+ * arguments are small, borrowed from the body, and stand for an object;
+ * and the one-pass reading of plain requests agrees with the jansson
+ * reading (flat arguments compared as the tree they stand for). */
 #include "mcp/jsonrpc.h"
 
 #include <jansson.h>
@@ -41,12 +43,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         MG_ASSERT(root != NULL);
         MG_ASSERT(i.shape == MG_JSONRPC_BATCH ? json_is_array(root) : json_is_object(root));
         json_decref(root);
-        MG_ASSERT(i.msgs != NULL && i.root != NULL);
+        /* The one-pass reading has no tree: its message is the info's own. */
+        MG_ASSERT(i.msgs != NULL && (i.root != NULL || (i.msgs == &i.one && i.n_messages == 1)));
         for (size_t k = 0; k < i.n_messages; k++) {
             const struct mg_jsonrpc_msg *m = &i.msgs[k];
             MG_ASSERT((m->method != NULL) == (m->kind != MG_JSONRPC_RESPONSE));
             MG_ASSERT((m->id != NULL) == (m->kind != MG_JSONRPC_NOTIFICATION));
             MG_ASSERT(m->arguments == NULL || json_is_object(m->arguments));
+            MG_ASSERT(m->arguments == NULL || m->args_flat == NULL);
+            if (m->args_flat) {
+                const struct mg_args_flat *f = m->args_flat;
+                const char *body = (const char *)data;
+                MG_ASSERT(i.shape == MG_JSONRPC_SINGLE && f == &i.flat && f->n <= MG_ARGS_FLAT_MAX);
+                for (size_t a = 0; a < f->n; a++) {
+                    const struct mg_arg *x = &f->m[a];
+                    MG_ASSERT(x->key >= body && x->key + x->key_len <= body + size);
+                    MG_ASSERT(memchr(x->key, '\0', x->key_len) == NULL);
+                    MG_ASSERT(mg_args_flat_get(f, x->key, x->key_len) == x);
+                    if (x->type == MG_ARG_STRING)
+                        MG_ASSERT(x->s >= body && x->s + x->s_len <= body + size &&
+                                  memchr(x->s, '\\', x->s_len) == NULL);
+                }
+                json_t *tree = mg_args_flat_tree(f);
+                MG_ASSERT(json_is_object(tree) && json_object_size(tree) == f->n);
+                json_decref(tree);
+            }
             if (m->method &&
                 (strcmp(m->method, "tools/call") == 0 || strcmp(m->method, "resources/read") == 0))
                 MG_ASSERT(m->name != NULL);

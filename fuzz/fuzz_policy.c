@@ -6,10 +6,12 @@
  * Checks the compiler's contract (success: a policy and no error; failure:
  * no policy and at least one located error) and the decision's (a reason
  * consistent with allow, a rule path the policy owns, the same answer
- * twice). */
+ * twice, and the same answer for flat arguments (mcp/args.h) as for the
+ * tree they stand for). */
 #include "authn/identity.h"
 #include "conf/ytree.h"
 #include "fuzz_util.h"
+#include "mcp/jsonrpc.h"
 #include "policy/policy.h"
 
 #include <arpa/inet.h>
@@ -37,6 +39,13 @@ static void on_warn(void *ctx, const char *path, int line, int col, const char *
 
 static struct mg_identity *signed_in;
 static json_t *args_obj, *args_arr;
+/* Flat arguments as the gateway reads them, and jansson's tree of them. */
+static const char flat_body[] =
+    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"query\","
+    "\"arguments\":{\"sql\":\"DROP TABLE t\",\"limit\":100,\"f\":false,\"n\":null,\"\":\"e\","
+    "\"k/~\":7,\"big\":9007199254740993,\"s5\":\"5\"}}}";
+static struct mg_jsonrpc_info flat_info;
+static json_t *flat_tree;
 static struct sockaddr_in sin4;
 static struct sockaddr_in6 sin6, sin6_mapped;
 
@@ -64,6 +73,10 @@ static void setup(void)
                           "\"n\":null,\"a\":[1,\"x\",[2]],\"o\":{\"k/~\":{\"\":7}}}",
                           0, NULL);
     args_arr = json_loads("[1,2,3]", 0, NULL);
+    mg_jsonrpc_inspect(flat_body, sizeof flat_body - 1, &flat_info);
+    MG_ASSERT(flat_info.n_messages == 1 && flat_info.msgs[0].args_flat != NULL);
+    flat_tree = json_loads(strstr(flat_body, "\"arguments\":") + 12, JSON_DISABLE_EOF_CHECK, NULL);
+    MG_ASSERT(json_is_object(flat_tree) && json_object_size(flat_tree) == 8);
     MG_ASSERT(signed_in->claims && args_obj && args_arr);
     sin4.sin_family = AF_INET;
     inet_pton(AF_INET, "10.1.2.3", &sin4.sin_addr);
@@ -151,6 +164,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                             : NULL,
             };
             check_decision(g, p, &in);
+            /* Flat arguments decide as their tree. */
+            struct mg_policy_input tin = in, fin = in;
+            struct mg_policy_decision dt, df;
+            tin.arguments = flat_tree;
+            fin.arguments = NULL;
+            fin.args_flat = flat_info.msgs[0].args_flat;
+            mg_policy_eval(g, p, &tin, &dt);
+            mg_policy_eval(g, p, &fin, &df);
+            MG_ASSERT(dt.allow == df.allow && dt.reason == df.reason && dt.scope == df.scope &&
+                      strcmp(dt.rule, df.rule) == 0 && strcmp(dt.global_rule, df.global_rule) == 0);
+            check_decision(g, p, &fin);
         }
     }
     {

@@ -12,6 +12,7 @@
  * holds the two to that. */
 #include "audit/record.h"
 #include "authn/token.h"
+#include "mcp/args.h"
 
 #include <openssl/rand.h>
 #include <pthread.h>
@@ -241,7 +242,9 @@ static void put_field(struct mg_buf *b, const char *s, size_t n, size_t orig, si
 }
 
 /* ---------------------------------------------------------------------------
- * Arguments, reduced straight to canonical text.
+ * Arguments, reduced straight to canonical text: a jansson tree, or flat
+ * arguments (mcp/args.h) through the same writers, so that the two give the
+ * same bytes.
  */
 
 /* Substrings of key names whose values are secrets (docs/config.md). */
@@ -288,7 +291,8 @@ struct key {
     size_t len;
     size_t order; /* position in the object */
     const json_t *v;
-    const char *orig; /* the key as sent: secrets are judged on it */
+    const struct mg_arg *arg; /* flat arguments: the member (v is NULL) */
+    const char *orig;         /* the key as sent: secrets are judged on it */
     size_t orig_len;
     size_t cut_off; /* cut: where its cut form starts in the keys' buffer */
     bool cut;
@@ -326,6 +330,76 @@ static bool same_key(const struct key *x, const struct key *y)
     return x->len == y->len && memcmp(x->k, y->k, x->len) == 0;
 }
 
+static void put_value(struct mg_buf *b, const json_t *v, bool redact, int depth);
+static void put_arg(struct mg_buf *b, const struct mg_arg *a, bool redact);
+
+static const char redacted[] = "\"[redacted]\"";
+
+/* An object's members (keys[], gathered in member order, the cut ones in
+ * kb), at depth: keys sorted by their bytes, then their length. Two keys
+ * that are the same once cut are one, the later value winning, as in a
+ * JSON object. */
+static void put_members(struct mg_buf *b, struct key *keys, size_t n, const struct mg_buf *kb,
+                        bool redact, int depth)
+{
+    settle_keys(keys, n, kb);
+    qsort(keys, n, sizeof *keys, key_cmp);
+    PUT_LIT(b, "{");
+    bool first = true;
+    for (size_t i = 0; i < n; i++) {
+        if (i + 1 < n && same_key(&keys[i], &keys[i + 1]))
+            continue;
+        if (!first)
+            PUT_LIT(b, ",");
+        first = false;
+        put_json_str(b, keys[i].k, keys[i].len);
+        PUT_LIT(b, ":");
+        if (redact && is_secret_keyn(keys[i].orig, keys[i].orig_len))
+            PUT_LIT(b, redacted);
+        else if (keys[i].arg)
+            put_arg(b, keys[i].arg, redact);
+        else
+            put_value(b, keys[i].v, redact, depth + 1);
+    }
+    PUT_LIT(b, "}");
+}
+
+/* The keys alone (keys[] all cut into kb), sorted, as a JSON array. */
+static void put_key_list(struct mg_buf *b, struct key *keys, size_t n, const struct mg_buf *kb)
+{
+    settle_keys(keys, n, kb);
+    qsort(keys, n, sizeof *keys, key_cmp);
+    PUT_LIT(b, "[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            PUT_LIT(b, ",");
+        put_json_str(b, keys[i].k, keys[i].len);
+    }
+    PUT_LIT(b, "]");
+}
+
+/* A string value: cut when redacting and long. */
+static void put_string(struct mg_buf *b, const char *s, size_t n, bool redact)
+{
+    if (redact && n > MG_AUDIT_MAX_STRING)
+        put_field(b, s, n, n, MG_AUDIT_MAX_STRING);
+    else
+        put_json_str(b, s, n); /* jansson's strings are valid UTF-8, flat ones too */
+}
+
+/* A member of flat arguments, written as put_value writes the value jansson
+ * would have parsed from the same bytes. */
+static void put_arg(struct mg_buf *b, const struct mg_arg *a, bool redact)
+{
+    switch (a->type) {
+    case MG_ARG_STRING: put_string(b, a->s, a->s_len, redact); return;
+    case MG_ARG_INT: put_i64(b, a->i); return;
+    case MG_ARG_TRUE: PUT_LIT(b, "true"); return;
+    case MG_ARG_FALSE: PUT_LIT(b, "false"); return;
+    default: PUT_LIT(b, "null"); return;
+    }
+}
+
 /* v's canonical text: objects' keys sorted by their bytes, compact. When
  * redacting, values under secret-looking keys are "[redacted]" and strings
  * (keys too) over MG_AUDIT_MAX_STRING bytes are cut; either way nesting
@@ -333,7 +407,7 @@ static bool same_key(const struct key *x, const struct key *y)
  * same once cut are one, the later value winning, as in a JSON object. */
 static void put_value(struct mg_buf *b, const json_t *v, bool redact, int depth)
 {
-    static const char too_deep[] = "\"[too deep]\"", redacted[] = "\"[redacted]\"";
+    static const char too_deep[] = "\"[too deep]\"";
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
         size_t n = json_object_size(v), i = 0;
@@ -356,24 +430,7 @@ static void put_value(struct mg_buf *b, const json_t *v, bool redact, int depth)
                 cut_key(&keys[i], &kb);
             i++;
         }
-        settle_keys(keys, n, &kb);
-        qsort(keys, n, sizeof *keys, key_cmp);
-        PUT_LIT(b, "{");
-        bool first = true;
-        for (i = 0; i < n; i++) {
-            if (i + 1 < n && same_key(&keys[i], &keys[i + 1]))
-                continue;
-            if (!first)
-                PUT_LIT(b, ",");
-            first = false;
-            put_json_str(b, keys[i].k, keys[i].len);
-            PUT_LIT(b, ":");
-            if (redact && is_secret_keyn(keys[i].orig, keys[i].orig_len))
-                PUT_LIT(b, redacted);
-            else
-                put_value(b, keys[i].v, redact, depth + 1);
-        }
-        PUT_LIT(b, "}");
+        put_members(b, keys, n, &kb, redact, depth);
         mg_buf_fini(&kb);
         if (keys != small)
             free(keys);
@@ -396,15 +453,7 @@ static void put_value(struct mg_buf *b, const json_t *v, bool redact, int depth)
         PUT_LIT(b, "]");
         return;
     }
-    case JSON_STRING: {
-        const char *s = json_string_value(v);
-        size_t n = json_string_length(v);
-        if (redact && n > MG_AUDIT_MAX_STRING)
-            put_field(b, s, n, n, MG_AUDIT_MAX_STRING);
-        else
-            put_json_str(b, s, n); /* jansson's strings are valid UTF-8 */
-        return;
-    }
+    case JSON_STRING: put_string(b, json_string_value(v), json_string_length(v), redact); return;
     case JSON_INTEGER: put_i64(b, (int64_t)json_integer_value(v)); return;
     case JSON_TRUE: PUT_LIT(b, "true"); return;
     case JSON_FALSE: PUT_LIT(b, "false"); return;
@@ -435,15 +484,7 @@ static void put_keys(struct mg_buf *b, const json_t *args)
         cut_key(&keys[i], &kb);
         i++;
     }
-    settle_keys(keys, n, &kb);
-    qsort(keys, n, sizeof *keys, key_cmp);
-    PUT_LIT(b, "[");
-    for (i = 0; i < n; i++) {
-        if (i)
-            PUT_LIT(b, ",");
-        put_json_str(b, keys[i].k, keys[i].len);
-    }
-    PUT_LIT(b, "]");
+    put_key_list(b, keys, n, &kb);
     mg_buf_fini(&kb);
     free(keys);
 }
@@ -460,6 +501,38 @@ static bool reduce_text(const json_t *args, enum mg_conf_audit_args mode, struct
         return true;
     }
     put_value(b, args, mode == MG_CONF_AUDIT_ARGS_REDACTED, 0);
+    return true;
+}
+
+/* reduce_text for flat arguments: the same text as for the tree they stand
+ * for, through the same writers, without building it. */
+static bool reduce_flat(const struct mg_args_flat *f, enum mg_conf_audit_args mode,
+                        struct mg_buf *b)
+{
+    if (!f || mode == MG_CONF_AUDIT_ARGS_NONE)
+        return false;
+    bool keys_only = mode == MG_CONF_AUDIT_ARGS_KEYS, redact = mode == MG_CONF_AUDIT_ARGS_REDACTED;
+    struct key keys[MG_ARGS_FLAT_MAX];
+    struct mg_buf kb; /* cut keys, as put_value and put_keys keep them */
+    size_t n = f->n;
+    MG_ASSERT(n <= MG_ARGS_FLAT_MAX);
+    mg_buf_init(&kb, n * (MG_AUDIT_MAX_STRING + 64) + 1);
+    for (size_t i = 0; i < n; i++) {
+        const struct mg_arg *a = &f->m[i];
+        keys[i] = (struct key){.k = a->key,
+                               .len = a->key_len,
+                               .order = i,
+                               .arg = a,
+                               .orig = a->key,
+                               .orig_len = a->key_len};
+        if (keys_only || (redact && a->key_len > MG_AUDIT_MAX_STRING))
+            cut_key(&keys[i], &kb);
+    }
+    if (keys_only)
+        put_key_list(b, keys, n, &kb);
+    else
+        put_members(b, keys, n, &kb, redact, 0);
+    mg_buf_fini(&kb);
     return true;
 }
 
@@ -765,8 +838,9 @@ void mg_audit_record_set_call(struct mg_audit_record *r, const char *method, con
     set_str(r, F_NAME, name, MG_AUDIT_MAX_FIELD);
 }
 
-void mg_audit_record_set_arguments(struct mg_audit_record *r, const json_t *args,
-                                   enum mg_conf_audit_args mode)
+/* The arguments, a tree or flat (one of them), reduced into the record. */
+static void set_arguments(struct mg_audit_record *r, const json_t *args,
+                          const struct mg_args_flat *flat, enum mg_conf_audit_args mode)
 {
     struct mg_buf b;
     free(r->args_heap);
@@ -774,7 +848,7 @@ void mg_audit_record_set_arguments(struct mg_audit_record *r, const json_t *args
     r->has_args = false;
     r->args_len = 0;
     mg_buf_init(&b, SIZE_MAX / 2);
-    if (reduce_text(args, mode, &b)) {
+    if (flat ? reduce_flat(flat, mode, &b) : reduce_text(args, mode, &b)) {
         /* Bounded whatever the mode: a record is one line, one row, one
          * message, and the writer's queue counts its bytes. */
         if (b.len > MG_AUDIT_MAX_ARGS_BYTES) {
@@ -792,6 +866,18 @@ void mg_audit_record_set_arguments(struct mg_audit_record *r, const json_t *args
             r->args_heap = mg_buf_steal(&b, NULL);
     }
     mg_buf_fini(&b);
+}
+
+void mg_audit_record_set_arguments(struct mg_audit_record *r, const json_t *args,
+                                   enum mg_conf_audit_args mode)
+{
+    set_arguments(r, args, NULL, mode);
+}
+
+void mg_audit_record_set_arguments_flat(struct mg_audit_record *r, const struct mg_args_flat *args,
+                                        enum mg_conf_audit_args mode)
+{
+    set_arguments(r, NULL, args, mode);
 }
 
 void mg_audit_record_set_decision(struct mg_audit_record *r, bool allow, const char *rule,

@@ -48,6 +48,7 @@
 #define MG_AUDIT_JSON_FLAGS (JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
 
 struct mg_audit_record;
+struct mg_args_flat; /* mcp/args.h */
 
 /* A record stamped with the current time (CLOCK_REALTIME, ms) and a fresh
  * decision id, decision "deny" until set, every other field empty. Never
@@ -92,6 +93,11 @@ void mg_audit_record_set_call(struct mg_audit_record *r, const char *method, con
 /* The call's arguments (params.arguments), reduced per mode; NULL: none. */
 void mg_audit_record_set_arguments(struct mg_audit_record *r, const json_t *args,
                                    enum mg_conf_audit_args mode);
+/* The same for arguments in their flat form (mcp/args.h): byte for byte the
+ * text mg_audit_record_set_arguments gives for the tree they stand for;
+ * their strings are copied, so the body may go away at once. */
+void mg_audit_record_set_arguments_flat(struct mg_audit_record *r, const struct mg_args_flat *args,
+                                        enum mg_conf_audit_args mode);
 /* rule: the path of the rule that decided ("routes[sql].policy[0].deny.or[1]");
  * reason: the reason code. */
 void mg_audit_record_set_decision(struct mg_audit_record *r, bool allow, const char *rule,

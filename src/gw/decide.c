@@ -68,6 +68,8 @@ static struct mg_audit_record *record_for(struct mg_gw_req *p, const struct mg_j
                                  m->method ? m->name : m->answers);
         if (m->arguments && a)
             mg_audit_record_set_arguments(rec, m->arguments, mg_audit_arguments(a));
+        else if (m->args_flat && a) /* the body is still alive: it is forwarded after this */
+            mg_audit_record_set_arguments_flat(rec, m->args_flat, mg_audit_arguments(a));
     } else {
         mg_audit_record_set_call(rec, method_str(p->req->method), NULL);
     }

@@ -100,6 +100,7 @@ static void judge_one(const struct mg_judge_route *rt, const struct mg_judge_req
         in.mcp_method = m->kind == MG_JSONRPC_RESPONSE ? m->answers : m->method;
         in.mcp_name = m->name;
         in.arguments = m->arguments;
+        in.args_flat = m->args_flat;
         if (m->method && strcmp(m->method, "tools/call") == 0)
             in.tool_class = v->tool_class = call_class(rt, m->name);
     }

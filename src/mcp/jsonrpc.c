@@ -145,9 +145,11 @@ static bool check_message(json_t *m, struct mg_jsonrpc_info *out, bool first_req
  * when it is sure, and then exactly as the jansson path below would; on
  * anything else (a batch, a response, an escape in a key or in a string it
  * must read, a real id, deep nesting, a big object, any error) it declines
- * and the jansson path decides. The arguments, when there are any, are still
- * parsed by jansson, from their own bytes: the policy reads them as a tree.
- * This is on every request's path (bench/RESULTS.md, "Where the time goes").
+ * and the jansson path decides. The arguments, when there are any, are kept
+ * flat when they are a small object of plain scalars (args.h: the policy and
+ * the audit read those without a tree), else parsed by jansson from their
+ * own bytes. This is on every request's path (bench/RESULTS.md, "Where the
+ * time goes").
  */
 
 #define FAST_MAX_DEPTH 32
@@ -396,14 +398,78 @@ static bool key_is(const struct span *k, const char *lit)
 struct fast_msg {
     bool has_jsonrpc, has_method, has_id, has_params, params_object, has_name, has_uri, has_args;
     bool jsonrpc_ok, id_null, id_int;
+    bool args_flat; /* the arguments are an object of plain scalars, all in *flat */
     int64_t id_value;
     struct span method, id_str, name, uri, args;
+    struct mg_args_flat *flat; /* the info's own storage */
 };
 
 static bool read_raw_string(struct scan *s, struct span *out)
 {
     bool esc;
     return s->p < s->end && *s->p == '"' && scan_string(s, out, &esc) && !esc;
+}
+
+/* A member of params.arguments. A plain scalar (args.h) is noted in the
+ * flat form; anything else, or a ninth member, leaves the arguments to
+ * jansson. Either way the value is scanned exactly as scan_value would. */
+static bool args_member(void *ctx, const struct span *k, struct scan *s, int depth)
+{
+    struct fast_msg *m = ctx;
+    struct mg_args_flat *f = m->flat;
+    if (!m->args_flat || f->n == MG_ARGS_FLAT_MAX || s->p >= s->end || *s->p == '{' ||
+        *s->p == '[') {
+        m->args_flat = false;
+        return scan_value(s, depth + 1);
+    }
+    if (depth + 1 > FAST_MAX_DEPTH) /* scan_value's own check */
+        return false;
+    struct mg_arg *a = &f->m[f->n];
+    switch (*s->p) {
+    case '"': {
+        struct span v;
+        bool esc;
+        if (!scan_string(s, &v, &esc))
+            return false;
+        if (esc) { /* jansson's to decode */
+            m->args_flat = false;
+            return true;
+        }
+        a->type = MG_ARG_STRING;
+        a->s = v.p;
+        a->s_len = v.n;
+        break;
+    }
+    case 't':
+        a->type = MG_ARG_TRUE;
+        if (!scan_literal(s, "true", 4))
+            return false;
+        break;
+    case 'f':
+        a->type = MG_ARG_FALSE;
+        if (!scan_literal(s, "false", 5))
+            return false;
+        break;
+    case 'n':
+        a->type = MG_ARG_NULL;
+        if (!scan_literal(s, "null", 4))
+            return false;
+        break;
+    default: {
+        bool is_int;
+        if (!scan_number(s, &is_int, &a->i))
+            return false;
+        if (!is_int) { /* a real: jansson reads it (its double, its text) */
+            m->args_flat = false;
+            return true;
+        }
+        a->type = MG_ARG_INT;
+    }
+    }
+    a->key = k->p;
+    a->key_len = k->n;
+    f->n++;
+    return true;
 }
 
 static bool params_member(void *ctx, const struct span *k, struct scan *s, int depth)
@@ -420,8 +486,15 @@ static bool params_member(void *ctx, const struct span *k, struct scan *s, int d
     }
     if (key_is(k, "arguments")) {
         m->has_args = true;
-        if (!scan_value(s, depth + 1))
+        /* As scan_value would scan it, noting members on the way. */
+        if (s->p < s->end && *s->p == '{') {
+            m->args_flat = true;
+            m->flat->n = 0;
+            if (!scan_object(s, depth + 1, args_member, m))
+                return false;
+        } else if (!scan_value(s, depth + 1)) {
             return false;
+        }
         m->args = (struct span){start, (size_t)(s->p - start)};
         return true;
     }
@@ -469,12 +542,14 @@ static bool message_member(void *ctx, const struct span *k, struct scan *s, int 
     return scan_value(s, depth + 1);
 }
 
-/* The fast path; false: declined, out untouched (still zeroed). */
+/* The fast path; false: declined, out untouched but for its flat storage
+ * (mg_jsonrpc_inspect_tree zeroes all of it). */
 static bool inspect_fast(const char *body, size_t len, struct mg_jsonrpc_info *out)
 {
     struct scan s = {body, body + len};
     struct fast_msg m;
     memset(&m, 0, sizeof m);
+    m.flat = &out->flat;
     skip_ws(&s);
     if (s.p >= s.end || *s.p != '{' || !scan_object(&s, 0, message_member, &m))
         return false;
@@ -494,11 +569,16 @@ static bool inspect_fast(const char *body, size_t len, struct mg_jsonrpc_info *o
     }
     const struct span *target = NULL;
     json_t *args = NULL, *id = NULL;
+    bool flat = false;
     if (key) {
         target = strcmp(key, "name") == 0 ? &m.name : &m.uri;
         if (!m.params_object || !(strcmp(key, "name") == 0 ? m.has_name : m.has_uri))
             return false;
-        if (wants_args && m.has_args) {
+        if (wants_args && m.has_args && m.args_flat) {
+            /* Validated by the scan as jansson would (UTF-8, no duplicate
+             * key, no escape): the same object, without building it. */
+            flat = true;
+        } else if (wants_args && m.has_args) {
             args = json_loadb(m.args.p, m.args.n, JSON_REJECT_DUPLICATES, NULL);
             if (!json_is_object(args)) {
                 json_decref(args);
@@ -573,6 +653,8 @@ static bool inspect_fast(const char *body, size_t len, struct mg_jsonrpc_info *o
         out->owned_args = args;
         msg->arguments = args;
     }
+    if (flat)
+        msg->args_flat = &out->flat;
     msg->kind = id ? MG_JSONRPC_REQUEST : MG_JSONRPC_NOTIFICATION;
     if (id)
         out->n_requests = 1;
@@ -669,9 +751,51 @@ static bool str_same(const char *a, const char *b)
     return (a == NULL) == (b == NULL) && (a == NULL || strcmp(a, b) == 0);
 }
 
+/* json_equal, except that numbers of different types differ: json_equal
+ * calls 1 and 1.0 equal; the policy does not. */
 static bool json_same(const json_t *a, const json_t *b)
 {
-    return (a == NULL) == (b == NULL) && (a == NULL || json_equal((json_t *)a, (json_t *)b));
+    if (a == NULL || b == NULL)
+        return a == b;
+    if (json_typeof(a) != json_typeof(b))
+        return false;
+    if (json_is_object(a)) {
+        const char *k;
+        size_t klen;
+        json_t *x;
+        if (json_object_size(a) != json_object_size(b))
+            return false;
+        json_object_keylen_foreach((json_t *)a, k, klen, x)
+        {
+            if (!json_same(x, json_object_getn(b, k, klen)))
+                return false;
+        }
+        return true;
+    }
+    if (json_is_array(a)) {
+        if (json_array_size(a) != json_array_size(b))
+            return false;
+        for (size_t i = 0; i < json_array_size(a); i++)
+            if (!json_same(json_array_get(a, i), json_array_get(b, i)))
+                return false;
+        return true;
+    }
+    return json_equal((json_t *)a, (json_t *)b);
+}
+
+/* The arguments of two messages, flat or not, as the trees they stand for. */
+static bool args_same(const struct mg_jsonrpc_msg *x, const struct mg_jsonrpc_msg *y)
+{
+    if ((x->arguments && x->args_flat) || (y->arguments && y->args_flat))
+        return false; /* at most one of the two */
+    json_t *a =
+        x->args_flat ? mg_args_flat_tree(x->args_flat) : json_incref((json_t *)x->arguments);
+    json_t *b =
+        y->args_flat ? mg_args_flat_tree(y->args_flat) : json_incref((json_t *)y->arguments);
+    bool same = json_same(a, b);
+    json_decref(a);
+    json_decref(b);
+    return same;
 }
 
 bool mg_jsonrpc_info_same(const struct mg_jsonrpc_info *a, const struct mg_jsonrpc_info *b)
@@ -684,10 +808,7 @@ bool mg_jsonrpc_info_same(const struct mg_jsonrpc_info *a, const struct mg_jsonr
     for (size_t i = 0; i < a->n_messages; i++) {
         const struct mg_jsonrpc_msg *x = &a->msgs[i], *y = &b->msgs[i];
         if (x->kind != y->kind || !str_same(x->method, y->method) || !str_same(x->name, y->name) ||
-            !json_same(x->id, y->id) || !json_same(x->arguments, y->arguments))
-            return false;
-        /* json_equal calls 1 and 1.0 equal; the policy does not. */
-        if (x->id && json_typeof(x->id) != json_typeof(y->id))
+            !json_same(x->id, y->id) || !args_same(x, y))
             return false;
     }
     return true;

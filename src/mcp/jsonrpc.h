@@ -9,6 +9,7 @@
 #define MG_MCP_JSONRPC_H
 
 #include "core/common.h"
+#include "mcp/args.h"
 
 #include <jansson.h>
 
@@ -26,7 +27,8 @@ enum mg_jsonrpc_kind {
     MG_JSONRPC_RESPONSE,     /* result or error, and id */
 };
 
-/* One message of the body. Pointers borrow from the info's document. */
+/* One message of the body. Pointers borrow from the info's document, and
+ * args_flat from the body itself. */
 struct mg_jsonrpc_msg {
     enum mg_jsonrpc_kind kind;
     const char *method;      /* requests and notifications; NULL for responses */
@@ -35,6 +37,12 @@ struct mg_jsonrpc_msg {
                               * resources/subscribe, resources/unsubscribe: params.uri;
                               * else NULL */
     const json_t *arguments; /* tools/call and prompts/get: params.arguments (an object) or NULL */
+    /* The same arguments when the one-pass reading took them flat (see
+     * args.h), arguments then NULL; at most one of the two is set. Points
+     * to the info's flat, whose strings point into the body inspected: the
+     * body must outlive every reader of them (the gateway judges and
+     * records a request before it drops the body). */
+    const struct mg_args_flat *args_flat;
     /* Responses: the method of the server->client request answered, when the
      * gateway relayed that request (set by the gateway, not by inspection;
      * NULL: unknown, and the response is refused as unmatched). */
@@ -61,19 +69,24 @@ struct mg_jsonrpc_info {
      * read in place, never copied. */
     struct mg_jsonrpc_msg one;
     json_t *owned_id, *owned_args;
+    struct mg_args_flat flat; /* one.args_flat, when set, points here */
     char small[160];
 };
 
 /* Inspects body. Never fails for bad input: shape says INVALID and error why.
- * A plain single request is read in one pass without a tree (only its
- * arguments become one); everything else, and anything that pass is not
- * sure of, goes to mg_jsonrpc_inspect_tree, whose answer it always equals. */
+ * A plain single request is read in one pass without a tree (its arguments
+ * become one only when they are not flat, see args.h); everything else, and
+ * anything that pass is not sure of, goes to mg_jsonrpc_inspect_tree, whose
+ * answer it always equals. Flat arguments borrow from body: keep it alive
+ * and unchanged while the info's arguments are read. */
 void mg_jsonrpc_inspect(const char *body, size_t len, struct mg_jsonrpc_info *out);
 /* The reference: the whole body parsed by jansson (tests and the fuzz
  * target hold the fast path to it). */
 void mg_jsonrpc_inspect_tree(const char *body, size_t len, struct mg_jsonrpc_info *out);
 /* Do two inspections say the same of a body (shape, counts, error, and
- * every message's kind, method, id, name and arguments)? For tests. */
+ * every message's kind, method, id, name and arguments, flat arguments
+ * compared as the tree they stand for; numbers of the same value but of
+ * different types, 1 and 1.0, differ)? For tests. */
 bool mg_jsonrpc_info_same(const struct mg_jsonrpc_info *a, const struct mg_jsonrpc_info *b);
 void mg_jsonrpc_info_fini(struct mg_jsonrpc_info *info);
 

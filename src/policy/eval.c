@@ -50,11 +50,21 @@ struct icache {
     uint64_t name_word; /* its first bytes, zero-padded, as term.pre_word */
 };
 
-/* A resolved JSON value, with its string (if it is one) read once. */
+/* A resolved JSON value, read once into one form whether it comes from a
+ * tree (claims, arguments) or from flat arguments (mcp/args.h), so that
+ * both are judged by the same code and cannot differ. */
+enum jtype { J_NONE, J_OBJECT, J_ARRAY, J_STRING, J_INT, J_REAL, J_TRUE, J_FALSE, J_NULL };
+
 struct jval {
-    const json_t *v;
-    const char *s; /* NULL unless v is a string */
+    const json_t *v; /* the tree's value (claims and arrays are read through it); NULL
+                        for flat arguments */
+    uint8_t t;       /* enum jtype; J_NONE: absent */
+    const char *s;   /* J_STRING */
     size_t n;
+    union {
+        int64_t i; /* J_INT */
+        double d;  /* J_REAL */
+    };
 };
 
 /* What the evaluation of one policy derives: local times of its zones and
@@ -365,20 +375,35 @@ static bool claim_has(const json_t *v, const struct lit *lit, size_t *count)
 
 static struct jval jval_of(const json_t *v)
 {
-    struct jval j = {v, NULL, 0};
-    if (v && json_is_string(v)) {
+    struct jval j = {.v = v, .t = J_NONE};
+    if (v == NULL)
+        return j;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: j.t = J_OBJECT; break;
+    case JSON_ARRAY: j.t = J_ARRAY; break;
+    case JSON_STRING:
+        j.t = J_STRING;
         j.s = json_string_value(v);
         j.n = json_string_length(v);
+        break;
+    case JSON_INTEGER:
+        j.t = J_INT;
+        j.i = (int64_t)json_integer_value(v);
+        break;
+    case JSON_REAL:
+        j.t = J_REAL;
+        j.d = json_real_value(v);
+        break;
+    case JSON_TRUE: j.t = J_TRUE; break;
+    case JSON_FALSE: j.t = J_FALSE; break;
+    default: j.t = J_NULL; break;
     }
     return j;
 }
 
 static const json_t *claim_get(const json_t *claims, const struct crit *c);
-static const json_t *resolve(const json_t *v, const struct seg *seg, uint32_t n);
-static const struct jval *slot_value(struct ectx *e, const struct crit *c, const json_t *root,
-                                     bool claim);
-static NOINLINE void slot_fill(struct jval *out, const json_t *root, const struct crit *c,
-                               bool claim);
+static const struct jval *slot_value(struct ectx *e, const struct crit *c, bool claim);
+static NOINLINE void slot_fill(struct ectx *e, struct jval *out, const struct crit *c, bool claim);
 
 static const json_t *claim_get(const json_t *claims, const struct crit *c)
 {
@@ -398,9 +423,9 @@ static NOINLINE bool claim_match(struct ectx *e, const struct crit *c)
     if (claims == NULL)
         return false;
     if (c->u.ptr.slot) {
-        v = slot_value(e, c, claims, true)->v;
+        v = slot_value(e, c, true)->v;
     } else {
-        slot_fill(&tmp, claims, c, true);
+        slot_fill(e, &tmp, c, true);
         v = tmp.v;
     }
     for (uint8_t i = 0; i < c->n_ops; i++) {
@@ -430,62 +455,96 @@ static const json_t *resolve(const json_t *v, const struct seg *seg, uint32_t n)
     return v;
 }
 
-/* -1, 0, 1; numbers only. */
-static int num_cmp(const json_t *v, const struct lit *l)
+/* The member a pointer names in flat arguments, as resolve() finds it in
+ * the tree they stand for: no segment is the object itself, one is the
+ * member of that key (a key holds no NUL, nor does a segment: the YAML
+ * loader refuses it), and past that there is nothing (a scalar has no
+ * children). */
+static struct jval flat_resolve(const struct mg_args_flat *f, const struct crit *c)
 {
-    if (json_is_integer(v) && l->is_int) {
-        json_int_t a = json_integer_value(v);
-        return a < l->i ? -1 : a > l->i;
+    struct jval j = {.v = NULL, .t = J_NONE};
+    if (c->u.ptr.n_seg == 0) {
+        j.t = J_OBJECT;
+        return j;
+    }
+    if (c->u.ptr.n_seg > 1)
+        return j;
+    const struct mg_arg *a = mg_args_flat_get(f, c->u.ptr.seg[0].s, c->u.ptr.seg[0].len);
+    if (a == NULL)
+        return j;
+    switch (a->type) {
+    case MG_ARG_STRING:
+        j.t = J_STRING;
+        j.s = a->s;
+        j.n = a->s_len;
+        break;
+    case MG_ARG_INT:
+        j.t = J_INT;
+        j.i = a->i;
+        break;
+    case MG_ARG_TRUE: j.t = J_TRUE; break;
+    case MG_ARG_FALSE: j.t = J_FALSE; break;
+    default: j.t = J_NULL; break;
+    }
+    return j;
+}
+
+static bool is_num(const struct jval *j)
+{
+    return j->t == J_INT || j->t == J_REAL;
+}
+
+/* -1, 0, 1; numbers only. */
+static int num_cmp(const struct jval *j, const struct lit *l)
+{
+    if (j->t == J_INT && l->is_int) {
+        return j->i < l->i ? -1 : j->i > l->i;
     } else {
         /* long double holds every int64 and every double exactly on the
          * platforms we build for (x86-64's 64-bit mantissa). */
-        long double a = json_is_integer(v) ? (long double)json_integer_value(v)
-                                           : (long double)json_real_value(v);
+        long double a = j->t == J_INT ? (long double)j->i : (long double)j->d;
         long double b = l->is_int ? (long double)l->i : (long double)l->d;
         return a < b ? -1 : a > b;
     }
 }
 
-static bool typed_eq(const json_t *v, const struct lit *l)
+static bool typed_eq(const struct jval *j, const struct lit *l)
 {
     switch (l->type) {
-    case LIT_STR:
-        return json_is_string(v) && json_string_length(v) == l->len &&
-               memcmp(json_string_value(v), l->s, l->len) == 0;
-    case LIT_NUM: return json_is_number(v) && num_cmp(v, l) == 0;
-    case LIT_BOOL: return json_is_boolean(v) && json_is_true(v) == l->b;
-    case LIT_NULL: return json_is_null(v);
+    case LIT_STR: return j->t == J_STRING && j->n == l->len && memcmp(j->s, l->s, l->len) == 0;
+    case LIT_NUM: return is_num(j) && num_cmp(j, l) == 0;
+    case LIT_BOOL: return (j->t == J_TRUE || j->t == J_FALSE) && (j->t == J_TRUE) == l->b;
+    case LIT_NULL: return j->t == J_NULL;
     default: return false;
     }
 }
 
-static bool any_eq(const json_t *v, const struct mop *op)
+static bool any_eq(const struct jval *j, const struct mop *op)
 {
     for (uint32_t i = 0; i < op->n; i++)
-        if (typed_eq(v, &op->lits[i]))
+        if (typed_eq(j, &op->lits[i]))
             return true;
     return false;
 }
 
 static bool arg_op(const struct jval *j, const struct mop *op)
 {
-    const json_t *v = j->v;
     const struct lit *l = op->lits;
     if (op->kind == M_EXISTS)
-        return (v != NULL) == l->b;
-    if (v == NULL)
+        return (j->t != J_NONE) == l->b;
+    if (j->t == J_NONE)
         return false;
     switch (op->kind) {
-    case M_IS: return typed_eq(v, l);
-    case M_NOT: return !typed_eq(v, l);
-    case M_IN: return any_eq(v, op);
-    case M_NOT_IN: return !any_eq(v, op);
+    case M_IS: return typed_eq(j, l);
+    case M_NOT: return !typed_eq(j, l);
+    case M_IN: return any_eq(j, op);
+    case M_NOT_IN: return !any_eq(j, op);
     case M_STARTS_WITH:
     case M_ENDS_WITH:
     case M_CONTAINS: {
         const char *s = j->s;
         size_t n = j->n;
-        if (s == NULL)
+        if (j->t != J_STRING)
             return false;
         if (op->kind == M_STARTS_WITH)
             return l->len <= n && memcmp(s, l->s, l->len) == 0;
@@ -493,37 +552,46 @@ static bool arg_op(const struct jval *j, const struct mop *op)
             return l->len <= n && memcmp(s + n - l->len, l->s, l->len) == 0;
         return str_contains(s, n, l->s, l->len, false);
     }
-    case M_LT: return json_is_number(v) && num_cmp(v, l) < 0;
-    case M_LE: return json_is_number(v) && num_cmp(v, l) <= 0;
-    case M_GT: return json_is_number(v) && num_cmp(v, l) > 0;
-    case M_GE: return json_is_number(v) && num_cmp(v, l) >= 0;
+    case M_LT: return is_num(j) && num_cmp(j, l) < 0;
+    case M_LE: return is_num(j) && num_cmp(j, l) <= 0;
+    case M_GT: return is_num(j) && num_cmp(j, l) > 0;
+    case M_GE: return is_num(j) && num_cmp(j, l) >= 0;
     case M_HAS:
     case M_EXCLUDE: {
+        /* Only a tree has arrays. */
         bool found = false;
-        if (!json_is_array(v))
+        if (j->t != J_ARRAY)
             return false;
-        for (size_t i = 0; i < json_array_size(v) && !found; i++)
-            found = typed_eq(json_array_get(v, i), l);
+        for (size_t i = 0; i < json_array_size(j->v) && !found; i++) {
+            struct jval x = jval_of(json_array_get(j->v, i));
+            found = typed_eq(&x, l);
+        }
         return op->kind == M_HAS ? found : !found;
     }
     default: return false;
     }
 }
 
-static NOINLINE void slot_fill(struct jval *out, const json_t *root, const struct crit *c,
-                               bool claim)
+/* The value a claim path or an argument pointer names: arguments from the
+ * tree when there is one, else from the flat form. */
+static NOINLINE void slot_fill(struct ectx *e, struct jval *out, const struct crit *c, bool claim)
 {
-    *out = jval_of(claim ? claim_get(root, c) : resolve(root, c->u.ptr.seg, c->u.ptr.n_seg));
+    const struct mg_policy_input *in = e->in;
+    if (claim)
+        *out = jval_of(claim_get(in->identity->claims, c));
+    else if (in->arguments)
+        *out = jval_of(resolve(in->arguments, c->u.ptr.seg, c->u.ptr.n_seg));
+    else
+        *out = flat_resolve(in->args_flat, c);
 }
 
 /* The cached value of a criterion with a slot (every criterion but those
  * past POLICY_PTR_SLOTS distinct paths). */
-static const struct jval *slot_value(struct ectx *e, const struct crit *c, const json_t *root,
-                                     bool claim)
+static const struct jval *slot_value(struct ectx *e, const struct crit *c, bool claim)
 {
     unsigned s = c->u.ptr.slot - 1u;
     if (!(e->slot_done & (1u << s))) {
-        slot_fill(&e->slot_val[s], root, c, claim);
+        slot_fill(e, &e->slot_val[s], c, claim);
         e->slot_done |= 1u << s;
     }
     return &e->slot_val[s];
@@ -540,17 +608,18 @@ static bool arg_ops(const struct jval *j, const struct crit *c)
 static NOINLINE bool arg_match_uncached(struct ectx *e, const struct crit *c)
 {
     struct jval j;
-    slot_fill(&j, e->in->arguments, c, false);
+    slot_fill(e, &j, c, false);
     return arg_ops(&j, c);
 }
 
 static NOINLINE bool arg_match(struct ectx *e, const struct crit *c)
 {
-    if (e->in->mcp_method == NULL || e->in->arguments == NULL)
+    /* Arguments, as a tree or flat: present. */
+    if (e->in->mcp_method == NULL || (e->in->arguments == NULL && e->in->args_flat == NULL))
         return false;
     if (c->u.ptr.slot == 0)
         return arg_match_uncached(e, c);
-    return arg_ops(slot_value(e, c, e->in->arguments, false), c);
+    return arg_ops(slot_value(e, c, false), c);
 }
 
 /* ---------------------------------------------------------------------------

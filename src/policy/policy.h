@@ -11,6 +11,7 @@
 #define MG_POLICY_POLICY_H
 
 #include "core/common.h"
+#include "mcp/args.h"
 #include "mcp/listfilter.h"
 
 #include <jansson.h>
@@ -60,6 +61,9 @@ struct mg_policy_input {
                                            unknown tool counts as */
     const json_t *arguments;            /* params.arguments of tools/call or prompts/get;
                                            NULL: none */
+    /* The same arguments in their flat form (mcp/args.h), judged exactly as
+     * the tree they stand for; read only when arguments is NULL. */
+    const struct mg_args_flat *args_flat;
 };
 
 struct mg_policy_decision {

@@ -10,11 +10,13 @@
  * records and bytes; a failing sink making the writer unhealthy, then
  * recovering, with a test sink and with a real file over RLIMIT_FSIZE;
  * completions delivered on the caller's loop once a record is durable (or
- * its write failed); queries with every filter; and the CLI's exit codes
- * and output. */
+ * its write failed); queries with every filter; the CLI's exit codes and
+ * output; and flat arguments (mcp/args.h) reduced byte for byte as their
+ * tree in every mode. */
 #include "audit/audit.h"
 #include "audit/verify.h"
 #include "cli/cli.h"
+#include "mcp/jsonrpc.h"
 #include "store/store.h"
 #include "tap.h"
 
@@ -1947,6 +1949,152 @@ static void test_record_pool(void)
     TAP_OK(true, "pool: stopped, records are malloc blocks again");
 }
 
+/* Text that JSON carries raw (no quote, backslash or control), so a body
+ * holding it as a string or a key is read flat: multi-byte characters
+ * (cut points fall inside them), secret-looking words, sometimes long. */
+static size_t raw_text(char *out, size_t max)
+{
+    static const char *const pieces[] = {
+        "a",     "Z",        " ",    "/", "\x7f", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+        "token", "Password", "_key", "x"};
+    size_t n = 0, want = tap_rand(4) == 0 ? 200 + tap_rand((uint32_t)max - 199) : tap_rand(12);
+    while (n < want) {
+        const char *p = pieces[tap_rand(MG_ARRAY_LEN(pieces))];
+        size_t l = strlen(p);
+        if (n + l > max)
+            break;
+        memcpy(out + n, p, l);
+        n += l;
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* The record text of r with these arguments set one way or the other. */
+static char *record_text(struct mg_audit_record *r, size_t *len)
+{
+    char *text = NULL, hash[MG_AUDIT_HASH_HEX + 1];
+    MG_ASSERT(mg_audit_record_chain(r, 7, mg_audit_zero_hash, &text, len, hash) == 0);
+    return text;
+}
+
+static void test_flat_arguments(void)
+{
+    static const char *const secrets[] = {"password",      "API_KEY",   "xTokenx",
+                                          "Authorization", "my_cookie", "Private_Key"};
+    static const char *const ints[] = {
+        "0", "-0", "7", "-12", "9223372036854775807", "-9223372036854775808", "100000"};
+    int n = 3000, n_differ = 0, n_not_flat = 0;
+    size_t n_secret = 0, n_cut = 0, n_merged = 0, n_texts = 0;
+    char key[8][700], val[1500];
+    for (int it = 0; it < n; it++) {
+        struct mg_buf args, body;
+        size_t members = tap_rand(9), n_keys = 0;
+        mg_buf_init(&args, 1 << 20);
+        mg_buf_init(&body, 1 << 20);
+        mg_buf_appends(&args, "{");
+        for (size_t m = 0; m < members; m++) {
+            uint32_t kind = tap_rand(8);
+            if (kind == 0) {
+                snprintf(key[n_keys], sizeof key[n_keys], "%s", secrets[tap_rand(6)]);
+            } else if (kind == 1 && n_keys > 0 && strlen(key[n_keys - 1]) > 300 &&
+                       (unsigned char)key[n_keys - 1][strlen(key[n_keys - 1]) - 1] < 0x80) {
+                /* the same as the one before once cut: a long shared start
+                 * and the same length (the last character ASCII) */
+                memcpy(key[n_keys], key[n_keys - 1], sizeof key[n_keys]);
+                size_t l = strlen(key[n_keys]);
+                key[n_keys][l - 1] = key[n_keys][l - 1] == 'q' ? 'r' : 'q';
+            } else if (kind == 2) {
+                size_t l = 300 + tap_rand(300);
+                raw_text(key[n_keys], 40);
+                size_t h = strlen(key[n_keys]);
+                memset(key[n_keys] + h, 'k', l - h);
+                key[n_keys][l] = '\0';
+            } else {
+                raw_text(key[n_keys], 600);
+            }
+            bool dup = false;
+            for (size_t j = 0; j < n_keys; j++)
+                dup = dup || strcmp(key[j], key[n_keys]) == 0;
+            if (dup)
+                continue;
+            mg_buf_appendf(&args, "%s\"%s\":", n_keys ? "," : "", key[n_keys]);
+            n_keys++;
+            switch (tap_rand(6)) {
+            case 0:
+            case 1:
+                raw_text(val, sizeof val - 1);
+                mg_buf_appendf(&args, "\"%s\"", val);
+                break;
+            case 2: mg_buf_appends(&args, ints[tap_rand(MG_ARRAY_LEN(ints))]); break;
+            case 3: mg_buf_appendf(&args, "%d", (int)tap_rand(2000001) - 1000000); break;
+            case 4: mg_buf_appends(&args, tap_rand(2) ? "true" : "false"); break;
+            default: mg_buf_appends(&args, "null"); break;
+            }
+        }
+        mg_buf_appends(&args, "}");
+        mg_buf_appendf(&body,
+                       "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{"
+                       "\"name\":\"q\",\"arguments\":%s}}",
+                       args.data);
+        struct mg_jsonrpc_info info;
+        mg_jsonrpc_inspect(body.data, body.len, &info);
+        const struct mg_args_flat *flat = info.n_messages ? info.msgs[0].args_flat : NULL;
+        json_t *tree = json_loadb(args.data, args.len, JSON_REJECT_DUPLICATES, NULL);
+        if (flat == NULL || tree == NULL) {
+            n_not_flat++;
+        } else {
+            struct mg_audit_record *r = mg_audit_record_new();
+            for (int mode = 0; mode < 4; mode++) {
+                size_t lt, lf;
+                mg_audit_record_set_arguments(r, tree, (enum mg_conf_audit_args)mode);
+                char *t = record_text(r, &lt);
+                mg_audit_record_set_arguments_flat(r, flat, (enum mg_conf_audit_args)mode);
+                char *f = record_text(r, &lf);
+                n_texts++;
+                if (lt != lf || memcmp(t, f, lt) != 0) {
+                    if (n_differ++ < 2)
+                        printf("# mode %d, flat and tree differ:\n# %s\n# %s\n", mode, t, f);
+                }
+                if (mode == MG_CONF_AUDIT_ARGS_REDACTED) {
+                    n_secret += strstr(t, "\"[redacted]\"") != NULL;
+                    n_cut += strstr(t, "...[truncated ") != NULL;
+                    json_t *v = mg_audit_args_reduce(tree, MG_CONF_AUDIT_ARGS_REDACTED);
+                    n_merged += json_object_size(v) < json_object_size(tree);
+                    json_decref(v);
+                }
+                free(t);
+                free(f);
+            }
+            mg_audit_record_free(r);
+        }
+        json_decref(tree);
+        mg_jsonrpc_info_fini(&info);
+        mg_buf_fini(&args);
+        mg_buf_fini(&body);
+    }
+    TAP_IS_INT(n_not_flat, 0, "%d random flat arguments: each read flat", n);
+    TAP_IS_INT(n_differ, 0,
+               "%zu records (four modes): flat arguments give the tree's text byte "
+               "for byte",
+               n_texts);
+    TAP_OK(n_secret > 100 && n_cut > 100 && n_merged > 10,
+           "with secrets redacted (%zu), strings and keys cut (%zu), keys merged once cut (%zu)",
+           n_secret, n_cut, n_merged);
+
+    /* None: no arguments at all; and NULL flat arguments are none. */
+    struct mg_audit_record *r = mg_audit_record_new();
+    size_t l1, l2;
+    char *a = record_text(r, &l1);
+    mg_audit_record_set_arguments_flat(r, NULL, MG_CONF_AUDIT_ARGS_FULL);
+    char *b = record_text(r, &l2);
+    TAP_OK(l1 == l2 && memcmp(a, b, l1) == 0 && strstr(b, "argument") == NULL,
+           "no flat arguments: no arguments field");
+    free(a);
+    free(b);
+    mg_audit_record_free(r);
+}
+
 int main(void)
 {
     const char *pg = getenv("MCPGATE_TEST_PG_DSN");
@@ -1961,6 +2109,7 @@ int main(void)
     test_record_pool();
     test_arguments();
     test_random_records();
+    test_flat_arguments();
     test_since();
     /* The file sink's writer thread frees records the test thread made. */
     mg_audit_record_pool_start();

@@ -335,6 +335,25 @@ static void test_hidden(void)
     TAP_IS_STR(mg_judge_error_message(&t.v[0], &t.rpc.msgs[0], buf, sizeof buf), "denied by policy",
                "denied by policy");
     fini(&t);
+    /* The same arguments, once flat (mcp/args.h) and once a tree (an
+     * escape and a nested member keep them one): judged alike. */
+    static const char *const same_args[] = {
+        "{\"sql\":\"DROP TABLE t\",\"n\":5}",
+        "{\"sql\":\"DROP\\u0020TABLE t\",\"n\":5,\"o\":{}}",
+    };
+    for (int k = 0; k < 2; k++) {
+        char body[256];
+        snprintf(body, sizeof body,
+                 "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+                 "\"query\",\"arguments\":%s}}",
+                 same_args[k]);
+        run(&t, c, "sql", ann, body);
+        TAP_OK((t.rpc.msgs[0].args_flat != NULL) == (k == 0) && !t.v[0].allow &&
+                   t.v[0].code == MG_RPC_POLICY_DENIED &&
+                   strcmp(t.v[0].rule, "routes[sql].policy[1].deny.or[0]") == 0,
+               "refused for its arguments, read %s", k == 0 ? "flat" : "as a tree");
+        fini(&t);
+    }
     run(&t, c, "sql", ann,
         "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"prompts/"
         "get\",\"params\":{\"name\":\"secret\"}}");

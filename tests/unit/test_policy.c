@@ -2,10 +2,13 @@
  * Pomerium's documented example policies, each criterion and matcher, rule
  * paths and reason codes, global + route combination, compile errors with
  * their exact positions, bounds, lint findings, time zones against the C
- * library's own conversion, and that evaluation allocates nothing. */
+ * library's own conversion, and that evaluation allocates nothing; flat
+ * arguments (mcp/args.h) judged exactly as their tree, on random arguments
+ * and random policies. */
 #include "authn/identity.h"
 #include "conf/ytree.h"
 #include "core/buf.h"
+#include "mcp/jsonrpc.h"
 #include "policy/policy.h"
 #include "policy/tz.h"
 #include "tap.h"
@@ -1000,6 +1003,367 @@ static void test_mcp_argument(void)
     mg_identity_unref(id);
 }
 
+/* Arguments as the gateway reads them: text wrapped in a tools/call body
+ * and inspected (flat when the one-pass reading keeps them flat), and
+ * jansson's own reading of text (the tree). */
+struct req_args {
+    char *body;
+    struct mg_jsonrpc_info info;
+    const struct mg_args_flat *flat;
+    json_t *tree;
+};
+
+static void req_args_init(struct req_args *r, const char *text)
+{
+    struct mg_buf b;
+    mg_buf_init(&b, 1 << 20);
+    mg_buf_appendf(&b,
+                   "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":"
+                   "\"query\",\"arguments\":%s}}",
+                   text);
+    r->body = mg_buf_steal(&b, NULL);
+    mg_jsonrpc_inspect(r->body, strlen(r->body), &r->info);
+    r->flat = r->info.n_messages == 1 ? r->info.msgs[0].args_flat : NULL;
+    r->tree = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+    MG_ASSERT(r->tree != NULL);
+}
+
+static void req_args_fini(struct req_args *r)
+{
+    mg_jsonrpc_info_fini(&r->info);
+    free(r->body);
+    json_decref(r->tree);
+}
+
+/* mcp_argument on flat arguments: what the tree gives, as expected. */
+static void test_mcp_argument_flat(void)
+{
+    struct mg_identity *id = ident("s", "e@x.com", NULL, NULL, NULL);
+    struct req_args ra;
+    req_args_init(&ra,
+                  "{\"sql\":\"DROP TABLE t\",\"limit\":100,\"str5\":\"5\",\"five\":5,"
+                  "\"flag\":true,\"none\":null,\"\":\"empty key\",\"min\":-9223372036854775808}");
+    TAP_OK(ra.flat != NULL && ra.flat->n == 8, "these arguments are read flat");
+    static const struct {
+        const char *crit;
+        int want;
+    } t[] = {
+        {"mcp_argument/sql: {contains: DROP}", 1},
+        {"mcp_argument/sql: {starts_with: drop}", 0},
+        {"mcp_argument/sql: 'DROP TABLE t'", 1},
+        {"mcp_argument: {pointer: /sql, ends_with: ' t'}", 1},
+        {"mcp_argument/limit: 100", 1},
+        {"mcp_argument/limit: 100.0", 1},
+        {"mcp_argument/limit: 1e2", 1},
+        {"mcp_argument/limit: '100'", 0},
+        {"mcp_argument/limit: {gt: 99}", 1},
+        {"mcp_argument/limit: {gt: 100}", 0},
+        {"mcp_argument/limit: {lt: 1000}", 1},
+        {"mcp_argument/limit: {le: 99.5}", 0},
+        {"mcp_argument/limit: {in: [1, 100]}", 1},
+        {"mcp_argument/limit: {in: ['100']}", 0},
+        {"mcp_argument/limit: {not_in: ['100']}", 1},
+        {"mcp_argument/limit: {has: 100}", 0},
+        {"mcp_argument/limit: {exclude: 100}", 0},
+        {"mcp_argument/str5: 5", 0},
+        {"mcp_argument/str5: '5'", 1},
+        {"mcp_argument/str5: {gt: 4}", 0},
+        {"mcp_argument/five: {starts_with: 5}", 0},
+        {"mcp_argument/five: {in: [5, '5']}", 1},
+        {"mcp_argument/five: 5.0", 1},
+        {"mcp_argument/flag: true", 1},
+        {"mcp_argument/flag: 'true'", 0},
+        {"mcp_argument/flag: {not: false}", 1},
+        {"mcp_argument/none: null", 1},
+        {"mcp_argument/none: ~", 1},
+        {"mcp_argument/none: {exists: true}", 1},
+        {"mcp_argument/none: {not: null}", 0},
+        {"mcp_argument/min: {lt: -9223372036854775807}", 1},
+        {"mcp_argument/min: -9223372036854775808", 1},
+        {"mcp_argument/min: {ge: -9223372036854775808.0}", 1},
+        {"mcp_argument/missing: {exists: false}", 1},
+        {"mcp_argument/missing: {exists: true}", 0},
+        {"mcp_argument/missing: {not: x}", 0},
+        {"mcp_argument/missing: {not_in: [x]}", 0},
+        {"mcp_argument: {pointer: '', exists: true}", 1},
+        {"mcp_argument: {pointer: '', exists: false}", 0},
+        {"mcp_argument: {pointer: '', not: x}", 1}, /* an object is not a value */
+        {"mcp_argument: {pointer: '', is: x}", 0},
+        {"mcp_argument: {pointer: '', not_in: [x]}", 1},
+        {"mcp_argument: {pointer: '', gt: 0}", 0},
+        {"mcp_argument: {pointer: '', has: x}", 0},
+        {"mcp_argument: {pointer: '', exclude: x}", 0}, /* not an array either */
+        {"mcp_argument: {pointer: /, is: empty key}", 1},
+        {"mcp_argument/sql/0: {exists: false}", 1}, /* a scalar has no children */
+        {"mcp_argument/limit/x: {exists: false}", 1},
+        {"mcp_argument/sql/0: {not: x}", 0},
+    };
+    for (size_t i = 0; i < MG_ARRAY_LEN(t); i++) {
+        char yaml[256];
+        struct mg_policy_input in = input(id);
+        snprintf(yaml, sizeof yaml, "allow: {and: [{%s}]}", t[i].crit);
+        struct mg_policy *p = compile_ok(yaml);
+        in.arguments = ra.tree;
+        bool tree = allowed(p, &in);
+        in.arguments = NULL;
+        in.args_flat = ra.flat;
+        bool flat = allowed(p, &in);
+        TAP_OK(tree == t[i].want && flat == t[i].want, "%s -> %d (tree %d, flat %d)", t[i].crit,
+               t[i].want, tree, flat);
+        in.args_flat = NULL;
+        TAP_OK(!allowed(p, &in), "%s: no arguments -> false", t[i].crit);
+        mg_policy_free(p);
+    }
+
+    /* Past the cache's slots (POLICY_PTR_SLOTS): 32 pointers at missing
+     * members take them, the 8 present members are judged uncached. */
+    {
+        struct mg_buf b;
+        mg_buf_init(&b, 1 << 16);
+        mg_buf_appends(&b, "allow:\n  and:\n");
+        for (int i = 0; i < 32; i++)
+            mg_buf_appendf(&b, "    - mcp_argument/m%d: {exists: false}\n", i);
+        for (int i = 0; i < 8; i++)
+            mg_buf_appendf(&b, "    - mcp_argument/a%d: %d\n", i, i);
+        mg_buf_append(&b, "", 1);
+        struct mg_policy *p = compile_ok(b.data);
+        struct req_args ok, bad;
+        req_args_init(&ok,
+                      "{\"a0\":0,\"a1\":1,\"a2\":2,\"a3\":3,\"a4\":4,\"a5\":5,\"a6\":6,\"a7\":7}");
+        req_args_init(&bad,
+                      "{\"a0\":0,\"a1\":1,\"a2\":2,\"a3\":3,\"a4\":4,\"a5\":5,\"a6\":6,\"a7\":8}");
+        struct mg_policy_input in = input(id);
+        in.args_flat = ok.flat;
+        bool yes = ok.flat && allowed(p, &in);
+        in.args_flat = bad.flat;
+        bool no = bad.flat && !allowed(p, &in);
+        in.args_flat = NULL;
+        in.arguments = bad.tree;
+        bool tree_no = !allowed(p, &in);
+        TAP_OK(yes && no && tree_no, "flat arguments past the cache slots are still judged");
+        req_args_fini(&ok);
+        req_args_fini(&bad);
+        mg_policy_free(p);
+        mg_buf_fini(&b);
+    }
+    req_args_fini(&ra);
+    mg_identity_unref(id);
+}
+
+/* Random flat arguments against random policies of mcp_argument criteria:
+ * judged from the tree and from the flat form, the decision and the rule
+ * that made it are the same every time. */
+static const char *const rk_keys[] = {
+    "",    "a", "ab", "abc",   "A",   "\xc3\xa9", "\xc3\xa9\xc3\xa9",
+    "sql", "s", "sq", "limit", "k/~", "x y",      "\xf0\x9f\x98\x80"};
+static const char *const rk_strings[] = {"",
+                                         "5",
+                                         "5.0",
+                                         "-1",
+                                         "abc",
+                                         "ab",
+                                         "a",
+                                         "DROP TABLE t",
+                                         "drop",
+                                         "\xc3\xa9",
+                                         "\xf0\x9f\x98\x80x",
+                                         "true",
+                                         "null",
+                                         "a/b",
+                                         "9223372036854775807"};
+static const char *const rk_ints[] = {"0",
+                                      "-0",
+                                      "1",
+                                      "-1",
+                                      "4",
+                                      "5",
+                                      "6",
+                                      "-5",
+                                      "100",
+                                      "9223372036854775807",
+                                      "-9223372036854775808",
+                                      "9223372036854775806",
+                                      "-9223372036854775807",
+                                      "9007199254740993",
+                                      "9007199254740992"};
+static const char *const rk_nums[] = {"5",
+                                      "5.0",
+                                      "-1",
+                                      "0",
+                                      "-0.0",
+                                      "0.5",
+                                      "4.5",
+                                      "100",
+                                      "1e2",
+                                      "9223372036854775807",
+                                      "-9223372036854775808",
+                                      "9223372036854775808",
+                                      "9007199254740993",
+                                      "9007199254740992",
+                                      "-5"};
+
+/* A literal of any type, as YAML. */
+static void rk_lit(struct mg_buf *b, bool strings_only)
+{
+    switch (strings_only ? 0 : tap_rand(5)) {
+    case 0:
+    case 1: mg_buf_appendf(b, "'%s'", rk_strings[tap_rand(MG_ARRAY_LEN(rk_strings))]); break;
+    case 2: mg_buf_appends(b, rk_nums[tap_rand(MG_ARRAY_LEN(rk_nums))]); break;
+    case 3: mg_buf_appends(b, tap_rand(2) ? "true" : "false"); break;
+    default: mg_buf_appends(b, tap_rand(2) ? "null" : "~"); break;
+    }
+}
+
+/* A key as a JSON Pointer segment (RFC 6901: '~' is ~0, '/' is ~1). */
+static void rk_seg(struct mg_buf *b, const char *k)
+{
+    mg_buf_appends(b, "/");
+    for (; *k; k++)
+        mg_buf_appends(b, *k == '~' ? "~0" : *k == '/' ? "~1" : (char[]){*k, '\0'});
+}
+
+static void rk_criterion(struct mg_buf *b)
+{
+    static const char *const ops[] = {"is",        "not",      "in",      "not_in", "starts_with",
+                                      "ends_with", "contains", "lt",      "le",     "gt",
+                                      "ge",        "has",      "exclude", "exists"};
+    mg_buf_appends(b, "{mcp_argument: {pointer: '");
+    uint32_t shape = tap_rand(10);
+    if (shape == 0) {
+        /* the arguments themselves */
+    } else {
+        rk_seg(b, shape == 1 ? "missing" : rk_keys[tap_rand(MG_ARRAY_LEN(rk_keys))]);
+        if (shape == 2)
+            mg_buf_appends(b, tap_rand(2) ? "/0" : "/x");
+    }
+    mg_buf_appends(b, "'");
+    uint32_t first = tap_rand(MG_ARRAY_LEN(ops)), n_ops = 1 + (tap_rand(4) == 0);
+    for (uint32_t i = 0; i < n_ops; i++) {
+        const char *op = ops[(first + i * 5) % MG_ARRAY_LEN(ops)]; /* distinct */
+        mg_buf_appendf(b, ", %s: ", op);
+        if (strcmp(op, "in") == 0 || strcmp(op, "not_in") == 0) {
+            mg_buf_appends(b, "[");
+            for (uint32_t k = 0, n = tap_rand(4); k < n; k++) {
+                mg_buf_appends(b, k ? ", " : "");
+                rk_lit(b, false);
+            }
+            mg_buf_appends(b, "]");
+        } else if (strcmp(op, "exists") == 0) {
+            mg_buf_appends(b, tap_rand(2) ? "true" : "false");
+        } else if (op[0] == 'l' || op[0] == 'g') {
+            mg_buf_appends(b, rk_nums[tap_rand(MG_ARRAY_LEN(rk_nums))]);
+        } else if (strcmp(op, "starts_with") == 0 || strcmp(op, "ends_with") == 0 ||
+                   strcmp(op, "contains") == 0) {
+            if (tap_rand(4)) /* a plain number is its text here */
+                rk_lit(b, true);
+            else
+                mg_buf_appends(b, rk_nums[tap_rand(MG_ARRAY_LEN(rk_nums))]);
+        } else {
+            rk_lit(b, false);
+        }
+    }
+    mg_buf_appends(b, "}}");
+}
+
+/* Flat-able arguments: distinct keys, scalar values, at most 8. */
+static void rk_args(struct mg_buf *b)
+{
+    bool used[MG_ARRAY_LEN(rk_keys)] = {false};
+    mg_buf_appends(b, "{");
+    for (uint32_t i = 0, n = tap_rand(9), first = 1; i < n; i++) {
+        uint32_t k = tap_rand(MG_ARRAY_LEN(rk_keys));
+        if (used[k])
+            continue;
+        used[k] = true;
+        mg_buf_appendf(b, "%s\"%s\":", first ? "" : ",", rk_keys[k]);
+        first = 0;
+        switch (tap_rand(6)) {
+        case 0:
+        case 1: mg_buf_appendf(b, "\"%s\"", rk_strings[tap_rand(MG_ARRAY_LEN(rk_strings))]); break;
+        case 2:
+        case 3: mg_buf_appends(b, rk_ints[tap_rand(MG_ARRAY_LEN(rk_ints))]); break;
+        case 4: mg_buf_appends(b, tap_rand(2) ? "true" : "false"); break;
+        default: mg_buf_appends(b, "null"); break;
+        }
+    }
+    mg_buf_appends(b, "}");
+}
+
+static void test_flat_random(void)
+{
+    static const char *const ops[] = {"and", "or", "not", "nor"};
+    struct mg_identity *id = ident("s", "e@x.com", NULL, NULL, NULL);
+    size_t n_decisions = 0, n_differ = 0, n_not_flat = 0, n_bad_policy = 0;
+    size_t reasons[4] = {0};
+    for (int it = 0; it < 400; it++) {
+        struct mg_buf y;
+        mg_buf_init(&y, 1 << 16);
+        for (uint32_t r = 0, n = 1 + tap_rand(4); r < n; r++) {
+            mg_buf_appendf(&y, "- %s:\n    %s:\n", tap_rand(3) ? "allow" : "deny",
+                           ops[tap_rand(MG_ARRAY_LEN(ops))]);
+            for (uint32_t c = 0, m = 1 + tap_rand(3); c < m; c++) {
+                mg_buf_appends(&y, "      - ");
+                rk_criterion(&y);
+                mg_buf_appends(&y, "\n");
+            }
+        }
+        mg_buf_append(&y, "", 1);
+        struct mg_policy *p = compile_ok(y.data);
+        if (p == NULL) {
+            n_bad_policy++;
+            mg_buf_fini(&y);
+            continue;
+        }
+        for (int k = 0; k < 25; k++) {
+            struct mg_buf a;
+            struct req_args ra;
+            mg_buf_init(&a, 1 << 16);
+            rk_args(&a);
+            mg_buf_append(&a, "", 1);
+            req_args_init(&ra, a.data);
+            if (ra.flat == NULL) {
+                n_not_flat++;
+            } else {
+                struct mg_policy_input tin = input(id), fin = input(id);
+                struct mg_policy_decision dt, df, dt2, df2;
+                tin.arguments = ra.tree;
+                fin.args_flat = ra.flat;
+                mg_policy_eval(g_accept, p, &tin, &dt);
+                mg_policy_eval(g_accept, p, &fin, &df);
+                /* p as both policies: two evaluations sharing one input */
+                mg_policy_eval(p, p, &tin, &dt2);
+                mg_policy_eval(p, p, &fin, &df2);
+                check_prepared(g_accept, p, &fin, &dt);
+                n_decisions++;
+                reasons[dt.reason]++;
+                if (!same_decision(&dt, &df) || !same_decision(&dt2, &df2)) {
+                    if (n_differ++ < 3)
+                        printf("# flat and tree differ: %s %s vs %s %s\n#   arguments %s\n"
+                               "#   policy:\n%s",
+                               mg_policy_reason_name(dt.reason), dt.rule,
+                               mg_policy_reason_name(df.reason), df.rule, a.data, y.data);
+                }
+            }
+            req_args_fini(&ra);
+            mg_buf_fini(&a);
+        }
+        mg_policy_free(p);
+        mg_buf_fini(&y);
+    }
+    TAP_IS_INT((int)(n_bad_policy + n_not_flat), 0,
+               "every random policy compiles, every "
+               "random argument object is read flat");
+    TAP_IS_INT((int)n_differ, 0, "%zu random decisions: flat arguments decide as their tree",
+               n_decisions);
+    TAP_OK(reasons[MG_POLICY_ALLOWED] > n_decisions / 20 &&
+               reasons[MG_POLICY_DENIED_BY_RULE] > n_decisions / 20 &&
+               reasons[MG_POLICY_NO_RULE_ALLOWED] > n_decisions / 20,
+           "of them allowed %zu, denied by a rule %zu, allowed by none %zu",
+           reasons[MG_POLICY_ALLOWED], reasons[MG_POLICY_DENIED_BY_RULE],
+           reasons[MG_POLICY_NO_RULE_ALLOWED]);
+    mg_identity_unref(id);
+}
+
 static struct sockaddr_storage addr(const char *ip)
 {
     struct sockaddr_storage ss;
@@ -1858,6 +2222,21 @@ static void test_no_alloc(void)
     }
     TAP_IS_INT(n_allocs - before, 0, "1000 decisions allocate nothing");
     TAP_OK(d.allow, "and the policy allowed (every criterion was evaluated: %s)", d.rule);
+    {
+        struct req_args ra;
+        req_args_init(&ra, "{\"sql\":\"select 1\",\"limit\":5,\"tags\":true}");
+        in.arguments = NULL;
+        in.args_flat = ra.flat;
+        mg_policy_eval(g_accept, p, &in, &d);
+        before = n_allocs;
+        for (int i = 0; i < 1000; i++) {
+            in.now = T0 + i * 3607;
+            mg_policy_eval(g_accept, p, &in, &d);
+        }
+        TAP_IS_INT(n_allocs - before, 0, "1000 decisions on flat arguments allocate nothing");
+        TAP_OK(ra.flat && d.allow, "and the policy allowed (%s)", d.rule);
+        req_args_fini(&ra);
+    }
     mg_policy_free(p);
     json_decref(args);
     mg_identity_unref(id);
@@ -1876,6 +2255,8 @@ int main(void)
     test_string_matchers();
     test_request_criteria();
     test_mcp_argument();
+    test_mcp_argument_flat();
+    test_flat_random();
     test_source_ip();
     test_time_criteria();
     test_fast_paths();
