@@ -682,7 +682,9 @@ static void send_upstream(struct mg_gw_req *p)
     int rc = mg_client_request(&w->pool, &t, head.data, head.len, req->body.data, req->body.len,
                                &opts, &up_cbs, p, &p->up);
     mg_buf_fini(&head);
-    /* The body now lives in the upstream request; drop our copy. */
+    /* The body now lives in the upstream request; drop our copy (and the
+     * judged arguments that point into it: judging and recording are done). */
+    mg_jsonrpc_info_drop_body(&p->rpc);
     mg_buf_fini(&req->body);
     if (rc < 0) {
         p->up = NULL;

@@ -727,6 +727,13 @@ out:
     out->root = root;
 }
 
+void mg_jsonrpc_info_drop_body(struct mg_jsonrpc_info *info)
+{
+    for (size_t i = 0; i < info->n_messages; i++)
+        info->msgs[i].args_flat = NULL;
+    info->flat.n = 0;
+}
+
 void mg_jsonrpc_info_fini(struct mg_jsonrpc_info *info)
 {
     /* The fast path's id_json lives in strings or small, its message in one. */

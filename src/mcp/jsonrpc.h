@@ -89,5 +89,8 @@ void mg_jsonrpc_inspect_tree(const char *body, size_t len, struct mg_jsonrpc_inf
  * different types, 1 and 1.0, differ)? For tests. */
 bool mg_jsonrpc_info_same(const struct mg_jsonrpc_info *a, const struct mg_jsonrpc_info *b);
 void mg_jsonrpc_info_fini(struct mg_jsonrpc_info *info);
+/* The body is about to go: flat arguments (which point into it) are
+ * forgotten, so a late reader finds none rather than freed memory. */
+void mg_jsonrpc_info_drop_body(struct mg_jsonrpc_info *info);
 
 #endif
