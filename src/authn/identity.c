@@ -33,18 +33,19 @@ static pthread_once_t anonymous_once = PTHREAD_ONCE_INIT;
 static void make_anonymous(void)
 {
     anonymous = mg_identity_new();
+    anonymous->immortal = true;
 }
 
 struct mg_identity *mg_identity_anonymous(void)
 {
     pthread_once(&anonymous_once, make_anonymous);
-    mg_identity_ref(anonymous);
     return anonymous;
 }
 
 void mg_identity_ref(struct mg_identity *id)
 {
-    atomic_fetch_add(&id->refs, 1);
+    if (!id->immortal)
+        atomic_fetch_add(&id->refs, 1);
 }
 
 static void free_groups(struct mg_identity *id)
@@ -58,7 +59,7 @@ static void free_groups(struct mg_identity *id)
 
 void mg_identity_unref(struct mg_identity *id)
 {
-    if (id == NULL || atomic_fetch_sub(&id->refs, 1) != 1)
+    if (id == NULL || id->immortal || atomic_fetch_sub(&id->refs, 1) != 1)
         return;
     free(id->subject);
     free(id->email);

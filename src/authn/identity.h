@@ -25,6 +25,10 @@ enum mg_auth_method {
 
 struct mg_identity {
     atomic_int refs;
+    /* Set once, before it is shared, on the process's anonymous identity:
+     * it is never freed, so it is not counted (every public request would
+     * otherwise write its count from every worker). */
+    bool immortal;
     char *subject; /* stable id: "user:<email>", "oidc:<provider>:<sub>", "sa:<name>", ... */
     char *email;   /* "" if unknown */
     char *name;    /* "" if unknown */
@@ -42,8 +46,9 @@ struct mg_identity {
 
 /* A new identity with refs = 1 and every string "" (claims = {}). */
 struct mg_identity *mg_identity_new(void);
-/* The shared anonymous identity (as mg_identity_new, method MG_AUTH_NONE),
- * with a reference taken for the caller; it must not be changed. */
+/* The shared anonymous identity (as mg_identity_new, method MG_AUTH_NONE).
+ * It lives as long as the process and is not counted: ref and unref do
+ * nothing to it (unref it or not). It must not be changed. */
 struct mg_identity *mg_identity_anonymous(void);
 void mg_identity_ref(struct mg_identity *id);
 /* Frees at zero; NULL is a no-op. */

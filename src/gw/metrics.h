@@ -1,5 +1,9 @@
 /* Process-wide counters for the Prometheus endpoint. Workers update them with
- * relaxed atomics; the metrics listener renders them in text format 0.0.4. */
+ * relaxed atomics; the metrics listener renders them in text format 0.0.4.
+ * What every request updates (requests, latency, bytes) is kept per thread
+ * in shards of their own cache lines and summed when rendered: shared
+ * counters written from every worker on every request bounced their line
+ * between the cores. */
 #ifndef MG_GW_METRICS_H
 #define MG_GW_METRICS_H
 
@@ -10,15 +14,11 @@
 #define MG_METRICS_N_BUCKETS 12
 
 struct mg_metrics {
-    atomic_uint_fast64_t requests[6]; /* by status class: 0 = other, 1xx..5xx */
-    atomic_uint_fast64_t latency_bucket[MG_METRICS_N_BUCKETS + 1];
-    atomic_uint_fast64_t latency_sum_us;
     _Atomic(long long) open_connections;
     atomic_int_fast64_t open_streams;
     _Atomic(long long) stdio_children;
     atomic_int_fast64_t sessions;
     atomic_uint_fast64_t upstream_errors;
-    atomic_uint_fast64_t bytes_out;
     atomic_uint_fast64_t reloads, reload_failures;
 };
 

@@ -145,7 +145,7 @@ static void proxy_free(struct mg_gw_req *p)
     filter_free(p->filter);
     if (p->oauth_free)
         p->oauth_free(p->oauth);
-    mg_gw_unref(p->gw);
+    mg_worker_release_gw(p->hold);
     free(p);
 }
 
@@ -574,9 +574,9 @@ static void on_request(struct mg_http_req *req)
     struct mg_gw_req *p = mg_xcalloc(1, sizeof *p);
     p->w = w;
     p->req = req;
-    p->gw = w->gw;
+    p->hold = mg_worker_hold_gw(w);
+    p->gw = p->hold->gw;
     p->req_start_ns = req->start_ns;
-    mg_gw_ref(p->gw);
     req->hdata = p;
     const struct mg_http_head *h = req->head;
 

@@ -12,7 +12,8 @@
 
 struct mg_gw_req {
     struct mg_worker *w;
-    struct mg_gw *gw;
+    struct mg_gw *gw; /* hold->gw */
+    struct mg_gw_hold *hold;
     const struct mg_route_rt *route;
     struct mg_http_req *req; /* NULL once the client is gone (see pending) */
     struct mg_client_req *up;

@@ -108,6 +108,37 @@ static void on_drain_timeout(uv_timer_t *t)
     mg_http_server_close_all(&w->http);
 }
 
+static struct mg_gw_hold *hold_new(struct mg_gw *gw)
+{
+    struct mg_gw_hold *h = mg_xcalloc(1, sizeof *h);
+    h->gw = gw; /* takes the caller's reference */
+    return h;
+}
+
+static void hold_retire(struct mg_gw_hold *h)
+{
+    h->retired = true;
+    if (h->n == 0) {
+        mg_gw_unref(h->gw);
+        free(h);
+    }
+}
+
+struct mg_gw_hold *mg_worker_hold_gw(struct mg_worker *w)
+{
+    w->hold->n++;
+    return w->hold;
+}
+
+void mg_worker_release_gw(struct mg_gw_hold *h)
+{
+    MG_ASSERT(h->n > 0);
+    if (--h->n == 0 && h->retired) {
+        mg_gw_unref(h->gw);
+        free(h);
+    }
+}
+
 static void on_wake(uv_async_t *a)
 {
     struct mg_worker *w = a->data;
@@ -118,10 +149,11 @@ static void on_wake(uv_async_t *a)
     pthread_mutex_unlock(&w->mu);
     if (next) {
         /* Requests in flight keep the configuration they started with. */
-        struct mg_gw *old = w->gw;
+        struct mg_gw_hold *old = w->hold;
+        w->hold = hold_new(next);
         w->gw = next;
         limits_from(next->conf, &w->http.limits);
-        mg_gw_unref(old);
+        hold_retire(old);
     }
     if (drain && !w->draining) {
         w->draining = true;
@@ -161,7 +193,8 @@ static void worker_main(void *arg)
     uv_run(&w->loop, UV_RUN_DEFAULT);
     /* Everything is closed; let close callbacks run, then release. */
     uv_run(&w->loop, UV_RUN_DEFAULT);
-    mg_gw_unref(w->gw);
+    hold_retire(w->hold); /* every request is done: this gives the reference back */
+    w->hold = NULL;
     w->gw = NULL;
     if (uv_loop_close(&w->loop) != 0)
         mg_log_warn("worker %d: handles left open at exit", w->id);
@@ -176,6 +209,7 @@ int mg_worker_start(struct mg_worker *w, int id, int fd, struct mg_gw *gw, SSL_C
     w->ssl_ctx = ssl_ctx;
     mg_gw_ref(gw);
     w->gw = gw;
+    w->hold = hold_new(gw);
     pthread_mutex_init(&w->mu, NULL);
     if (uv_loop_init(&w->loop) != 0)
         return MG_EIO;

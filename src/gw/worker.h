@@ -12,6 +12,18 @@
 
 struct mg_audit_port;
 
+/* A worker's hold on one configuration. Requests count here, on the worker's
+ * thread only, instead of on the configuration's shared reference count: two
+ * atomic operations per request on a line every worker writes were a
+ * measurable share of a request (bench/RESULTS.md). The hold keeps one
+ * reference, given back when the worker has moved to a newer configuration
+ * and its last request on this one is done. */
+struct mg_gw_hold {
+    struct mg_gw *gw;
+    size_t n;     /* requests holding it */
+    bool retired; /* the worker has moved on */
+};
+
 struct mg_worker {
     int id;
     uv_loop_t loop;
@@ -21,7 +33,8 @@ struct mg_worker {
     bool listener_open;
     struct mg_http_server http;
     struct mg_client_pool pool;
-    struct mg_gw *gw; /* current configuration (one reference) */
+    struct mg_gw *gw; /* current configuration (its hold's reference) */
+    struct mg_gw_hold *hold;
     SSL_CTX *ssl_ctx; /* listener TLS, NULL = plain */
     uv_async_t wake;
     uv_timer_t drain_timer;
@@ -41,6 +54,10 @@ int mg_worker_start(struct mg_worker *w, int id, int fd, struct mg_gw *gw, SSL_C
 void mg_worker_post_config(struct mg_worker *w, struct mg_gw *gw);
 void mg_worker_post_drain(struct mg_worker *w);
 void mg_worker_join(struct mg_worker *w);
+/* A request's hold on the worker's current configuration (w->gw), and its
+ * release; both on the worker's thread. */
+struct mg_gw_hold *mg_worker_hold_gw(struct mg_worker *w);
+void mg_worker_release_gw(struct mg_gw_hold *h);
 
 /* The proxy handler used by workers (proxy.c). */
 extern const struct mg_http_handler mg_proxy_handler;
