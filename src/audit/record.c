@@ -247,21 +247,31 @@ static void put_field(struct mg_buf *b, const char *s, size_t n, size_t orig, si
  * same bytes.
  */
 
-/* Substrings of key names whose values are secrets (docs/config.md). */
-static const char *const secret_words[] = {
-    "password",    "passwd",      "passphrase",    "secret",     "token",      "api_key",
-    "apikey",      "api-key",     "authorization", "auth_key",   "bearer",     "cookie",
-    "session_key", "private_key", "privatekey",    "access_key", "credential",
+/* Substrings of key names whose values are secrets (docs/config.md), with
+ * their lengths: every argument key of every request is checked. */
+#define SW(lit)                                                                                    \
+    {                                                                                              \
+        lit, sizeof(lit) - 1                                                                       \
+    }
+static const struct {
+    const char *s;
+    size_t len;
+} secret_words[] = {
+    SW("password"),   SW("passwd"),     SW("passphrase"),  SW("secret"),        SW("token"),
+    SW("api_key"),    SW("apikey"),     SW("api-key"),     SW("authorization"), SW("auth_key"),
+    SW("bearer"),     SW("cookie"),     SW("session_key"), SW("private_key"),   SW("privatekey"),
+    SW("access_key"), SW("credential"),
 };
+#undef SW
+#define SECRET_WORD_MIN 5 /* "token" */
 
 static char lower(char c)
 {
     return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
 }
 
-static bool contains_ci(const char *hay, size_t n, const char *needle)
+static bool contains_ci(const char *hay, size_t n, const char *needle, size_t m)
 {
-    size_t m = strlen(needle);
     for (size_t i = 0; i + m <= n; i++) {
         size_t j = 0;
         while (j < m && lower(hay[i + j]) == needle[j])
@@ -274,8 +284,10 @@ static bool contains_ci(const char *hay, size_t n, const char *needle)
 
 static bool is_secret_keyn(const char *key, size_t n)
 {
+    if (n < SECRET_WORD_MIN)
+        return false;
     for (size_t i = 0; i < MG_ARRAY_LEN(secret_words); i++)
-        if (contains_ci(key, n, secret_words[i]))
+        if (secret_words[i].len <= n && contains_ci(key, n, secret_words[i].s, secret_words[i].len))
             return true;
     return false;
 }

@@ -403,6 +403,22 @@ static void test_arguments(void)
                mg_audit_is_secret_key("client_secret"),
            "secret-looking keys, any case");
     TAP_OK(mg_audit_is_secret_key("max_tokens"), "substring match is blunt: max_tokens too");
+    {
+        /* Every word on its own, and every word one byte short (docs/config.md). */
+        static const char *const words[] = {
+            "password",    "passwd",      "passphrase",    "secret",     "token",      "api_key",
+            "apikey",      "api-key",     "authorization", "auth_key",   "bearer",     "cookie",
+            "session_key", "private_key", "privatekey",    "access_key", "credential",
+        };
+        size_t wrong = 0;
+        for (size_t i = 0; i < MG_ARRAY_LEN(words); i++) {
+            char cut[32];
+            snprintf(cut, sizeof cut, "%.*s", (int)strlen(words[i]) - 1, words[i]);
+            wrong += !mg_audit_is_secret_key(words[i]);
+            wrong += mg_audit_is_secret_key(cut);
+        }
+        TAP_IS_INT(wrong, 0, "each secret word alone is a secret key, each cut short is not");
+    }
     TAP_OK(!mg_audit_is_secret_key("username") && !mg_audit_is_secret_key("sql") &&
                !mg_audit_is_secret_key("author") && !mg_audit_is_secret_key(NULL),
            "ordinary keys are not");
