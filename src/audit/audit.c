@@ -336,6 +336,9 @@ static void *writer(void *arg)
     struct mg_audit *a = arg;
     uint64_t backoff = 0, failures = 0;
     bool lazy = !a->sync && a->ops->sync != NULL, dirty = false;
+    /* ticking: a batch was just written (sync: false); lingered: the records
+     * now queued came while the writer waited by itself, and need no more. */
+    bool ticking = false, lingered = false;
     struct timespec sync_by = {0};
     char err[512];
 
@@ -346,6 +349,21 @@ static void *writer(void *arg)
         int rc;
 
         while (!a->head && !a->stopping) {
+            if (ticking) {
+                /* Under load records keep coming: wait one linger for the
+                 * next ones by ourselves, so that no submitter has to wake
+                 * the writer (a futex call on its request's path) and the
+                 * writer sleeps once per batch. Only a quiet linger lets it
+                 * go idle. */
+                struct timespec dl;
+                deadline_after(&dl, MG_AUDIT_LINGER_MS);
+                while (!a->stopping && !filling(a) &&
+                       pthread_cond_timedwait(&a->work, &a->mu, &dl) != ETIMEDOUT)
+                    ;
+                ticking = false;
+                lingered = a->head != NULL;
+                continue;
+            }
             a->idle = true;
             if (dirty) {
                 /* A sync is owed: wait for records until it is due. */
@@ -369,7 +387,7 @@ static void *writer(void *arg)
             deadline_after(&dl, backoff);
             while (!a->stopping && pthread_cond_timedwait(&a->work, &a->mu, &dl) != ETIMEDOUT)
                 ;
-        } else if (lazy && !a->stopping) {
+        } else if (lazy && !a->stopping && !lingered) {
             /* Nobody waits for these records: gather what comes in the
              * next few milliseconds into the same write. Submitters do not
              * signal meanwhile, unless the queue fills. */
@@ -379,11 +397,13 @@ static void *writer(void *arg)
                    pthread_cond_timedwait(&a->work, &a->mu, &dl) != ETIMEDOUT)
                 ;
         }
+        lingered = false;
         batch = take(a, &n, &bytes);
         pthread_mutex_unlock(&a->mu);
         err[0] = '\0';
         rc = write_batch(a, batch, n, err, sizeof err);
         if (rc == 0 && lazy) {
+            ticking = true;
             if (!dirty)
                 deadline_after(&sync_by, MG_AUDIT_SYNC_MS);
             dirty = true;
