@@ -85,13 +85,9 @@ int mg_buf_appendf(struct mg_buf *b, const char *fmt, ...)
 
 int mg_buf_append_u64(struct mg_buf *b, uint64_t v)
 {
-    char tmp[24];
-    size_t i = sizeof tmp;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    return mg_buf_append(b, tmp + i, sizeof tmp - i);
+    char tmp[MG_U64_DEC];
+    const char *d = mg_u64_dec(tmp, v);
+    return mg_buf_append(b, d, (size_t)(tmp + sizeof tmp - d));
 }
 
 void mg_buf_consume(struct mg_buf *b, size_t n)

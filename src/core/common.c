@@ -85,6 +85,16 @@ bool mg_str_ieq_slow(const char *a, size_t a_len, const char *b)
     return b[a_len] == '\0';
 }
 
+char *mg_u64_dec(char buf[MG_U64_DEC], uint64_t v)
+{
+    char *d = buf + MG_U64_DEC;
+    do {
+        *--d = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return d;
+}
+
 bool mg_str_eq(const char *a, size_t a_len, const char *b)
 {
     return strlen(b) == a_len && memcmp(a, b, a_len) == 0;

@@ -84,6 +84,10 @@ struct mg_quoted {
 const char *mg_quote(struct mg_quoted *q, const char *s, size_t n);
 /* Parses a decimal unsigned integer that must fill the whole slice. */
 int mg_parse_u64(const char *s, size_t len, uint64_t *out);
+/* v in decimal, without printf (hot paths): the digits are written to the
+ * end of buf, which they fill from the returned pointer on (no NUL). */
+#define MG_U64_DEC 20
+char *mg_u64_dec(char buf[MG_U64_DEC], uint64_t v);
 
 /* Monotonic time in milliseconds / nanoseconds. */
 uint64_t mg_now_ms(void);

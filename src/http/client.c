@@ -431,14 +431,10 @@ static int started(struct mg_client_req *r, struct mg_client_req **out)
 /* v in decimal, without printf; returns the length (no NUL). */
 static size_t dec(char out[24], uint64_t v)
 {
-    char t[24];
-    size_t n = 0;
-    do {
-        t[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        out[i] = t[n - 1 - i];
+    char t[MG_U64_DEC];
+    const char *d = mg_u64_dec(t, v);
+    size_t n = (size_t)(t + sizeof t - d);
+    memcpy(out, d, n);
     return n;
 }
 

@@ -463,13 +463,9 @@ static void wput(struct mg_wbuf *w, const char *s)
 
 static void wput_u64(struct mg_wbuf *w, uint64_t v)
 {
-    char tmp[24];
-    size_t i = sizeof tmp;
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    wput_n(w, tmp + i, sizeof tmp - i);
+    char tmp[MG_U64_DEC];
+    const char *d = mg_u64_dec(tmp, v);
+    wput_n(w, d, (size_t)(tmp + sizeof tmp - d));
 }
 
 int mg_http_begin(struct mg_http_req *req, int status, const char *headers, size_t headers_len,

@@ -599,7 +599,7 @@ static bool inspect_fast(const char *body, size_t len, struct mg_jsonrpc_info *o
     size_t name_n = target ? target->n : 0;
     /* The id as json_dumps writes it: the string needs no escape (the
      * scanner took it raw), the integer is its decimal. */
-    char idbuf[24];
+    char idbuf[1 + MG_U64_DEC];
     const char *id_p = NULL;
     size_t id_n = 0;
     if (id) {
@@ -608,15 +608,11 @@ static bool inspect_fast(const char *body, size_t len, struct mg_jsonrpc_info *o
             id_n = 4;
         } else if (m.id_int) {
             uint64_t v = m.id_value < 0 ? 0 - (uint64_t)m.id_value : (uint64_t)m.id_value;
-            char *e = idbuf + sizeof idbuf, *d = e;
-            do {
-                *--d = (char)('0' + v % 10);
-                v /= 10;
-            } while (v);
+            char *d = mg_u64_dec(idbuf + 1, v); /* idbuf[0]: room for the sign */
             if (m.id_value < 0)
                 *--d = '-';
             id_p = d;
-            id_n = (size_t)(e - d);
+            id_n = (size_t)(idbuf + 1 + MG_U64_DEC - d);
         } else {
             id_p = m.id_str.p;
             id_n = m.id_str.n + 2; /* with its quotes, added below */

@@ -270,9 +270,30 @@ static void test_json(void)
     }
 }
 
+/* Decimal digits without printf: mg_u64_dec and mg_buf_append_u64. */
+static void test_decimal(void)
+{
+    static const uint64_t vals[] = {0, 7, 9, 10, 99, 100, 4294967296ULL, UINT64_MAX};
+    size_t wrong = 0;
+    for (size_t i = 0; i < MG_ARRAY_LEN(vals); i++) {
+        char want[32], buf[MG_U64_DEC];
+        snprintf(want, sizeof want, "%llu", (unsigned long long)vals[i]);
+        const char *d = mg_u64_dec(buf, vals[i]);
+        size_t n = (size_t)(buf + sizeof buf - d);
+        wrong += n != strlen(want) || memcmp(d, want, n) != 0;
+        struct mg_buf b;
+        mg_buf_init(&b, 64);
+        mg_buf_appends(&b, "x");
+        wrong += mg_buf_append_u64(&b, vals[i]) != 0 || strcmp(b.data + 1, want) != 0;
+        mg_buf_fini(&b);
+    }
+    TAP_IS_INT(wrong, 0, "decimal digits of 0, 7, ..., UINT64_MAX as printf writes them");
+}
+
 int main(void)
 {
     test_caps();
+    test_decimal();
     test_appendf();
     test_consume_steal();
     test_json();
