@@ -47,6 +47,7 @@ struct mg_audit {
     bool sync, fail_open;
     size_t max_queue, max_bytes;
     uint64_t retry_min_ms, retry_max_ms;
+    uint64_t sync_ms; /* sync: false: a write is synced within this */
 
     pthread_mutex_t mu;
     pthread_cond_t work;    /* the writer waits for records or stop */
@@ -310,8 +311,8 @@ static void sync_now(struct mg_audit *a, uint64_t *failures)
         return;
     atomic_store(&a->sink_ok, false);
     if ((*failures)++ == 0)
-        mg_log_error("audit: %s; records of the last %d ms may not survive a power loss", err,
-                     MG_AUDIT_SYNC_MS);
+        mg_log_error("audit: %s; records of the last %llu ms may not survive a power loss", err,
+                     (unsigned long long)a->sync_ms);
     pthread_mutex_lock(&a->mu);
     a->write_failures++;
     snprintf(a->last_error, sizeof a->last_error, "%s", err);
@@ -405,7 +406,7 @@ static void *writer(void *arg)
         if (rc == 0 && lazy) {
             ticking = true;
             if (!dirty)
-                deadline_after(&sync_by, MG_AUDIT_SYNC_MS);
+                deadline_after(&sync_by, a->sync_ms);
             dirty = true;
             if (past(&sync_by)) {
                 sync_now(a, &failures);
@@ -494,6 +495,7 @@ int mg_audit_new(const struct mg_audit_opts *o, struct mg_audit **out, char **er
     a->max_bytes = o->max_queue_bytes ? o->max_queue_bytes : MG_AUDIT_MAX_QUEUE_BYTES;
     a->retry_min_ms = o->retry_min_ms ? o->retry_min_ms : 50;
     a->retry_max_ms = o->retry_max_ms ? o->retry_max_ms : 5000;
+    a->sync_ms = o->sync_interval_ms ? o->sync_interval_ms : MG_CONF_AUDIT_SYNC_INTERVAL_MS;
     atomic_init(&a->sink_ok, true);
     atomic_init(&a->n_queued, 0);
     rc = a->ops->open(o->target, &a->sink, msg, sizeof msg);
@@ -539,6 +541,7 @@ int mg_audit_new_from_conf(const struct mg_conf *c, struct mg_audit **out, char 
         .sync = c->audit.sync,
         .fail_open = c->audit.fail_open,
         .max_queue = c->audit.max_queue,
+        .sync_interval_ms = c->audit.sync_interval_ms,
     };
     return mg_audit_new(&o, out, err);
 }

@@ -21,13 +21,13 @@
  * callers waiting for it go on. With sync: false nobody waits, so the
  * writer gathers records for MG_AUDIT_LINGER_MS after the first one (or
  * until the queue is half full) and a file is fdatasync'ed at most every
- * MG_AUDIT_SYNC_MS: a few writes and syncs per second instead of one per
- * request (bench/RESULTS.md).
+ * sync_interval_ms (audit.sync_interval, default 100 ms): a few writes and
+ * syncs per second instead of one per request (bench/RESULTS.md).
  *
  * Durability: a record is durable once its batch's fdatasync / COMMIT has
  * returned. With sync: false a kill -9 loses what was queued and not yet
  * written: at most max_queue records, in practice the last
- * MG_AUDIT_LINGER_MS; a power loss loses up to MG_AUDIT_SYNC_MS more of a
+ * MG_AUDIT_LINGER_MS; a power loss loses up to sync_interval_ms more of a
  * file sink. With sync: true nothing whose response was released is lost.
  * A clean stop (mg_audit_free) writes and syncs everything queued first
  * (one attempt if the sink is failing). */
@@ -42,7 +42,6 @@
 #define MG_AUDIT_MAX_QUEUE_BYTES (64u << 20) /* queued records' bytes, whatever max_queue */
 #define MG_AUDIT_MAX_BATCH       1024        /* records per write */
 #define MG_AUDIT_LINGER_MS       2           /* sync: false: a batch gathers this long */
-#define MG_AUDIT_SYNC_MS         20          /* sync: false: a file syncs this often at most */
 
 struct mg_audit;
 struct mg_audit_port;
@@ -57,6 +56,9 @@ struct mg_audit_opts {
     size_t max_queue_bytes; /* 0: MG_AUDIT_MAX_QUEUE_BYTES */
     uint64_t retry_min_ms;  /* 0: 50 */
     uint64_t retry_max_ms;  /* 0: 5000 */
+    /* sync: false, a sink with a sync op: a write is synced within this;
+     * 0: MG_CONF_AUDIT_SYNC_INTERVAL_MS. */
+    uint64_t sync_interval_ms;
     /* Another sink instead of `sink` (tests, embedders); its open gets
      * target. */
     const struct mg_audit_sink_ops *sink_ops;

@@ -1,7 +1,7 @@
 /* The JSON-lines sinks: a file the gateway appends to (the default sink),
  * or standard output. A batch is one write(), and one fdatasync() when it
  * must be durable at once (audit.sync; otherwise the writer syncs every
- * MG_AUDIT_SYNC_MS at most, audit.h); a batch
+ * audit.sync_interval at most, audit.h); a batch
  * that fails half-way is cut off again (ftruncate), so the file only ever
  * holds whole, chained records. At open the file's last line gives the
  * chain's head, so the chain continues across restarts; a last line without

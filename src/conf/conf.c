@@ -827,8 +827,9 @@ static bool get_size(struct loader *ld, const struct mg_ynode *k, const struct m
     return true;
 }
 
-static bool get_duration(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
-                         uint64_t *out)
+/* A duration from 1 ms to max_ms; max_text says max_ms for the error. */
+static bool get_duration_upto(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
+                              uint64_t max_ms, const char *max_text, uint64_t *out)
 {
     struct mg_quoted q;
     uint64_t ms;
@@ -841,12 +842,18 @@ static bool get_duration(struct loader *ld, const struct mg_ynode *k, const stru
                 mg_quote(&q, k->str, k->len));
         return false;
     }
-    if (rc < 0 || ms < 1 || ms > CONF_MAX_TIMEOUT_MS) {
-        fail_at(ld, v, "'%s' must be from 1ms to 168h", mg_quote(&q, k->str, k->len));
+    if (rc < 0 || ms < 1 || ms > max_ms) {
+        fail_at(ld, v, "'%s' must be from 1ms to %s", mg_quote(&q, k->str, k->len), max_text);
         return false;
     }
     *out = ms;
     return true;
+}
+
+static bool get_duration(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,
+                         uint64_t *out)
+{
+    return get_duration_upto(ld, k, v, CONF_MAX_TIMEOUT_MS, "168h", out);
 }
 
 /* A list of non-null strings; the array has one slot per item, NULL where
@@ -1007,6 +1014,7 @@ static struct mg_conf *conf_new(const char *name)
     c->audit.sink = MG_CONF_AUDIT_FILE;
     c->audit.arguments = MG_CONF_AUDIT_ARGS_REDACTED;
     c->audit.max_queue = 10000;
+    c->audit.sync_interval_ms = MG_CONF_AUDIT_SYNC_INTERVAL_MS;
     return c;
 }
 
@@ -2108,7 +2116,7 @@ static void load_audit(struct loader *ld, struct mg_conf *c, const struct mg_yno
         [MG_CONF_AUDIT_ARGS_FULL] = "full",
     };
     static const char *const failures[] = {"deny", "allow"};
-    const struct mg_ynode *path_k = NULL;
+    const struct mg_ynode *path_k = NULL, *interval_k = NULL;
     uint64_t n;
     int i;
 
@@ -2137,12 +2145,27 @@ static void load_audit(struct loader *ld, struct mg_conf *c, const struct mg_yno
         } else if (key_is(ak, "max_queue")) {
             if (get_uint(ld, ak, av, 1, 1000000, &n))
                 c->audit.max_queue = (size_t)n;
+        } else if (key_is(ak, "sync_interval")) {
+            if (get_duration_upto(ld, ak, av, MG_CONF_AUDIT_SYNC_INTERVAL_MAX_MS, "10s", &n)) {
+                interval_k = ak;
+                c->audit.sync_interval_ms = n;
+            }
         } else {
             unknown_key(ld, ak, "in audit");
         }
     }
     if (path_k && c->audit.sink != MG_CONF_AUDIT_FILE)
         fail_at(ld, path_k, "'path' is only for sink: file");
+    if (interval_k) {
+        if (c->audit.sink != MG_CONF_AUDIT_FILE)
+            fail_at(ld, interval_k,
+                    "'sync_interval' is only for sink: file (the store commits "
+                    "every batch)");
+        else if (c->audit.sync)
+            fail_at(ld, interval_k,
+                    "'sync_interval' is only for sync: false (with sync: true "
+                    "every batch is synced before its responses)");
+    }
 }
 
 static bool get_listen(struct loader *ld, const struct mg_ynode *k, const struct mg_ynode *v,

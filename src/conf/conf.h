@@ -161,6 +161,13 @@ enum mg_conf_audit_args {
     MG_CONF_AUDIT_ARGS_FULL,     /* as sent */
 };
 
+/* audit.sync_interval: how long a file sink's write may wait for its
+ * fdatasync (sync: false). Each sync costs a journal commit and a device
+ * flush; 100 ms is a tenth of a second of records at risk in a power loss
+ * (docs/audit.md, bench/RESULTS.md). */
+#define MG_CONF_AUDIT_SYNC_INTERVAL_MS     100
+#define MG_CONF_AUDIT_SYNC_INTERVAL_MAX_MS 10000
+
 /* Where and how decision records are written (audit:; src/audit). */
 struct mg_conf_audit {
     enum mg_conf_audit_sink sink;      /* audit.sink, default file */
@@ -170,6 +177,8 @@ struct mg_conf_audit {
     bool sync;                         /* audit.sync: durable before the response, default false */
     bool fail_open;                    /* audit.on_failure: allow (true) | deny (default) */
     size_t max_queue;                  /* audit.max_queue: records waiting, default 10000 */
+    uint64_t sync_interval_ms;         /* audit.sync_interval (file sink, sync: false): a
+                                          write is fdatasync'ed within this, default 100 */
 };
 
 struct mg_conf_cert {

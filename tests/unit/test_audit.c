@@ -1444,6 +1444,132 @@ static void test_store_sink(void)
  * Queries on files, and the CLI.
  */
 
+/* sync: false with a sink that syncs: each write is synced sync_interval
+ * after it at the earliest (not at once: that is the point) and within
+ * about that (bounded generously for slow CI machines); syncs are at least
+ * sync_interval apart however fast records come; a stop syncs what is left. */
+static struct {
+    pthread_mutex_t mu;
+    int n_writes, n_syncs;
+    int64_t first_write_ms, last_write_ms, sync_ms[64];
+} lz = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static int64_t mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static int lz_write(void *p, const struct mg_audit_entry *e, size_t n, bool durable, char *err,
+                    size_t cap)
+{
+    int rc = ts_write(p, e, n, durable, err, cap);
+    pthread_mutex_lock(&lz.mu);
+    if (lz.n_writes++ == 0)
+        lz.first_write_ms = mono_ms();
+    lz.last_write_ms = mono_ms();
+    pthread_mutex_unlock(&lz.mu);
+    return rc;
+}
+
+static int lz_sync(void *p, char *err, size_t cap)
+{
+    MG_UNUSED(p);
+    MG_UNUSED(err);
+    MG_UNUSED(cap);
+    pthread_mutex_lock(&lz.mu);
+    if (lz.n_syncs < (int)MG_ARRAY_LEN(lz.sync_ms))
+        lz.sync_ms[lz.n_syncs] = mono_ms();
+    lz.n_syncs++;
+    pthread_mutex_unlock(&lz.mu);
+    return 0;
+}
+
+static const struct mg_audit_sink_ops lazy_ops = {
+    .name = "lazy",
+    .persistent = true,
+    .open = ts_open,
+    .head = ts_head,
+    .write = lz_write,
+    .sync = lz_sync,
+    .close = ts_close,
+};
+
+static int lz_get(const int *field)
+{
+    int v;
+    pthread_mutex_lock(&lz.mu);
+    v = *field;
+    pthread_mutex_unlock(&lz.mu);
+    return v;
+}
+
+static void test_sync_interval(void)
+{
+    static const uint64_t intervals[] = {0, 250}; /* 0: the default, 100 ms */
+    for (size_t k = 0; k < MG_ARRAY_LEN(intervals); k++) {
+        int64_t want = intervals[k] ? (int64_t)intervals[k] : MG_CONF_AUDIT_SYNC_INTERVAL_MS;
+        struct mg_audit_opts o = {.sink_ops = &lazy_ops, .sync_interval_ms = intervals[k]};
+        struct mg_audit *a = NULL;
+        char *err = NULL;
+        int64_t start, gap_min = INT64_MAX, first_gap;
+        int n_syncs, n_writes;
+        bool gaps_ok = true, submits_ok = true;
+
+        ts_reset();
+        pthread_mutex_lock(&lz.mu);
+        lz.n_writes = lz.n_syncs = 0;
+        pthread_mutex_unlock(&lz.mu);
+        TAP_IS_INT(mg_audit_new(&o, &a, &err), 0, "a lazy writer, sync_interval %lld ms",
+                   (long long)want);
+        free(err);
+        if (!a)
+            continue;
+        TAP_IS_INT(mg_audit_submit(a, sample(1, true), NULL, NULL, NULL), 0, "one record");
+        WAIT_FOR(lz_get(&lz.n_writes) >= 1);
+        TAP_IS_INT(lz_get(&lz.n_writes), 1, "written without waiting for the interval");
+        WAIT_FOR(lz_get(&lz.n_syncs) >= 1);
+        pthread_mutex_lock(&lz.mu);
+        first_gap = lz.sync_ms[0] - lz.first_write_ms;
+        pthread_mutex_unlock(&lz.mu);
+        TAP_OK(first_gap >= want - 1 && first_gap <= want + 2000,
+               "synced %lld ms after the write (interval %lld ms)", (long long)first_gap,
+               (long long)want);
+
+        /* Records every 5 ms for 6 intervals: at most one sync per interval. */
+        start = mono_ms();
+        for (int i = 2; mono_ms() - start < 6 * want; i++) {
+            if (mg_audit_submit(a, sample(i, true), NULL, NULL, NULL) != 0)
+                submits_ok = false;
+            sleep_ms(5);
+        }
+        TAP_OK(submits_ok, "records every 5 ms for 6 intervals");
+        mg_audit_free(a); /* syncs what is left */
+        pthread_mutex_lock(&lz.mu);
+        n_syncs = lz.n_syncs;
+        n_writes = lz.n_writes;
+        for (int i = 1; i < n_syncs && i < (int)MG_ARRAY_LEN(lz.sync_ms); i++) {
+            int64_t gap = lz.sync_ms[i] - lz.sync_ms[i - 1];
+            if (i == n_syncs - 1)
+                break; /* a stop syncs at once: the last gap may be short */
+            gap_min = MG_MIN(gap_min, gap);
+            if (gap < want - 1)
+                gaps_ok = false;
+        }
+        TAP_OK(n_syncs <= (int)MG_ARRAY_LEN(lz.sync_ms) &&
+                   lz.sync_ms[MG_MIN(n_syncs, (int)MG_ARRAY_LEN(lz.sync_ms)) - 1] >=
+                       lz.last_write_ms,
+               "the stop synced after the last write");
+        pthread_mutex_unlock(&lz.mu);
+        TAP_OK(gaps_ok, "syncs at least %lld ms apart (closest %lld ms)", (long long)want,
+               (long long)gap_min);
+        TAP_OK(n_syncs >= 3 && n_syncs <= 1 + 6 + 2, "%d syncs for %d writes over 7 intervals",
+               n_syncs, n_writes);
+        TAP_OK(n_writes > n_syncs, "more writes (%d) than syncs (%d)", n_writes, n_syncs);
+    }
+}
+
 static void test_query_file(void)
 {
     char path[128], err[256];
@@ -2138,6 +2264,7 @@ int main(void)
     test_sink_failure();
     test_file_failure();
     test_sync();
+    test_sync_interval();
     test_query_file();
     test_from_conf();
     test_cli();

@@ -328,6 +328,7 @@ static void test_defaults(void)
     TAP_OK(!c->audit.sync, "default audit.sync: false");
     TAP_OK(!c->audit.fail_open, "default audit.on_failure: deny");
     TAP_IS_INT(c->audit.max_queue, 10000, "default audit.max_queue");
+    TAP_IS_INT(c->audit.sync_interval_ms, 100, "default audit.sync_interval: 100ms");
     TAP_IS_INT(c->n_routes, 1, "one route");
     if (c->n_routes == 1) {
         TAP_IS_INT(c->routes[0].line, 2, "route line");
@@ -837,6 +838,40 @@ static void test_audit(void)
         NAME ":1:22: 'path' is only for sink: file");
     ERR("audit:\n  path: /x.jsonl\n  sink: syslog\n" ROUTE,
         NAME ":2:3: 'path' is only for sink: file");
+    ERR("audit: {sync_interval: 0ms}\n" ROUTE,
+        NAME ":1:24: 'sync_interval' must be from 1ms to 10s");
+    ERR("audit: {sync_interval: 11s}\n" ROUTE,
+        NAME ":1:24: 'sync_interval' must be from 1ms to 10s");
+    ERR("audit: {sync_interval: soon}\n" ROUTE,
+        NAME ":1:24: 'sync_interval' must be a duration such as 250ms, 5s, 10m or 1h");
+    ERR("audit: {sink: store, sync_interval: 1s}\n" ROUTE,
+        NAME ":1:22: 'sync_interval' is only for sink: file (the store commits every batch)");
+    ERR("audit:\n  sync_interval: 1s\n  sync: true\n" ROUTE,
+        NAME ":2:3: 'sync_interval' is only for sync: false (with sync: true every batch is "
+             "synced before its responses)");
+    {
+        static const struct {
+            const char *yaml;
+            uint64_t ms;
+        } iv[] = {{"audit: {sync_interval: 1ms}\n", 1},
+                  {"audit: {sync_interval: 20ms}\n", 20},
+                  {"audit: {sink: file, sync: false, sync_interval: 10s}\n", 10000},
+                  {"audit: {sink: stdout, sync: true}\naccess_log: off\n", 100}};
+        for (size_t i = 0; i < MG_ARRAY_LEN(iv); i++) {
+            char yaml[512];
+            struct mg_conf *c = NULL;
+            char *err = NULL;
+            snprintf(yaml, sizeof yaml, "%s" ROUTE, iv[i].yaml);
+            TAP_IS_INT(load(yaml, &c, &err), 0, "sync_interval case %zu loads", i);
+            if (c == NULL) {
+                printf("#   %s\n", err ? err : "");
+                free(err);
+                continue;
+            }
+            TAP_IS_INT(c->audit.sync_interval_ms, iv[i].ms, "sync_interval case %zu", i);
+            mg_conf_unref(c);
+        }
+    }
     ERR("audit: {sink: stdout}\n" ROUTE,
         NAME ":1:15: audit sink 'stdout' cannot share standard output with the access log; set "
              "access_log to a file, stderr or off");
