@@ -2158,9 +2158,7 @@ static void load_audit(struct loader *ld, struct mg_conf *c, const struct mg_yno
         fail_at(ld, path_k, "'path' is only for sink: file");
     if (interval_k) {
         if (c->audit.sink != MG_CONF_AUDIT_FILE)
-            fail_at(ld, interval_k,
-                    "'sync_interval' is only for sink: file (the store commits "
-                    "every batch)");
+            fail_at(ld, interval_k, "'sync_interval' is only for sink: file");
         else if (c->audit.sync)
             fail_at(ld, interval_k,
                     "'sync_interval' is only for sync: false (with sync: true "

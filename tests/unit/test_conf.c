@@ -845,7 +845,9 @@ static void test_audit(void)
     ERR("audit: {sync_interval: soon}\n" ROUTE,
         NAME ":1:24: 'sync_interval' must be a duration such as 250ms, 5s, 10m or 1h");
     ERR("audit: {sink: store, sync_interval: 1s}\n" ROUTE,
-        NAME ":1:22: 'sync_interval' is only for sink: file (the store commits every batch)");
+        NAME ":1:22: 'sync_interval' is only for sink: file");
+    ERR("audit: {sink: stdout, sync_interval: 1s}\naccess_log: off\n" ROUTE,
+        NAME ":1:23: 'sync_interval' is only for sink: file");
     ERR("audit:\n  sync_interval: 1s\n  sync: true\n" ROUTE,
         NAME ":2:3: 'sync_interval' is only for sync: false (with sync: true every batch is "
              "synced before its responses)");
