@@ -21,7 +21,7 @@
  * callers waiting for it go on. With sync: false nobody waits, so the
  * writer gathers records for MG_AUDIT_LINGER_MS after the first one (or
  * until the queue is half full) and a file is fdatasync'ed at most every
- * sync_interval_ms (audit.sync_interval, default 100 ms): a few writes and
+ * sync_interval_ms (audit.sync_interval, default 20 ms): a few writes and
  * syncs per second instead of one per request (bench/RESULTS.md).
  *
  * Durability: a record is durable once its batch's fdatasync / COMMIT has

@@ -162,10 +162,10 @@ enum mg_conf_audit_args {
 };
 
 /* audit.sync_interval: how long a file sink's write may wait for its
- * fdatasync (sync: false). Each sync costs a journal commit and a device
- * flush; 100 ms is a tenth of a second of records at risk in a power loss
- * (docs/audit.md, bench/RESULTS.md). */
-#define MG_CONF_AUDIT_SYNC_INTERVAL_MS     100
+ * fdatasync (sync: false): what a power loss can cost beyond a crash
+ * (docs/audit.md). 50 syncs a second cost nothing measurable on the full
+ * path (bench/RESULTS.md, section 6). */
+#define MG_CONF_AUDIT_SYNC_INTERVAL_MS     20
 #define MG_CONF_AUDIT_SYNC_INTERVAL_MAX_MS 10000
 
 /* Where and how decision records are written (audit:; src/audit). */
@@ -178,7 +178,7 @@ struct mg_conf_audit {
     bool fail_open;                    /* audit.on_failure: allow (true) | deny (default) */
     size_t max_queue;                  /* audit.max_queue: records waiting, default 10000 */
     uint64_t sync_interval_ms;         /* audit.sync_interval (file sink, sync: false): a
-                                          write is fdatasync'ed within this, default 100 */
+                                          write is fdatasync'ed within this, default 20 */
 };
 
 struct mg_conf_cert {

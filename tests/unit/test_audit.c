@@ -1507,7 +1507,7 @@ static int lz_get(const int *field)
 
 static void test_sync_interval(void)
 {
-    static const uint64_t intervals[] = {0, 250}; /* 0: the default, 100 ms */
+    static const uint64_t intervals[] = {0, 250}; /* 0: the default, 20 ms */
     for (size_t k = 0; k < MG_ARRAY_LEN(intervals); k++) {
         int64_t want = intervals[k] ? (int64_t)intervals[k] : MG_CONF_AUDIT_SYNC_INTERVAL_MS;
         struct mg_audit_opts o = {.sink_ops = &lazy_ops, .sync_interval_ms = intervals[k]};

@@ -328,7 +328,7 @@ static void test_defaults(void)
     TAP_OK(!c->audit.sync, "default audit.sync: false");
     TAP_OK(!c->audit.fail_open, "default audit.on_failure: deny");
     TAP_IS_INT(c->audit.max_queue, 10000, "default audit.max_queue");
-    TAP_IS_INT(c->audit.sync_interval_ms, 100, "default audit.sync_interval: 100ms");
+    TAP_IS_INT(c->audit.sync_interval_ms, 20, "default audit.sync_interval: 20ms");
     TAP_IS_INT(c->n_routes, 1, "one route");
     if (c->n_routes == 1) {
         TAP_IS_INT(c->routes[0].line, 2, "route line");
@@ -782,19 +782,19 @@ static void test_audit(void)
         uint64_t sync_interval_ms;
     } ok[] = {
         {"audit: {}\n", MG_CONF_AUDIT_FILE, MG_CONF_AUDIT_ARGS_REDACTED, "./state/audit.jsonl",
-         false, false, 10000, 100},
+         false, false, 10000, 20},
         {"state_dir: /var/lib/g\naudit: {sink: file}\n", MG_CONF_AUDIT_FILE,
-         MG_CONF_AUDIT_ARGS_REDACTED, "/var/lib/g/audit.jsonl", false, false, 10000, 100},
+         MG_CONF_AUDIT_ARGS_REDACTED, "/var/lib/g/audit.jsonl", false, false, 10000, 20},
         {"audit: {path: /log/a.jsonl, arguments: none, sync: true}\n", MG_CONF_AUDIT_FILE,
-         MG_CONF_AUDIT_ARGS_NONE, "/log/a.jsonl", true, false, 10000, 100},
+         MG_CONF_AUDIT_ARGS_NONE, "/log/a.jsonl", true, false, 10000, 20},
         {"audit: {sink: syslog, arguments: keys, on_failure: deny}\n", MG_CONF_AUDIT_SYSLOG,
-         MG_CONF_AUDIT_ARGS_KEYS, NULL, false, false, 10000, 100},
+         MG_CONF_AUDIT_ARGS_KEYS, NULL, false, false, 10000, 20},
         {"access_log: off\naudit: {sink: stdout, on_failure: allow, max_queue: 1}\n",
-         MG_CONF_AUDIT_STDOUT, MG_CONF_AUDIT_ARGS_REDACTED, NULL, false, true, 1, 100},
+         MG_CONF_AUDIT_STDOUT, MG_CONF_AUDIT_ARGS_REDACTED, NULL, false, true, 1, 20},
         {"access_log: stderr\naudit:\n  sink: stdout\n  max_queue: 1000000\n", MG_CONF_AUDIT_STDOUT,
-         MG_CONF_AUDIT_ARGS_REDACTED, NULL, false, false, 1000000, 100},
+         MG_CONF_AUDIT_ARGS_REDACTED, NULL, false, false, 1000000, 20},
         {"audit: {sink: store, arguments: redacted}\n", MG_CONF_AUDIT_STORE,
-         MG_CONF_AUDIT_ARGS_REDACTED, NULL, false, false, 10000, 100},
+         MG_CONF_AUDIT_ARGS_REDACTED, NULL, false, false, 10000, 20},
         {"audit: {sync_interval: 1ms}\n", MG_CONF_AUDIT_FILE, MG_CONF_AUDIT_ARGS_REDACTED,
          "./state/audit.jsonl", false, false, 10000, 1},
         {"audit: {sink: file, sync: false, sync_interval: 10s}\n", MG_CONF_AUDIT_FILE,
