@@ -81,6 +81,7 @@ struct gateway {
     struct mg_gw *gw;
     struct mg_worker *workers;
     int n_workers;
+    struct mg_worker_group group;
     struct mg_tls_server *tls;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_tcp_t metrics_listener;
@@ -103,6 +104,7 @@ static void metrics_request(struct mg_http_req *req)
         struct mg_buf b;
         mg_buf_init(&b, 1 << 20);
         mg_metrics_render(&b);
+        mg_worker_render_metrics(&G.group, &b);
         mg_http_reply(req, 200, "text/plain; version=0.0.4", NULL, b.data, b.len);
         mg_buf_fini(&b);
     } else if (req->method == HTTP_GET && strcmp(req->path, "/healthz") == 0) {
@@ -327,14 +329,16 @@ static int cmd_serve(const char *path)
         goto fail;
     G.hub_started = true;
     G.workers = mg_xcalloc((size_t)n, sizeof *G.workers);
+    G.group.all = G.workers;
     mg_audit_record_pool_start();
     for (int i = 0; i < n; i++) {
         if (mg_worker_start(&G.workers[i], i, fds[i], G.gw,
-                            tls ? mg_tls_server_default(G.tls) : NULL) < 0) {
+                            tls ? mg_tls_server_default(G.tls) : NULL, &G.group) < 0) {
             mg_buf_appendf(&err, "cannot start worker %d", i);
             goto fail; /* started workers die with the process */
         }
         G.n_workers++;
+        atomic_store_explicit(&G.group.n_started, G.n_workers, memory_order_release);
     }
     mg_log_info("mcpgate %s listening on %s://%s with %d workers, %zu routes%s%s", MG_VERSION,
                 tls ? "https" : "http", G.gw->conf->address, n, G.gw->conf->n_routes,

@@ -63,14 +63,174 @@ static void limits_from(const struct mg_conf *c, struct mg_http_limits *l)
     l->max_connections = c->max_connections;
 }
 
-static void on_connection(uv_stream_t *listener, int status)
+/* --- accepting and balancing ------------------------------------------------------------ */
+
+#define ACCEPT_BATCH    64  /* accepts per readiness callback: other events get their turn */
+#define ACCEPT_PAUSE_MS 100 /* after EMFILE and the like, as nginx does */
+#define ACCEPT_WARN_MS  10000
+
+static long long load_of(struct mg_worker *w)
 {
-    struct mg_worker *w = listener->data;
-    if (status < 0) {
-        mg_log_warn("worker %d: accept: %s", w->id, uv_strerror(status));
-        return;
+    return atomic_load_explicit(&w->n_open, memory_order_relaxed) +
+           atomic_load_explicit(&w->n_incoming, memory_order_relaxed);
+}
+
+/* The worker with the fewest connections, open or on their way; self on a
+ * tie, so that balanced workers pass nothing. */
+static struct mg_worker *least_loaded(struct mg_worker *self)
+{
+    int n = atomic_load_explicit(&self->group->n_started, memory_order_acquire);
+    struct mg_worker *best = self;
+    long long min = load_of(self);
+    for (int i = 0; i < n; i++) {
+        struct mg_worker *o = &self->group->all[i];
+        if (o == self || !atomic_load_explicit(&o->accepting, memory_order_relaxed))
+            continue;
+        long long l = load_of(o);
+        if (l < min) {
+            min = l;
+            best = o;
+        }
     }
-    mg_http_server_accept(&w->http, listener);
+    return best;
+}
+
+/* Puts a freshly accepted socket in to's mailbox; false if it is full or
+ * closed (to is draining). The connection counts toward the gateway's cap
+ * and to's load from here on. */
+static bool hand_over(struct mg_worker *from, struct mg_worker *to, int fd,
+                      const struct sockaddr_storage *peer)
+{
+    bool ok = false;
+    atomic_fetch_add(&to->n_incoming, 1);
+    pthread_mutex_lock(&to->mu);
+    if (!to->inbox_closed && to->n_inbox < MG_WORKER_INBOX) {
+        to->inbox[to->n_inbox].fd = fd;
+        to->inbox[to->n_inbox].peer = *peer;
+        to->n_inbox++;
+        if (from->http.conn_gauge)
+            atomic_fetch_add(from->http.conn_gauge, 1);
+        /* Under the lock: to closes its wake handle only after it closed the
+         * mailbox, which it does under this lock. */
+        uv_async_send(&to->wake);
+        ok = true;
+    }
+    pthread_mutex_unlock(&to->mu);
+    if (!ok)
+        atomic_fetch_sub(&to->n_incoming, 1);
+    return ok;
+}
+
+static void on_listener(uv_poll_t *p, int status, int events);
+
+static void on_accept_resume(uv_timer_t *t)
+{
+    struct mg_worker *w = t->data;
+    if (w->listener_open)
+        uv_poll_start(&w->listener, UV_READABLE, on_listener);
+}
+
+static void on_listener(uv_poll_t *p, int status, int events)
+{
+    struct mg_worker *w = p->data;
+    MG_UNUSED(events);
+    for (int i = 0; i < ACCEPT_BATCH && status == 0; i++) {
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof peer;
+        int fd =
+            accept4(w->listen_fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            struct mg_worker *to = least_loaded(w);
+            if (to != w && hand_over(w, to, fd, &peer)) {
+                atomic_fetch_add_explicit(&w->n_handed, 1, memory_order_relaxed);
+                continue;
+            }
+            mg_http_server_adopt(&w->http, fd, &peer, false);
+            continue;
+        }
+        switch (errno) {
+        case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+        case EWOULDBLOCK:
+#endif
+            return;
+        /* accept(2), Linux notes: errors of the new connection itself; the
+         * next one may be fine. */
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+        case EPERM:
+        case ENETDOWN:
+        case ENOPROTOOPT:
+        case EHOSTDOWN:
+        case ENONET:
+        case EHOSTUNREACH:
+        case EOPNOTSUPP:
+        case ENETUNREACH: continue;
+        default: status = -errno; break;
+        }
+    }
+    if (status == 0)
+        return; /* a full batch: the level-triggered poll calls again */
+    /* Out of descriptors or memory, or a listener error: polling on would
+     * spin on the same error. Connections wait in the backlog meanwhile. */
+    uint64_t now = uv_now(&w->loop);
+    if (w->accept_warned_ms == 0 || now - w->accept_warned_ms >= ACCEPT_WARN_MS) {
+        mg_log_warn("worker %d: accept: %s; not accepting for %d ms", w->id, uv_strerror(status),
+                    ACCEPT_PAUSE_MS);
+        w->accept_warned_ms = now;
+    }
+    uv_poll_stop(&w->listener);
+    uv_timer_start(&w->accept_pause, on_accept_resume, ACCEPT_PAUSE_MS, 0);
+}
+
+/* Takes over the connections other workers passed; with drain, closes the
+ * mailbox first so that no more come. */
+static void take_inbox(struct mg_worker *w, bool close_it)
+{
+    struct mg_worker_handoff in[MG_WORKER_INBOX];
+    pthread_mutex_lock(&w->mu);
+    size_t n = w->n_inbox;
+    memcpy(in, w->inbox, n * sizeof in[0]);
+    w->n_inbox = 0;
+    if (close_it)
+        w->inbox_closed = true;
+    pthread_mutex_unlock(&w->mu);
+    for (size_t i = 0; i < n; i++) {
+        mg_http_server_adopt(&w->http, in[i].fd, &in[i].peer, true);
+        atomic_fetch_sub(&w->n_incoming, 1);
+    }
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    struct mg_worker *w = h->data;
+    close(w->listen_fd);
+    w->listen_fd = -1;
+}
+
+static void close_listener(struct mg_worker *w)
+{
+    if (!w->listener_open)
+        return;
+    w->listener_open = false;
+    uv_timer_stop(&w->accept_pause);
+    uv_close((uv_handle_t *)&w->listener, on_listener_closed);
+}
+
+void mg_worker_render_metrics(struct mg_worker_group *g, struct mg_buf *o)
+{
+    int n = atomic_load_explicit(&g->n_started, memory_order_acquire);
+    mg_buf_appendf(o, "# HELP mcpgate_worker_connections Client connections open now, per worker "
+                      "thread.\n# TYPE mcpgate_worker_connections gauge\n");
+    for (int i = 0; i < n; i++)
+        mg_buf_appendf(o, "mcpgate_worker_connections{worker=\"%d\"} %lld\n", i,
+                       load_of(&g->all[i]));
+    mg_buf_appendf(o, "# HELP mcpgate_worker_handoffs_total Connections a worker accepted and "
+                      "passed to one with fewer.\n# TYPE mcpgate_worker_handoffs_total counter\n");
+    for (int i = 0; i < n; i++)
+        mg_buf_appendf(o, "mcpgate_worker_handoffs_total{worker=\"%d\"} %llu\n", i,
+                       atomic_load_explicit(&g->all[i].n_handed, memory_order_relaxed));
 }
 
 static void on_closed_noop(uv_handle_t *h)
@@ -90,8 +250,13 @@ static void finish_worker(struct mg_worker *w)
         mg_audit_port_close(w->audit_port);
         w->audit_port = NULL;
     }
+    /* The mailbox closed when draining began; anything in it was taken. */
+    pthread_mutex_lock(&w->mu);
+    MG_ASSERT(w->inbox_closed && w->n_inbox == 0);
+    pthread_mutex_unlock(&w->mu);
     uv_close((uv_handle_t *)&w->wake, on_closed_noop);
     uv_close((uv_handle_t *)&w->drain_timer, on_closed_noop);
+    uv_close((uv_handle_t *)&w->accept_pause, on_closed_noop);
 }
 
 static void on_empty(struct mg_http_server *srv)
@@ -155,12 +320,12 @@ static void on_wake(uv_async_t *a)
         limits_from(next->conf, &w->http.limits);
         hold_retire(old);
     }
+    if (drain && !w->draining)
+        atomic_store(&w->accepting, false); /* others stop choosing this worker */
+    take_inbox(w, drain);
     if (drain && !w->draining) {
         w->draining = true;
-        if (w->listener_open) {
-            uv_close((uv_handle_t *)&w->listener, on_closed_noop);
-            w->listener_open = false;
-        }
+        close_listener(w);
         uv_timer_start(&w->drain_timer, on_drain_timeout, w->gw->conf->drain_timeout_ms, 0);
         mg_http_server_drain(&w->http);
     }
@@ -175,12 +340,14 @@ static void worker_main(void *arg)
     mg_http_server_init(&w->http, &w->loop, &mg_proxy_handler, w, w->ssl_ctx, &limits);
     w->http.on_empty = on_empty;
     w->http.conn_gauge = &mg_metrics.open_connections;
+    w->http.load_gauge = &w->n_open;
     mg_client_pool_init(&w->pool, &w->loop, c->max_response_header_bytes);
-    uv_tcp_init(&w->loop, &w->listener);
+    uv_timer_init(&w->loop, &w->accept_pause);
+    w->accept_pause.data = w;
+    int rc = uv_poll_init(&w->loop, &w->listener, w->listen_fd);
     w->listener.data = w;
-    int rc = uv_tcp_open(&w->listener, w->listen_fd);
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&w->listener, 1024, on_connection);
+        rc = uv_poll_start(&w->listener, UV_READABLE, on_listener);
     if (rc < 0) {
         mg_log_error("worker %d: listen: %s", w->id, uv_strerror(rc));
         abort();
@@ -190,6 +357,7 @@ static void worker_main(void *arg)
         mg_log_error("worker %d: cannot create the audit completion port", w->id);
         abort();
     }
+    atomic_store(&w->accepting, true);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     /* Everything is closed; let close callbacks run, then release. */
     uv_run(&w->loop, UV_RUN_DEFAULT);
@@ -201,10 +369,12 @@ static void worker_main(void *arg)
     mg_http_parser_thread_fini();
 }
 
-int mg_worker_start(struct mg_worker *w, int id, int fd, struct mg_gw *gw, SSL_CTX *ssl_ctx)
+int mg_worker_start(struct mg_worker *w, int id, int fd, struct mg_gw *gw, SSL_CTX *ssl_ctx,
+                    struct mg_worker_group *group)
 {
     memset(w, 0, sizeof *w);
     w->id = id;
+    w->group = group;
     w->listen_fd = fd;
     w->ssl_ctx = ssl_ctx;
     mg_gw_ref(gw);

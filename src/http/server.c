@@ -9,6 +9,7 @@
 
 #include <inttypes.h>
 #include <stdatomic.h>
+#include <unistd.h>
 
 #define LINGER_MS 2000
 
@@ -282,6 +283,8 @@ static void maybe_free(struct mg_http_conn *c)
     srv->n_conns--;
     if (srv->conn_gauge)
         atomic_fetch_sub(srv->conn_gauge, 1);
+    if (srv->load_gauge)
+        atomic_fetch_sub(srv->load_gauge, 1);
     mg_http_parser_fini(&c->parser);
     mg_buf_fini(&c->pending);
     free(c);
@@ -349,48 +352,50 @@ void mg_http_server_init(struct mg_http_server *srv, uv_loop_t *loop,
     mg_list_init(&srv->conns);
 }
 
-int mg_http_server_accept(struct mg_http_server *srv, uv_stream_t *listener)
+/* A new connection's state, counted; its stream is initialised, not yet
+ * bound to a socket. NULL if the handle cannot be created. */
+static struct mg_http_conn *conn_new(struct mg_http_server *srv, bool pipe, bool counted)
 {
     struct mg_http_conn *c = mg_xcalloc(1, sizeof *c);
-    bool pipe = listener->type == UV_NAMED_PIPE;
     int rc = pipe ? mg_stream_init_pipe(&c->s, srv->loop, &stream_cbs, c)
                   : mg_stream_init_tcp(&c->s, srv->loop, &stream_cbs, c);
     if (rc < 0) {
         free(c);
-        return rc;
+        return NULL;
     }
     c->srv = srv;
     mg_list_push(&srv->conns, &c->link);
     srv->n_conns++;
-    if (srv->conn_gauge)
+    if (srv->conn_gauge && !counted)
         atomic_fetch_add(srv->conn_gauge, 1);
+    if (srv->load_gauge)
+        atomic_fetch_add(srv->load_gauge, 1);
     mg_timer_init(srv->loop, &c->timer, c);
     mg_http_parser_init(&c->parser, MG_HTTP_REQUEST, srv->limits.max_header_bytes,
                         srv->limits.max_body_bytes, &parser_cbs, c);
     mg_buf_init(&c->pending, srv->limits.max_header_bytes + 65536);
     c->state = CONN_HEAD;
-    if (uv_accept(listener, &c->s.h.stream) < 0) {
-        conn_close(c);
-        return MG_EIO;
+    return c;
+}
+
+static void set_peer(struct mg_http_conn *c, const struct sockaddr_storage *ss)
+{
+    c->peer_addr = *ss;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        uv_ip4_name(a, c->peer, sizeof c->peer);
+        c->peer_port = ntohs(a->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        uv_ip6_name(a, c->peer, sizeof c->peer);
+        c->peer_port = ntohs(a->sin6_port);
     }
-    if (!pipe) {
-        struct sockaddr_storage ss;
-        int len = sizeof ss;
-        if (uv_tcp_getpeername(&c->s.h.tcp, (struct sockaddr *)&ss, &len) == 0) {
-            c->peer_addr = ss;
-            if (ss.ss_family == AF_INET) {
-                struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-                uv_ip4_name(a, c->peer, sizeof c->peer);
-                c->peer_port = ntohs(a->sin_port);
-            } else if (ss.ss_family == AF_INET6) {
-                struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-                uv_ip6_name(a, c->peer, sizeof c->peer);
-                c->peer_port = ntohs(a->sin6_port);
-            }
-        }
-    } else {
-        snprintf(c->peer, sizeof c->peer, "unix");
-    }
+}
+
+/* The connection is bound to its socket: enforce the cap, then serve. */
+static int conn_start(struct mg_http_conn *c)
+{
+    struct mg_http_server *srv = c->srv;
     /* The cap is for the whole gateway: with a shared gauge, count across workers. */
     size_t open = srv->conn_gauge ? (size_t)atomic_load(srv->conn_gauge) : srv->n_conns;
     if (srv->limits.max_connections && open > srv->limits.max_connections) {
@@ -413,6 +418,46 @@ int mg_http_server_accept(struct mg_http_server *srv, uv_stream_t *listener)
     timer_set(c, srv->limits.header_timeout_ms ? srv->limits.header_timeout_ms : 10000, 0,
               on_read_timeout);
     return 0;
+}
+
+int mg_http_server_accept(struct mg_http_server *srv, uv_stream_t *listener)
+{
+    bool pipe = listener->type == UV_NAMED_PIPE;
+    struct mg_http_conn *c = conn_new(srv, pipe, false);
+    if (!c)
+        return MG_EIO;
+    if (uv_accept(listener, &c->s.h.stream) < 0) {
+        conn_close(c);
+        return MG_EIO;
+    }
+    if (!pipe) {
+        struct sockaddr_storage ss;
+        int len = sizeof ss;
+        if (uv_tcp_getpeername(&c->s.h.tcp, (struct sockaddr *)&ss, &len) == 0)
+            set_peer(c, &ss);
+    } else {
+        snprintf(c->peer, sizeof c->peer, "unix");
+    }
+    return conn_start(c);
+}
+
+int mg_http_server_adopt(struct mg_http_server *srv, int fd, const struct sockaddr_storage *peer,
+                         bool counted)
+{
+    struct mg_http_conn *c = conn_new(srv, false, counted);
+    if (!c) {
+        close(fd);
+        if (srv->conn_gauge && counted)
+            atomic_fetch_sub(srv->conn_gauge, 1);
+        return MG_EIO;
+    }
+    if (uv_tcp_open(&c->s.h.tcp, fd) < 0) {
+        close(fd); /* not the handle's: uv_tcp_open failed */
+        conn_close(c);
+        return MG_EIO;
+    }
+    set_peer(c, peer);
+    return conn_start(c);
 }
 
 void mg_http_server_drain(struct mg_http_server *srv)

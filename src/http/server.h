@@ -51,6 +51,8 @@ struct mg_http_server {
     bool draining;
     void (*on_empty)(struct mg_http_server *srv); /* while draining: last connection closed */
     _Atomic(long long) *conn_gauge;               /* optional: open-connection gauge to maintain */
+    _Atomic(long long)
+        *load_gauge; /* optional: this server's open connections, for other threads */
 };
 
 enum mg_http_conn_state { CONN_HEAD, CONN_BODY, CONN_HANDLING, CONN_LINGER, CONN_CLOSED };
@@ -97,6 +99,13 @@ void mg_http_server_init(struct mg_http_server *srv, uv_loop_t *loop,
 /* Takes a connected (accepted) client stream handle; call from the listener's
  * connection callback. Returns 0 or a negative status (the handle is closed). */
 int mg_http_server_accept(struct mg_http_server *srv, uv_stream_t *listener);
+/* Serves a TCP connection accepted elsewhere, possibly on another thread:
+ * fd is the accepted non-blocking socket (owned from here on, closed on
+ * failure too), peer its address. counted: the caller has already added it
+ * to srv->conn_gauge, so that the connection cap also covers connections
+ * on their way between workers. Returns 0 or a negative status. */
+int mg_http_server_adopt(struct mg_http_server *srv, int fd, const struct sockaddr_storage *peer,
+                         bool counted);
 /* Stops keep-alive: idle connections close now, active ones after their
  * response. on_empty fires when none is left. */
 void mg_http_server_drain(struct mg_http_server *srv);

@@ -283,6 +283,126 @@ describe('limits.max_connections', () => {
   });
 });
 
+async function workerCounts(gw) {
+  const res = await fetch(gw.metricsUrl, { signal: AbortSignal.timeout(3000) });
+  const text = await res.text();
+  const per = (name) => [...text.matchAll(new RegExp(`^${name}\\{worker="(\\d+)"\\} (\\d+)$`, 'gm'))]
+    .map((m) => [Number(m[1]), Number(m[2])]).sort((a, b) => a[0] - b[0]).map((x) => x[1]);
+  return { open: per('mcpgate_worker_connections'), handed: per('mcpgate_worker_handoffs_total') };
+}
+
+async function connectRaw(port) {
+  const sock = net.connect(port, '127.0.0.1');
+  sock.on('error', () => {});
+  await new Promise((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
+  return sock;
+}
+
+/** Sends one request on an open socket and resolves with the status line of its answer. */
+function ask(sock, port, timeoutMs = 5000) {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms: ${JSON.stringify(got)}`)), timeoutMs);
+    sock.on('data', (d) => {
+      got += d.toString('latin1');
+      const line = got.split('\r\n')[0];
+      if (got.includes('\r\n')) { clearTimeout(timer); resolve(line); }
+    });
+    sock.write(`GET /nothing-here HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+  });
+}
+
+describe('connections spread over workers', () => {
+  let gw;
+  const held = [];
+  before(async () => {
+    gw = await startGateway({ name: 'lifecycle-balance', workers: 4, routes: [{ name: 'sql', to: 'http://127.0.0.1:9/mcp' }] });
+  });
+  after(async () => { for (const s of held) s.destroy(); await gw?.stop(); });
+
+  // Opens n connections one at a time, each counted by the gateway before the next.
+  async function openCounted(n) {
+    for (let i = 0; i < n; i++) {
+      held.push(await connectRaw(gw.port));
+      const want = held.filter((s) => !s.destroyed).length;
+      const deadline = Date.now() + 3000;
+      for (;;) {
+        const { open } = await workerCounts(gw);
+        const total = open.reduce((a, b) => a + b, 0);
+        if (total === want) break;
+        assert.ok(Date.now() < deadline, `the gateway counts ${total} connections, ${want} are open`);
+        await sleep(5);
+      }
+    }
+  }
+
+  test('open connections per worker differ by at most one, and every one is served', T, async () => {
+    await openCounted(42);
+    let { open, handed } = await workerCounts(gw);
+    assert.equal(open.length, 4, 'one gauge per worker');
+    assert.ok(Math.max(...open) - Math.min(...open) <= 1, `42 connections over 4 workers: ${open}`);
+    // The kernel's hash alone would not do that: some were passed between workers.
+    assert.ok(handed.reduce((a, b) => a + b, 0) > 0, `handoffs: ${handed}`);
+    const lines = await within(20000, Promise.all(held.map((s) => ask(s, gw.port))), 'answers');
+    for (const l of lines) assert.match(l, /^HTTP\/1\.1 404 /, 'a connection passed to another worker is served there');
+
+    // Close half, whichever workers they are on; new ones fill the emptier workers.
+    for (const s of held.splice(0, 21)) s.destroy();
+    const deadline = Date.now() + 3000;
+    while ((await workerCounts(gw)).open.reduce((a, b) => a + b, 0) !== 21) {
+      assert.ok(Date.now() < deadline, 'closed connections are no longer counted');
+      await sleep(10);
+    }
+    await openCounted(21);
+    ({ open } = await workerCounts(gw));
+    assert.ok(Math.max(...open) - Math.min(...open) <= 1, `after closing and opening 21: ${open}`);
+    assert.equal(await metric(gw, 'mcpgate_open_connections'), 42);
+  });
+});
+
+describe('out of file descriptors', () => {
+  let gw;
+  const socks = [];
+  before(async () => {
+    gw = await startGateway({ name: 'lifecycle-emfile', routes: [{ name: 'sql', to: 'http://127.0.0.1:9/mcp' }] });
+  });
+  after(async () => { for (const s of socks) s.destroy(); await gw?.stop(); });
+
+  const cpuTicks = (pid) => {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return Number(f[11]) + Number(f[12]); // utime + stime, fields 14 and 15
+  };
+
+  test('accepting pauses instead of spinning, logs once, and resumes when descriptors free up', T, async () => {
+    const pid = gw.proc.pid;
+    const inUse = fs.readdirSync(`/proc/${pid}/fd`).length;
+    const limit = inUse + 4;
+    const soft = /^Max open files\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/limits`, 'utf8'))[1];
+    // The soft limit only: raising it back needs no privilege.
+    const r = spawnSync('prlimit', [`--pid=${pid}`, `--nofile=${limit}:`], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `prlimit: ${r.stderr}`);
+    // The first few are accepted; the rest wait in the backlog (the kernel completes the handshake).
+    for (let i = 0; i < 12; i++) socks.push(await connectRaw(gw.port));
+    await sleep(300);
+    const t0 = cpuTicks(pid);
+    const w0 = Date.now();
+    await sleep(1500);
+    const busy = (cpuTicks(pid) - t0) / 100 / ((Date.now() - w0) / 1000);
+    assert.ok(busy < 0.3, `the gateway used ${(busy * 100).toFixed(0)}% of a core while out of descriptors`);
+    const warned = gw.logs().filter((l) => /accept: .*not accepting for 100 ms/.test(l.msg ?? ''));
+    assert.ok(warned.length >= 1, 'EMFILE is logged');
+    assert.ok(warned.length <= 2, `logged ${warned.length} times in 1.5 s (at most once per worker per 10 s)`);
+    assert.ok(warned.some((l) => /too many open files/i.test(l.msg)), warned.map((l) => l.msg).join(' | '));
+    // (No /metrics request here: the metrics listener is out of descriptors too.)
+    // Give the descriptors back: every waiting connection is accepted and answered.
+    const lim = spawnSync('prlimit', [`--pid=${pid}`, `--nofile=${soft}:`], { encoding: 'utf8' });
+    assert.equal(lim.status, 0, `prlimit: ${lim.stderr}`);
+    const lines = await within(10000, Promise.all(socks.map((s) => ask(s, gw.port))), 'answers after the pause');
+    for (const l of lines) assert.match(l, /^HTTP\/1\.1 404 /);
+    assert.equal(await metric(gw, 'mcpgate_open_connections'), 12);
+  });
+});
+
 describe('upstream failures become JSON-RPC errors with the request id', () => {
   let gw; let silent; let refusedPort;
   const held = [];
