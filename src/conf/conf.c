@@ -986,6 +986,7 @@ static struct mg_conf *conf_new(const char *name)
     c->max_body_bytes = 4 * MIB;
     c->max_response_header_bytes = 64 * KIB;
     c->max_connections = 10000;
+    c->worker_yield = true;
     c->max_stdio_children = 64;
     c->max_sessions = 1024;
     c->connect_timeout_ms = 5000;
@@ -2216,6 +2217,8 @@ static void load_root(struct loader *ld, struct mg_conf *c, const struct mg_ynod
         } else if (key_is(k, "workers")) {
             if (get_uint(ld, k, v, 0, 256, &n))
                 c->workers = (int)n;
+        } else if (key_is(k, "worker_yield")) {
+            get_bool(ld, k, v, &c->worker_yield);
         } else if (key_is(k, "state_dir")) {
             get_string(ld, k, v, false, &c->state_dir);
         } else if (key_is(k, "insecure_server")) {

@@ -193,6 +193,7 @@ struct mg_conf {
     char *address;         /* address: host:port to listen on; default "127.0.0.1:8443" */
     char *metrics_address; /* metrics_address: host:port, NULL = no metrics listener */
     int workers;           /* workers: 0 = one per core */
+    bool worker_yield;     /* worker_yield: yield the CPU after writing (default true) */
     char *state_dir;       /* state_dir: default "./state" (relative to the working directory) */
     bool insecure_server;  /* insecure_server: plain HTTP listener */
     bool allow_insecure_non_loopback; /* insecure_server_allow_non_loopback */

@@ -318,6 +318,7 @@ static void on_wake(uv_async_t *a)
         w->hold = hold_new(next);
         w->gw = next;
         limits_from(next->conf, &w->http.limits);
+        mg_stream_loop_yield_after_flush(next->conf->worker_yield);
         hold_retire(old);
     }
     if (drain && !w->draining)
@@ -357,6 +358,7 @@ static void worker_main(void *arg)
         mg_log_error("worker %d: cannot create the audit completion port", w->id);
         abort();
     }
+    mg_stream_loop_yield_after_flush(c->worker_yield);
     atomic_store(&w->accepting, true);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     /* Everything is closed; let close callbacks run, then release. */

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
+#include <sched.h>
 
 #define READ_BUF_SIZE 65536
 #define OUT_FLUSH_AT  (256 * 1024) /* flush at once beyond this much pending output */
@@ -16,6 +17,7 @@ static _Thread_local char read_buf[READ_BUF_SIZE];
 static _Thread_local char plain_buf[16384]; /* one TLS record of plaintext */
 static _Thread_local struct mg_list flush_list;
 static _Thread_local uv_check_t *flush_check;
+static _Thread_local bool yield_after_flush;
 
 struct write_req {
     uv_write_t req;
@@ -429,7 +431,18 @@ void mg_stream_flush_all(void)
 static void on_flush_check(uv_check_t *h)
 {
     MG_UNUSED(h);
+    if (flush_list.next == NULL || mg_list_empty(&flush_list))
+        return;
     mg_stream_flush_all();
+    /* Measured in bench/RESULTS.md (issue 4, section 7): on a machine the
+     * gateway shares with its clients and upstreams, ~15% more requests. */
+    if (yield_after_flush)
+        sched_yield();
+}
+
+void mg_stream_loop_yield_after_flush(bool on)
+{
+    yield_after_flush = on;
 }
 
 static void flush_check_closed(uv_handle_t *h)

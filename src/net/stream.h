@@ -81,5 +81,12 @@ bool mg_stream_is_congested(const struct mg_stream *s);
 void mg_stream_flush_all(void);
 /* Closes this thread's flush handle; call once when the loop shuts down. */
 void mg_stream_loop_fini(void);
+/* For this thread's loop: after an iteration that wrote to sockets, give the
+ * CPU to other runnable threads (sched_yield) before polling again. The
+ * peers those writes woke (an upstream, a client) can then answer before
+ * this thread blocks in epoll, so a sleep and a wake-up of this thread
+ * become a yield; with nothing else runnable on the CPU it returns at once.
+ * Off by default. */
+void mg_stream_loop_yield_after_flush(bool on);
 
 #endif

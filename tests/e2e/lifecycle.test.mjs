@@ -56,7 +56,8 @@ describe('reload under load', () => {
     const workers = Array.from({ length: 8 }, (_, w) => worker(w));
     for (let k = 0; k < 6; k++) {
       await sleep(400);
-      const extra = k % 2 ? {} : { limits: { max_body_bytes: 1048576 + k } };
+      // Every other reload also turns the workers' yielding off and back on.
+      const extra = k % 2 ? {} : { limits: { max_body_bytes: 1048576 + k }, worker_yield: false };
       gw.updateConfig({ extra });
       await gw.reload();
     }

@@ -301,6 +301,7 @@ static void test_defaults(void)
     TAP_IS_STR(c->address, "127.0.0.1:8443", "default address");
     TAP_IS_STR(c->metrics_address, NULL, "default: no metrics listener");
     TAP_IS_INT(c->workers, 0, "default workers 0 (one per core)");
+    TAP_OK(c->worker_yield, "default: workers yield the CPU after writing");
     TAP_IS_STR(c->state_dir, "./state", "default state_dir");
     TAP_OK(!c->insecure_server && !c->allow_insecure_non_loopback, "default: TLS listener");
     TAP_IS_INT(c->n_certs, 0, "default: no certificates (self-signed)");
@@ -343,6 +344,16 @@ static void test_defaults(void)
     mg_conf_unref(c); /* frees; ASan reports a leak or double free */
     mg_conf_unref(NULL);
     TAP_OK(1, "unref(NULL) is a no-op");
+}
+
+static void test_worker_yield(void)
+{
+    struct mg_conf *c = NULL;
+    char *err = NULL;
+    TAP_IS_INT(load("worker_yield: false\n" ROUTE, &c, &err), 0, "worker_yield: false loads");
+    TAP_OK(c && !c->worker_yield, "worker_yield: false turns yielding off");
+    mg_conf_unref(c);
+    free(err);
 }
 
 static void test_top_level_errors(void)
@@ -400,6 +411,8 @@ static void test_top_level_errors(void)
         NAME ":1:18: 'insecure_server' must be true or false, not 'tRue'");
     ERR("insecure_server: 1\n" ROUTE,
         NAME ":1:18: 'insecure_server' must be true or false, not '1'");
+    ERR("worker_yield: sometimes\n" ROUTE,
+        NAME ":1:15: 'worker_yield' must be true or false, not 'sometimes'");
 
     /* Plain HTTP only on loopback, unless explicitly allowed. */
     ERR("insecure_server: true\naddress: 0.0.0.0:8080\n" ROUTE,
@@ -1306,6 +1319,7 @@ int main(void)
 {
     test_full();
     test_defaults();
+    test_worker_yield();
     test_top_level_errors();
     test_audit();
     test_route_errors();
