@@ -82,6 +82,7 @@ struct gateway {
     struct mg_worker *workers;
     int n_workers;
     struct mg_worker_group group;
+    uv_work_t pool_start;
     struct mg_tls_server *tls;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_tcp_t metrics_listener;
@@ -201,6 +202,17 @@ static void reload(void)
 static void on_close_noop(uv_handle_t *h)
 {
     MG_UNUSED(h);
+}
+
+static void noop_work(uv_work_t *r)
+{
+    MG_UNUSED(r);
+}
+
+static void noop_after_work(uv_work_t *r, int status)
+{
+    MG_UNUSED(r);
+    MG_UNUSED(status);
 }
 
 static void begin_stop(void)
@@ -328,6 +340,10 @@ static int cmd_serve(const char *path)
     if (mg_hub_start(G.gw, G.hub_path, &err) < 0)
         goto fail;
     G.hub_started = true;
+    /* libuv starts its threadpool on first use, and a new thread inherits
+     * its creator's scheduling attributes: start it from this thread, before
+     * a worker asks for a short time slice (worker_yield). */
+    uv_queue_work(G.loop, &G.pool_start, noop_work, noop_after_work);
     G.workers = mg_xcalloc((size_t)n, sizeof *G.workers);
     G.group.all = G.workers;
     mg_audit_record_pool_start();

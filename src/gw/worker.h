@@ -63,6 +63,7 @@ struct mg_worker {
     _Atomic(long long) n_incoming;        /* handed to this worker, not yet taken over */
     _Atomic bool accepting;               /* running and not draining: takes handoffs */
     _Atomic(unsigned long long) n_handed; /* connections it accepted and passed on */
+    bool short_slice;                     /* worker_yield: a 0.1 ms scheduler slice asked for */
     struct mg_http_server http;
     struct mg_client_pool pool;
     struct mg_gw *gw; /* current configuration (its hold's reference) */

@@ -361,6 +361,43 @@ describe('connections spread over workers', () => {
   });
 });
 
+describe('worker_yield', () => {
+  let gw;
+  before(async () => {
+    gw = await startGateway({ name: 'lifecycle-yield', workers: 3, routes: [{ name: 'sql', to: 'http://127.0.0.1:9/mcp' }] });
+  });
+  after(async () => { await gw?.stop(); });
+
+  // Threads of the gateway whose scheduler slice is the 0.1 ms a yielding worker asks for.
+  const shortSliced = () => fs.readdirSync(`/proc/${gw.proc.pid}/task`).filter((tid) => {
+    const m = /^se\.slice\s*:\s*(\d+)/m.exec(fs.readFileSync(`/proc/${gw.proc.pid}/task/${tid}/sched`, 'utf8'));
+    return m && Number(m[1]) === 100000;
+  }).length;
+
+  test('workers ask for a 0.1 ms slice; a reload with worker_yield: false gives it back', T, async (t) => {
+    const sched = `/proc/${gw.proc.pid}/task/${gw.proc.pid}/sched`;
+    if (!fs.existsSync(sched) || !/^se\.slice/m.test(fs.readFileSync(sched, 'utf8'))) {
+      t.skip('this kernel shows no per-task slice in /proc (needs CONFIG_SCHED_DEBUG and Linux 6.12+)');
+      return;
+    }
+    const until = async (want, what) => {
+      const deadline = Date.now() + 3000;
+      while (shortSliced() !== want) {
+        assert.ok(Date.now() < deadline, `${what}: ${shortSliced()} threads with a 0.1 ms slice, want ${want}`);
+        await sleep(20);
+      }
+    };
+    // Each of the 3 workers, and no other thread (libuv's threadpool was started before them).
+    await until(3, 'at start');
+    gw.updateConfig({ extra: { worker_yield: false } });
+    await gw.reload();
+    await until(0, 'after worker_yield: false');
+    gw.updateConfig({ extra: {} });
+    await gw.reload();
+    await until(3, 'after worker_yield back on');
+  });
+});
+
 describe('out of file descriptors', () => {
   let gw;
   const socks = [];
