@@ -434,7 +434,7 @@ static void on_flush_check(uv_check_t *h)
     if (flush_list.next == NULL || mg_list_empty(&flush_list))
         return;
     mg_stream_flush_all();
-    /* On a machine the gateway shares with its clients and upstreams, 8-12%
+    /* On a machine the gateway shares with its clients and upstreams, ~15%
      * more requests (bench/RESULTS.md, issue 4 section 7). */
     if (yield_after_flush)
         sched_yield();
