@@ -4,9 +4,10 @@
  *
  * Connections are balanced by count: the kernel's SO_REUSEPORT hash spreads
  * a few dozen connections unevenly (22 against 11 for wrk's 32 was common),
- * and a closed-loop load on the busier worker then leaves the other one
- * idle. A worker that accepts a connection while another has fewer open
- * passes the socket to that one through the same mailbox, before reading a
+ * and long-lived connections keep that split: with a core each, the busier
+ * worker would limit the gateway (on the shared 2-core benchmark machine it
+ * made no measurable difference, bench/RESULTS.md). A worker that accepts a connection while
+ * another has fewer open passes the socket to that one through the same mailbox, before reading a
  * byte of it (as Envoy's exact connection balancer and HAProxy's
  * multi-queue accept do). */
 #ifndef MG_GW_WORKER_H

@@ -418,22 +418,22 @@ static int flush_one(struct mg_stream *s)
     return rc;
 }
 
-void mg_stream_flush_all(void)
+bool mg_stream_flush_all(void)
 {
-    if (flush_list.next == NULL)
-        return;
+    if (flush_list.next == NULL || mg_list_empty(&flush_list))
+        return false;
     while (!mg_list_empty(&flush_list)) {
         struct mg_stream *s = mg_list_entry(flush_list.next, struct mg_stream, flush_link);
         flush_one(s);
     }
+    return true;
 }
 
 static void on_flush_check(uv_check_t *h)
 {
     MG_UNUSED(h);
-    if (flush_list.next == NULL || mg_list_empty(&flush_list))
+    if (!mg_stream_flush_all())
         return;
-    mg_stream_flush_all();
     /* On a machine the gateway shares with its clients and upstreams, ~15%
      * more requests (bench/RESULTS.md, issue 4 section 7). */
     if (yield_after_flush)

@@ -77,8 +77,9 @@ void mg_stream_shutdown(struct mg_stream *s);
 /* Closes now; on_close follows exactly once. Idempotent. */
 void mg_stream_close(struct mg_stream *s);
 bool mg_stream_is_congested(const struct mg_stream *s);
-/* Writes out everything pending on this thread's streams now. */
-void mg_stream_flush_all(void);
+/* Writes out everything pending on this thread's streams now; true if there
+ * was anything. */
+bool mg_stream_flush_all(void);
 /* Closes this thread's flush handle; call once when the loop shuts down. */
 void mg_stream_loop_fini(void);
 /* For this thread's loop: after an iteration that wrote to sockets, give the
